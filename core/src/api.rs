@@ -1,0 +1,201 @@
+//! REST request and response bodies. Request types deny unknown fields, so a typo in a field
+//! name is a 400 that names it rather than a silently ignored value.
+
+use crate::ids::{OrgId, ProjectId, SessionId, UserId};
+use crate::role::Role;
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthResponse {
+    pub user: User,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeResponse {
+    pub user: User,
+    pub orgs: Vec<Org>,
+}
+
+/// The private claims of a session token; `exp` and `iat` are standard claims next to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    pub sub: UserId,
+    pub jti: SessionId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    /// True for the org every user gets at registration.
+    pub personal: bool,
+    /// The caller's role in this org.
+    pub role: Role,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: UserId,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// The caller's role in the project's org.
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    pub name: String,
+    /// Defaults to the caller's personal org.
+    #[serde(default)]
+    pub org: Option<OrgId>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `PATCH /api/projects/:id`: absent fields are left alone; `"description": null` clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, with = "double_option")]
+    pub description: Option<Option<String>>,
+}
+
+/// One page of a newest-first list. `next_cursor` is absent on the last page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Position in a newest-first list: the last item's `(created_at, id)`. Encoded opaquely
+/// by the Worker; parsed back here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: Millis,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn encode_plain(&self) -> String {
+        format!("{}.{}", self.created_at, self.id)
+    }
+
+    pub fn decode_plain(s: &str) -> Option<Cursor> {
+        let (ts, id) = s.split_once('.')?;
+        let created_at = ts.parse().ok()?;
+        let ok_id = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        ok_id.then(|| Cursor {
+            created_at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_project_distinguishes_absent_from_null() {
+        let absent: UpdateProject = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.description, None);
+        let null: UpdateProject = serde_json::from_str(r#"{"description":null}"#).unwrap();
+        assert_eq!(null.description, Some(None));
+        let set: UpdateProject = serde_json::from_str(r#"{"description":"x"}"#).unwrap();
+        assert_eq!(set.description, Some(Some("x".into())));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<CreateProject>(r#"{"name":"a","nmae":"b"}"#).unwrap_err();
+        assert!(err.to_string().contains("nmae"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        assert!(serde_json::from_str::<Credentials>(r#"{"email":5,"password":"x"}"#).is_err());
+        assert!(serde_json::from_str::<AddMember>(r#"{"email":"a@b.c","role":"root"}"#).is_err());
+        assert!(serde_json::from_str::<CreateProject>(r#"{"name":"a","org":"o_bad"}"#).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            created_at: 1_700_000_000_123,
+            id: "p_0123456789abcdef0123456789abcdef".into(),
+        };
+        assert_eq!(Cursor::decode_plain(&c.encode_plain()), Some(c));
+        for bad in ["", "x.p_1", "12", "12.", "12.p_1' OR '1'='1"] {
+            assert_eq!(Cursor::decode_plain(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Error codes of the public API. Every error leaves the system as
+//! `{"error":{"code":"…","message":"…"}}` with the status given here.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not JSON at all.
+    InvalidJson,
+    /// JSON, but a field is missing, has the wrong type or an invalid value.
+    InvalidField,
+    /// A query parameter or path segment is invalid.
+    InvalidParameter,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unauthorized,
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    EmailTaken,
+    AlreadyMember,
+    LastOwner,
+    Conflict,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            InvalidJson | InvalidField | InvalidParameter => 400,
+            Unauthorized | InvalidCredentials => 401,
+            Forbidden => 403,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            EmailTaken | AlreadyMember | LastOwner | Conflict => 409,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            Internal => 500,
+            Unavailable => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => "invalid_json",
+            InvalidField => "invalid_field",
+            InvalidParameter => "invalid_parameter",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            Unauthorized => "unauthorized",
+            InvalidCredentials => "invalid_credentials",
+            Forbidden => "forbidden",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            EmailTaken => "email_taken",
+            AlreadyMember => "already_member",
+            LastOwner => "last_owner",
+            Conflict => "conflict",
+            Internal => "internal",
+            Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The offending field, for `invalid_field` errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                field: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_name_matches_as_str_for_every_code() {
+        use ErrorCode::*;
+        for code in [
+            InvalidJson,
+            InvalidField,
+            InvalidParameter,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            Unauthorized,
+            InvalidCredentials,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            EmailTaken,
+            AlreadyMember,
+            LastOwner,
+            Conflict,
+            Internal,
+            Unavailable,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert!((400..600).contains(&code.status()));
+        }
+    }
+
+    #[test]
+    fn error_body_has_the_documented_shape() {
+        let body = ErrorBody::new(ErrorCode::NotFound, "no such project");
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": "not_found", "message": "no such project"}})
+        );
+    }
+}

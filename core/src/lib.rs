@@ -1,0 +1,18 @@
+//! `kiln-core`: the pure heart of Kiln, shared by the Worker, the Durable Objects and the
+//! sandbox-proxy.
+//!
+//! This crate must never know about workers-rs, tokio, HTTP clients, storage or clocks: it
+//! takes values and returns values. Untrusted input is parsed here into types that cannot be
+//! wrong (`ProjectPath`, `Role`, `Email`, …) so deeper code never re-validates strings.
+
+pub mod api;
+pub mod error;
+pub mod ids;
+pub mod path;
+pub mod protocol;
+pub mod role;
+pub mod validate;
+
+pub use error::ErrorCode;
+pub use path::ProjectPath;
+pub use role::{Action, Role};

@@ -1,0 +1,6 @@
+//! End-to-end tests of the REST API against a real workerd with local D1 and Durable Objects.
+
+mod auth;
+mod bad_input;
+mod orgs;
+mod projects;

@@ -1,0 +1,406 @@
+//! End-to-end harness: starts Kiln's real Worker in workerd (`wrangler dev --local`) on a fresh
+//! state directory and a free loopback port, and drives it over HTTP from outside.
+//!
+//! The Worker must have been built first (`./kiln build`; `./kiln test` does it).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The session secret the test server runs with, so tests can mint expired tokens.
+pub const TEST_JWT_SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A running Kiln (wrangler dev + workerd) on a loopback port.
+pub struct Kiln {
+    pub url: String,
+    pub state_dir: PathBuf,
+    /// Whether the state directory was made by the harness (and is removed with it).
+    owned: bool,
+    child: Mutex<Option<Child>>,
+    /// Kills the server's process group when this test process exits, however it exits: the
+    /// watchdog reads its stdin until EOF, which comes when our end of the pipe closes.
+    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Kiln {
+    /// Starts on a fresh, empty state directory with migrations applied.
+    pub fn start() -> Kiln {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("kiln-e2e-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create state dir");
+        Self::launch(&dir, true)
+    }
+
+    /// Starts on an existing state directory (to test that state survives a restart). The
+    /// directory is kept when the server stops.
+    pub fn start_on(state_dir: &Path) -> Kiln {
+        Self::launch(state_dir, false)
+    }
+
+    fn launch(state_dir: &Path, owned: bool) -> Kiln {
+        let root = repo_root();
+        let wrangler = root.join("node_modules/.bin/wrangler");
+        assert!(
+            wrangler.exists() && root.join("worker/build/index.js").exists(),
+            "the Worker is not built: run ./kiln build (./kiln test does it)"
+        );
+        let status = Command::new(&wrangler)
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(state_dir)
+            .current_dir(&root)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run wrangler d1 migrations apply");
+        assert!(status.success(), "applying D1 migrations failed");
+
+        let port = free_port();
+        let log = std::fs::File::create(state_dir.join("wrangler.log")).expect("log file");
+        let child = Command::new(&wrangler)
+            .args([
+                "dev",
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--show-interactive-dev-session=false",
+            ])
+            .args(["--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--persist-to")
+            .arg(state_dir)
+            .args(["--var", &format!("KILN_JWT_SECRET:{TEST_JWT_SECRET}")])
+            .current_dir(&root)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawn wrangler dev");
+        let pgid = child.id();
+        let cleanup = if owned {
+            format!("; rm -rf '{}'", state_dir.display())
+        } else {
+            String::new()
+        };
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cat >/dev/null; kill -TERM -{pgid} 2>/dev/null; sleep 2; kill -KILL -{pgid} 2>/dev/null{cleanup}"
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn watchdog");
+        let stdin = watchdog.stdin.take().expect("watchdog stdin");
+
+        let kiln = Kiln {
+            url: format!("http://127.0.0.1:{port}"),
+            state_dir: state_dir.to_path_buf(),
+            owned,
+            child: Mutex::new(Some(child)),
+            watchdog: Mutex::new(Some((watchdog, stdin))),
+        };
+        kiln.wait_ready();
+        kiln
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Ok(resp) = ureq::get(&format!("{}/api/health", self.url))
+                .timeout(Duration::from_secs(5))
+                .call()
+            {
+                if resp.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(child) = self.child.lock().unwrap().as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("wrangler dev exited ({status}):\n{}", self.log());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("Kiln did not become ready in 90 s:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.state_dir.join("wrangler.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Stops the server (its whole process group) and waits for it to exit.
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let pgid = child.id() as i32;
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pgid}")])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .status();
+            let _ = child.wait();
+        }
+        // The server is gone; end the watchdog without letting it clean up, so the state
+        // directory survives for a restart.
+        if let Some((mut dog, _stdin)) = self.watchdog.lock().unwrap().take() {
+            let _ = dog.kill();
+            let _ = dog.wait();
+        }
+    }
+
+    /// Stops the server and starts it again on the same state and port-free config, as after
+    /// a crash or a deploy. Returns the new instance (its URL may differ).
+    pub fn restart(self) -> Kiln {
+        self.stop();
+        let next = Kiln::launch(&self.state_dir, self.owned);
+        // `self` must not delete the directory the new instance uses.
+        std::mem::forget(self);
+        next
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send("GET", path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send("POST", path, token, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send("PATCH", path, token, Some(body))
+    }
+
+    pub fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send("DELETE", path, token, None)
+    }
+
+    pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let mut headers = vec![];
+        if let Some(t) = token {
+            headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+        }
+        self.raw(method, path, &headers, bytes.as_deref())
+    }
+
+    /// Any request: `body` is sent as `application/json` unless `headers` say otherwise.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut req = agent().request(method, &format!("{}{path}", self.url));
+        let mut has_ct = false;
+        for (k, v) in headers {
+            has_ct |= k.eq_ignore_ascii_case("content-type");
+            req = req.set(k, v);
+        }
+        if body.is_some() && !has_ct {
+            req = req.set("content-type", "application/json");
+        }
+        let result = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: transport error: {e}"),
+        };
+        Resp::read(resp)
+    }
+}
+
+impl Drop for Kiln {
+    fn drop(&mut self) {
+        self.stop();
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
+        }
+    }
+}
+
+/// One server shared by the tests of a test binary; killed when the binary exits.
+pub fn shared() -> &'static Kiln {
+    static SHARED: OnceLock<Kiln> = OnceLock::new();
+    SHARED.get_or_init(Kiln::start)
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout(Duration::from_secs(60))
+            .build()
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+}
+
+impl Resp {
+    fn read(resp: ureq::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .flat_map(|name| {
+                resp.all(&name)
+                    .into_iter()
+                    .map(|v| (name.clone(), v.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the status and, for errors, the JSON error code; returns the body.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        if self.text.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Asserts an error response of exactly this status and code, in the documented shape.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "body: {}", self.text);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "error without message: {}",
+            self.text
+        );
+        body
+    }
+}
+
+/// A registered user and their session.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub personal_org: String,
+}
+
+impl User {
+    pub fn token(&self) -> Option<&str> {
+        Some(&self.token)
+    }
+}
+
+/// A unique email for this test process.
+pub fn unique_email(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{tag}-{}-{n}-{nanos}@example.test", std::process::id())
+}
+
+pub fn register(kiln: &Kiln, tag: &str) -> User {
+    let email = unique_email(tag);
+    let password = format!("pw-{email}");
+    let body = kiln
+        .post(
+            "/api/auth/register",
+            None,
+            serde_json::json!({ "email": email, "password": password }),
+        )
+        .expect(201);
+    let token = body["token"].as_str().expect("token").to_owned();
+    let me = kiln.get("/api/me", Some(&token)).expect(200);
+    let personal_org = me["orgs"][0]["id"]
+        .as_str()
+        .expect("personal org")
+        .to_owned();
+    User {
+        id: body["user"]["id"].as_str().expect("id").to_owned(),
+        email,
+        password,
+        token,
+        personal_org,
+    }
+}

@@ -1,0 +1,113 @@
+//! Sessions: a login creates a row in `sessions` and a JWT (HS256, `jti` = session id,
+//! expiry 7 days) that the client sends as `Authorization: Bearer` or in the httpOnly
+//! `kiln_session` cookie. A token is accepted only if its signature, algorithm and expiry
+//! check out *and* its session row is still live, so logout revokes at once.
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{cookie, SESSION_COOKIE};
+use crate::store::sessions::Sessions;
+use chrono::{DateTime, Duration, Utc};
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
+use kiln_core::api::{SessionClaims, User};
+use kiln_core::ids::{SessionId, UserId};
+use worker::Request;
+
+pub const SESSION_DAYS: i64 = 7;
+/// Tolerated clock skew when checking `exp`.
+const LEEWAY_SECS: i64 = 30;
+
+/// An authenticated caller.
+pub struct Caller {
+    pub user: User,
+    pub session: SessionId,
+}
+
+pub struct IssuedSession {
+    pub id: SessionId,
+    pub token: String,
+    pub expires_at: i64,
+}
+
+/// Mints a new session for `user`; the caller must also store `Sessions::insert`.
+pub fn issue(ctx: &Ctx, user: &UserId) -> ApiResult<IssuedSession> {
+    let id = crate::random::id(SessionId::from_random)?;
+    let opts = time_options(ctx.now);
+    let claims = Claims::new(SessionClaims {
+        sub: user.clone(),
+        jti: id.clone(),
+    })
+    .set_duration_and_issuance(&opts, Duration::days(SESSION_DAYS));
+    let token = Hs256
+        .token(&Header::empty().with_token_type("JWT"), &claims, &key(ctx)?)
+        .map_err(|e| ApiError::internal(format!("signing token: {e}")))?;
+    Ok(IssuedSession {
+        id,
+        token,
+        expires_at: ctx.now + SESSION_DAYS * 86_400_000,
+    })
+}
+
+/// Authenticates a request, or fails with 401. Applied before any work on every route that
+/// needs a user.
+pub async fn authenticate(ctx: &Ctx, req: &Request) -> ApiResult<Caller> {
+    let raw = token_from(req)?.ok_or_else(|| ApiError::unauthorized("authentication required"))?;
+    let claims = verify(ctx, &raw)?;
+    let user = Sessions(&ctx.db)
+        .active_user(&claims.jti, &claims.sub, ctx.now)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("session expired or revoked"))?;
+    Ok(Caller {
+        user,
+        session: claims.jti,
+    })
+}
+
+fn verify(ctx: &Ctx, raw: &str) -> ApiResult<SessionClaims> {
+    let bad = || ApiError::unauthorized("invalid token");
+    let untrusted = UntrustedToken::new(raw).map_err(|_| bad())?;
+    // The validator checks that the header's `alg` is HS256: `none` and others fail here.
+    let token = Hs256
+        .validator::<SessionClaims>(&key(ctx)?)
+        .validate(&untrusted)
+        .map_err(|_| bad())?;
+    token
+        .claims()
+        .validate_expiration(&time_options(ctx.now))
+        .map_err(|_| ApiError::unauthorized("token expired"))?;
+    Ok(token.claims().custom.clone())
+}
+
+fn token_from(req: &Request) -> ApiResult<Option<String>> {
+    if let Some(h) = req.headers().get("authorization")? {
+        let token = h
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    let cookies = req.headers().get("cookie")?.unwrap_or_default();
+    Ok(cookie(&cookies, SESSION_COOKIE)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned))
+}
+
+fn key(ctx: &Ctx) -> ApiResult<Hs256Key> {
+    let secret = ctx
+        .env
+        .secret("KILN_JWT_SECRET")
+        .map(|s| s.to_string())
+        .or_else(|_| ctx.env.var("KILN_JWT_SECRET").map(|v| v.to_string()))
+        .map_err(|_| ApiError::internal("KILN_JWT_SECRET is not configured"))?;
+    if secret.len() < 32 {
+        return Err(ApiError::internal(
+            "KILN_JWT_SECRET must be at least 32 characters",
+        ));
+    }
+    Ok(Hs256Key::new(secret.as_bytes()))
+}
+
+fn time_options(now_ms: i64) -> TimeOptions<impl Fn() -> DateTime<Utc>> {
+    let now = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or_default();
+    TimeOptions::new(Duration::seconds(LEEWAY_SECS), move || now)
+}

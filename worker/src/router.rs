@@ -1,0 +1,71 @@
+//! The route table. It reads like the API: each path shape, then the methods it takes.
+//! A known path with another method is 405; anything else is 404 — both as JSON errors.
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::json;
+use crate::routes::{auth, orgs, projects};
+use kiln_core::ErrorCode;
+use worker::{Method, Request, Response};
+
+pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
+    use Method::*;
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method();
+    let segments = segments.as_slice();
+    match (segments, method) {
+        (["api", "health"], Get) => json(200, &serde_json::json!({ "ok": true })),
+
+        (["api", "auth", "register"], Post) => auth::register(ctx, req).await,
+        (["api", "auth", "login"], Post) => auth::login(ctx, req).await,
+        (["api", "auth", "logout"], Post) => auth::logout(ctx, req).await,
+        (["api", "me"], Get) => auth::me(ctx, req).await,
+
+        (["api", "orgs"], Get) => orgs::list(ctx, req).await,
+        (["api", "orgs"], Post) => orgs::create(ctx, req).await,
+        (["api", "orgs", org], Get) => orgs::get(ctx, req, org).await,
+        (["api", "orgs", org, "members"], Get) => orgs::members(ctx, req, org).await,
+        (["api", "orgs", org, "members"], Post) => orgs::add_member(ctx, req, org).await,
+        (["api", "orgs", org, "members", user], Patch) => {
+            orgs::update_member(ctx, req, org, user).await
+        }
+        (["api", "orgs", org, "members", user], Delete) => {
+            orgs::remove_member(ctx, req, org, user).await
+        }
+
+        (["api", "projects"], Get) => projects::list(ctx, req).await,
+        (["api", "projects"], Post) => projects::create(ctx, req).await,
+        (["api", "projects", id], Get) => projects::get(ctx, req, id).await,
+        (["api", "projects", id], Patch) => projects::update(ctx, req, id).await,
+        (["api", "projects", id], Delete) => projects::delete(ctx, req, id).await,
+        (["api", "projects", id, "state"], Get) => projects::room_state(ctx, req, id).await,
+
+        (segments, method) => Err(unmatched(segments, method)),
+    }
+}
+
+/// 405 for a path the table knows under other methods, 404 otherwise.
+fn unmatched(segments: &[&str], method: Method) -> ApiError {
+    let known = matches!(
+        segments,
+        ["api", "health"]
+            | ["api", "auth", "register" | "login" | "logout"]
+            | ["api", "me"]
+            | ["api", "orgs"]
+            | ["api", "orgs", _]
+            | ["api", "orgs", _, "members"]
+            | ["api", "orgs", _, "members", _]
+            | ["api", "projects"]
+            | ["api", "projects", _]
+            | ["api", "projects", _, "state"]
+    );
+    if known {
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("method {method} is not allowed here"),
+        )
+    } else {
+        ApiError::new(ErrorCode::NotFound, "no such route")
+    }
+}

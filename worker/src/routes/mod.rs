@@ -1,0 +1,3 @@
+pub mod auth;
+pub mod orgs;
+pub mod projects;

@@ -1,0 +1,159 @@
+use crate::access;
+use crate::auth::authenticate;
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{json, no_content, query_param, read_json};
+use crate::store::orgs::Orgs;
+use crate::store::projects::{ListQuery, Projects};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use kiln_core::api::{CreateProject, Cursor, Page, Project, UpdateProject};
+use kiln_core::ids::ProjectId;
+use kiln_core::validate;
+use kiln_core::{Action, ErrorCode};
+use worker::{Request, Response};
+
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let body: CreateProject = read_json(&mut req).await?;
+    let name = validate::name(&body.name).map_err(|m| ApiError::field("name", m))?;
+    let description = body
+        .description
+        .as_deref()
+        .map(validate::description)
+        .transpose()
+        .map_err(|m| ApiError::field("description", m))?;
+    let org_id = match body.org {
+        Some(org) => org,
+        None => Orgs(&ctx.db)
+            .personal(&caller.user.id)
+            .await?
+            .ok_or_else(|| ApiError::internal("user has no personal org"))?,
+    };
+    let org = access::org(ctx, &caller, org_id.as_str(), Action::CreateProject).await?;
+    let project = Project {
+        id: crate::random::id(ProjectId::from_random)?,
+        org_id: org.id,
+        name,
+        description,
+        created_by: caller.user.id,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+        role: org.role,
+    };
+    Projects(&ctx.db).insert(&project).await?;
+    json(201, &project)
+}
+
+pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let org = match query_param(&req, "org")? {
+        Some(raw) => {
+            // Checked like any org access: not a member → 404.
+            let org = access::org(ctx, &caller, &raw, Action::ReadOrg).await?;
+            Some(org.id)
+        }
+        None => None,
+    };
+    let after = query_param(&req, "cursor")?
+        .map(|raw| decode_cursor(&raw))
+        .transpose()?;
+    let limit = match query_param(&req, "limit")? {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("limit must be an integer from 1 to {MAX_PAGE}"),
+                )
+            })?,
+    };
+    let (items, more) = Projects(&ctx.db)
+        .list(ListQuery {
+            user: &caller.user.id,
+            org: org.as_ref(),
+            after: after.as_ref(),
+            limit,
+        })
+        .await?;
+    let next_cursor = more
+        .then(|| items.last())
+        .flatten()
+        .map(|p| encode_cursor(p.created_at, &p.id));
+    json(200, &Page { items, next_cursor })
+}
+
+pub async fn get(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    json(200, &project)
+}
+
+pub async fn update(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let mut project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    let body: UpdateProject = read_json(&mut req).await?;
+    if let Some(name) = body.name {
+        project.name = validate::name(&name).map_err(|m| ApiError::field("name", m))?;
+    }
+    if let Some(description) = body.description {
+        project.description = description
+            .as_deref()
+            .map(validate::description)
+            .transpose()
+            .map_err(|m| ApiError::field("description", m))?;
+    }
+    project.updated_at = ctx.now;
+    Projects(&ctx.db)
+        .update(
+            &project.id,
+            &project.name,
+            project.description.as_deref(),
+            ctx.now,
+        )
+        .await?;
+    json(200, &project)
+}
+
+pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::DeleteProject).await?;
+    Projects(&ctx.db).soft_delete(&project.id, ctx.now).await?;
+    no_content()
+}
+
+/// Asks the project's room for its live state: the room, not D1, owns it (invariant 1).
+pub async fn room_state(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let stub = ctx
+        .env
+        .durable_object("PROJECT_ROOM")?
+        .get_by_name(project.id.as_str())?;
+    let url = format!("https://room/{}/state", project.id);
+    Ok(stub.fetch_with_str(&url).await?)
+}
+
+fn encode_cursor(created_at: i64, id: &ProjectId) -> String {
+    let plain = Cursor {
+        created_at,
+        id: id.to_string(),
+    }
+    .encode_plain();
+    B64URL.encode(plain)
+}
+
+fn decode_cursor(raw: &str) -> ApiResult<Cursor> {
+    B64URL
+        .decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| Cursor::decode_plain(&s))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidParameter, "cursor is not valid"))
+}
