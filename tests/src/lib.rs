@@ -5,14 +5,16 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod process;
+use process::Group;
 
 /// The session secret the test server runs with, so tests can mint expired tokens.
 pub const TEST_JWT_SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
@@ -30,10 +32,7 @@ pub struct Kiln {
     pub state_dir: PathBuf,
     /// Whether the state directory was made by the harness (and is removed with it).
     owned: bool,
-    child: Mutex<Option<Child>>,
-    /// Kills the server's process group when this test process exits, however it exits: the
-    /// watchdog reads its stdin until EOF, which comes when our end of the pipe closes.
-    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+    server: Mutex<Group>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -75,51 +74,32 @@ impl Kiln {
 
         let port = free_port();
         let log = std::fs::File::create(state_dir.join("wrangler.log")).expect("log file");
-        let child = Command::new(&wrangler)
-            .args([
-                "dev",
-                "--local",
-                "--ip",
-                "127.0.0.1",
-                "--show-interactive-dev-session=false",
-            ])
-            .args(["--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .arg("--persist-to")
-            .arg(state_dir)
-            .args(["--var", &format!("KILN_JWT_SECRET:{TEST_JWT_SECRET}")])
-            .current_dir(&root)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("spawn wrangler dev");
-        let pgid = child.id();
-        let cleanup = if owned {
-            format!("; rm -rf '{}'", state_dir.display())
-        } else {
-            String::new()
-        };
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "cat >/dev/null; kill -TERM -{pgid} 2>/dev/null; sleep 2; kill -KILL -{pgid} 2>/dev/null{cleanup}"
-            ))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn watchdog");
-        let stdin = watchdog.stdin.take().expect("watchdog stdin");
-
+        let server = Group::spawn(
+            Command::new(&wrangler)
+                .args([
+                    "dev",
+                    "--local",
+                    "--ip",
+                    "127.0.0.1",
+                    "--show-interactive-dev-session=false",
+                ])
+                .args(["--port", &port.to_string()])
+                .args(["--inspector-port", &free_port().to_string()])
+                .arg("--persist-to")
+                .arg(state_dir)
+                .args(["--var", &format!("KILN_JWT_SECRET:{TEST_JWT_SECRET}")])
+                .current_dir(&root)
+                .env("WRANGLER_SEND_METRICS", "false")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log),
+            owned.then_some(state_dir),
+        );
         let kiln = Kiln {
             url: format!("http://127.0.0.1:{port}"),
             state_dir: state_dir.to_path_buf(),
             owned,
-            child: Mutex::new(Some(child)),
-            watchdog: Mutex::new(Some((watchdog, stdin))),
+            server: Mutex::new(server),
         };
         kiln.wait_ready();
         kiln
@@ -136,10 +116,8 @@ impl Kiln {
                     return;
                 }
             }
-            if let Some(child) = self.child.lock().unwrap().as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("wrangler dev exited ({status}):\n{}", self.log());
-                }
+            if let Some(status) = self.server.lock().unwrap().exited() {
+                panic!("wrangler dev exited ({status}):\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -156,29 +134,7 @@ impl Kiln {
 
     /// Stops the server (its whole process group) and waits for it to exit.
     pub fn stop(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            let pgid = child.id() as i32;
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &format!("-{pgid}")])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pgid}")])
-                .status();
-            let _ = child.wait();
-        }
-        // The server is gone; end the watchdog without letting it clean up, so the state
-        // directory survives for a restart.
-        if let Some((mut dog, _stdin)) = self.watchdog.lock().unwrap().take() {
-            let _ = dog.kill();
-            let _ = dog.wait();
-        }
+        self.server.lock().unwrap().stop();
     }
 
     /// Stops the server and starts it again on the same state and port-free config, as after
