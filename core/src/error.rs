@@ -23,6 +23,18 @@ pub enum ErrorCode {
     AlreadyMember,
     LastOwner,
     Conflict,
+    /// A path failed `ProjectPath` validation.
+    InvalidPath,
+    /// `If-Match`/`base_rev` is not the file's current rev.
+    RevMismatch,
+    /// Overwriting an existing file needs `If-Match`.
+    PreconditionRequired,
+    AlreadyExists,
+    FileTooLarge,
+    TooManyFiles,
+    ProjectTooLarge,
+    /// A WebSocket endpoint was called without `Upgrade: websocket`.
+    UpgradeRequired,
     Internal,
     Unavailable,
 }
@@ -31,13 +43,16 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidJson | InvalidField | InvalidParameter => 400,
+            InvalidJson | InvalidField | InvalidParameter | InvalidPath => 400,
             Unauthorized | InvalidCredentials => 401,
             Forbidden => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
-            EmailTaken | AlreadyMember | LastOwner | Conflict => 409,
-            PayloadTooLarge => 413,
+            EmailTaken | AlreadyMember | LastOwner | Conflict | AlreadyExists | TooManyFiles => 409,
+            RevMismatch => 412,
+            PayloadTooLarge | FileTooLarge | ProjectTooLarge => 413,
+            PreconditionRequired => 428,
+            UpgradeRequired => 426,
             UnsupportedMediaType => 415,
             Internal => 500,
             Unavailable => 503,
@@ -61,6 +76,14 @@ impl ErrorCode {
             AlreadyMember => "already_member",
             LastOwner => "last_owner",
             Conflict => "conflict",
+            InvalidPath => "invalid_path",
+            RevMismatch => "rev_mismatch",
+            PreconditionRequired => "precondition_required",
+            AlreadyExists => "already_exists",
+            FileTooLarge => "file_too_large",
+            TooManyFiles => "too_many_files",
+            ProjectTooLarge => "project_too_large",
+            UpgradeRequired => "upgrade_required",
             Internal => "internal",
             Unavailable => "unavailable",
         }
@@ -116,6 +139,14 @@ mod tests {
             AlreadyMember,
             LastOwner,
             Conflict,
+            InvalidPath,
+            RevMismatch,
+            PreconditionRequired,
+            AlreadyExists,
+            FileTooLarge,
+            TooManyFiles,
+            ProjectTooLarge,
+            UpgradeRequired,
             Internal,
             Unavailable,
         ] {

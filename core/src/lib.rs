@@ -6,11 +6,13 @@
 //! wrong (`ProjectPath`, `Role`, `Email`, …) so deeper code never re-validates strings.
 
 pub mod api;
+pub mod diff;
 pub mod error;
 pub mod ids;
 pub mod path;
 pub mod protocol;
 pub mod role;
+pub mod tree;
 pub mod validate;
 
 pub use error::ErrorCode;

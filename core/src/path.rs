@@ -63,6 +63,8 @@ impl ProjectPath {
         for (i, seg) in raw.split('/').enumerate() {
             match seg {
                 ".." => return Err(PathError::Traversal),
+                // A server or tool that decodes once more would turn these into dot segments.
+                s if is_encoded_dot_segment(s) => return Err(PathError::Traversal),
                 "" | "." => return Err(PathError::NotNormalised),
                 // `C:` would be absolute on Windows hosts, where exports get unpacked.
                 s if i == 0 && s.contains(':') => return Err(PathError::BadCharacter),
@@ -85,6 +87,15 @@ impl ProjectPath {
     pub fn ancestors(&self) -> impl Iterator<Item = &str> {
         self.0.match_indices('/').map(|(i, _)| &self.0[..i])
     }
+}
+
+/// `%2e`, `.%2E`, `%2e%2e`, … — a segment that percent-decodes to `.` or `..`.
+fn is_encoded_dot_segment(seg: &str) -> bool {
+    if !seg.contains('%') || seg.len() > 6 {
+        return false;
+    }
+    let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 impl fmt::Display for ProjectPath {
@@ -155,10 +166,21 @@ mod tests {
     }
 
     #[test]
-    fn percent_encoded_traversal_is_not_decoded_here() {
-        // Decoding happens once, in the router; a literal "%2e%2e" is an odd but harmless name.
-        assert!(ProjectPath::parse("%2e%2e/x").is_ok());
-        assert_eq!(ProjectPath::parse("..%2f").map(|p| p.0), Ok("..%2f".into()));
+    fn percent_encoded_dot_segments_are_refused_too() {
+        // Decoding happens once, in the router; a segment that would decode to a dot segment
+        // on a second decode is refused all the same.
+        for raw in ["%2e%2e/x", "a/%2E%2e/b", ".%2e/x", "%2e/x", "a/%2e"] {
+            assert_eq!(
+                ProjectPath::parse(raw),
+                Err(PathError::Traversal),
+                "{raw:?}"
+            );
+        }
+        assert!(ProjectPath::parse("100%/x").is_ok());
+        assert!(
+            ProjectPath::parse("%2e%2e%2e").is_ok(),
+            "three dots is a name"
+        );
     }
 
     #[test]

@@ -1,18 +1,42 @@
 //! The WebSocket wire protocol between browsers and a project's room: JSON, one object per
-//! frame, tagged by `type`. Every server event carries a `seq` that only grows (invariant 2).
+//! frame, tagged by `type`.
+//!
+//! Broadcast events (`file_*`, `presence`, `version_created`, …) are appended to the room's
+//! log before they are sent, each with the next `seq`; `hello {last_seq}` replays the log
+//! after `last_seq`. Replies to one client (`state`, `edit_rejected`, `error`,
+//! `resync_required`) are not logged: they carry the `seq` of the last event they reflect.
 
+use crate::path::ProjectPath;
+use crate::tree::FileMeta;
 use serde::{Deserialize, Serialize};
 
 /// client → room
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
-    /// Sent on (re)connect: replay everything after `last_seq`.
+    /// Must come first. With `last_seq`, replay every event after it; without, send a
+    /// `state` snapshot. Then the socket is live.
     Hello {
         #[serde(default)]
-        last_seq: u64,
+        last_seq: Option<u64>,
     },
+    /// A full snapshot of the room.
     GetState,
+    /// Create (`base_rev` = the path's current rev, 0 if it never existed) or overwrite.
+    Edit {
+        path: ProjectPath,
+        base_rev: u64,
+        content: String,
+    },
+    Delete {
+        path: ProjectPath,
+        base_rev: u64,
+    },
+    Rename {
+        from: ProjectPath,
+        to: ProjectPath,
+        base_rev: u64,
+    },
 }
 
 /// A room event as sent on the wire: `{"seq": N, "type": "…", …}`.
@@ -23,14 +47,92 @@ pub struct Sequenced {
     pub event: ServerEvent,
 }
 
+/// How a file's `content` is encoded in an event: UTF-8 text as is, other bytes as base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    Base64,
+}
+
+impl Encoding {
+    pub fn is_utf8(&self) -> bool {
+        *self == Encoding::Utf8
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceUser {
+    pub id: String,
+    pub email: String,
+    /// Open sockets of this user in the room (tabs, devices).
+    pub connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub number: u64,
+    pub message: String,
+    pub author: String,
+    pub parent: Option<u64>,
+    pub file_count: u64,
+    pub size: u64,
+    pub created_at: i64,
+}
+
 /// room → client
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
-    /// A full snapshot of the room; `head_seq` is the last event it reflects.
+    /// A full snapshot: files (metadata; contents over REST), agent state, who is here, and
+    /// `head_seq`, the last event it reflects.
     State {
         project_id: String,
         head_seq: u64,
+        files: Vec<FileMeta>,
+        agent: String,
+        presence: Vec<PresenceUser>,
+    },
+    FileEdited {
+        path: ProjectPath,
+        rev: u64,
+        content: String,
+        #[serde(default, skip_serializing_if = "Encoding::is_utf8")]
+        encoding: Encoding,
+        by: String,
+    },
+    FileDeleted {
+        path: ProjectPath,
+        rev: u64,
+        by: String,
+    },
+    FileRenamed {
+        from: ProjectPath,
+        to: ProjectPath,
+        /// The tombstone rev left at `from`.
+        from_rev: u64,
+        /// The file's rev at `to`.
+        rev: u64,
+        by: String,
+    },
+    /// Your edit lost: this is the file as it is now (`content: null` if it does not exist).
+    EditRejected {
+        path: ProjectPath,
+        current_rev: u64,
+        content: Option<String>,
+        #[serde(default, skip_serializing_if = "Encoding::is_utf8")]
+        encoding: Encoding,
+    },
+    Presence {
+        users: Vec<PresenceUser>,
+    },
+    VersionCreated {
+        version: VersionInfo,
+    },
+    /// The events you asked for are no longer in the log; a `state` follows.
+    ResyncRequired {
+        reason: String,
     },
     Error {
         code: String,
@@ -38,24 +140,77 @@ pub enum ServerEvent {
     },
 }
 
+impl ServerEvent {
+    /// Whether the event goes to every client through the log (`true`) or is a reply to one.
+    pub fn is_broadcast(&self) -> bool {
+        matches!(
+            self,
+            ServerEvent::FileEdited { .. }
+                | ServerEvent::FileDeleted { .. }
+                | ServerEvent::FileRenamed { .. }
+                | ServerEvent::Presence { .. }
+                | ServerEvent::VersionCreated { .. }
+        )
+    }
+
+    pub fn error(code: &str, message: impl Into<String>) -> ServerEvent {
+        ServerEvent::Error {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn p(s: &str) -> ProjectPath {
+        ProjectPath::parse(s).unwrap()
+    }
+
     #[test]
     fn client_messages_parse_from_their_wire_form() {
-        assert_eq!(
-            serde_json::from_str::<ClientMsg>(r#"{"type":"hello","last_seq":42}"#).unwrap(),
-            ClientMsg::Hello { last_seq: 42 }
-        );
-        assert_eq!(
-            serde_json::from_str::<ClientMsg>(r#"{"type":"hello"}"#).unwrap(),
-            ClientMsg::Hello { last_seq: 0 }
-        );
-        assert_eq!(
-            serde_json::from_str::<ClientMsg>(r#"{"type":"get_state"}"#).unwrap(),
-            ClientMsg::GetState
-        );
+        let cases = [
+            (
+                r#"{"type":"hello","last_seq":42}"#,
+                ClientMsg::Hello { last_seq: Some(42) },
+            ),
+            (r#"{"type":"hello"}"#, ClientMsg::Hello { last_seq: None }),
+            (r#"{"type":"get_state"}"#, ClientMsg::GetState),
+            (
+                r#"{"type":"edit","path":"src/a.ts","base_rev":3,"content":"x"}"#,
+                ClientMsg::Edit {
+                    path: p("src/a.ts"),
+                    base_rev: 3,
+                    content: "x".into(),
+                },
+            ),
+            (
+                r#"{"type":"delete","path":"a","base_rev":1}"#,
+                ClientMsg::Delete {
+                    path: p("a"),
+                    base_rev: 1,
+                },
+            ),
+            (
+                r#"{"type":"rename","from":"a","to":"b/c","base_rev":2}"#,
+                ClientMsg::Rename {
+                    from: p("a"),
+                    to: p("b/c"),
+                    base_rev: 2,
+                },
+            ),
+        ];
+        for (wire, want) in cases {
+            assert_eq!(
+                serde_json::from_str::<ClientMsg>(wire).unwrap(),
+                want,
+                "{wire}"
+            );
+            let back = serde_json::to_string(&want).unwrap();
+            assert_eq!(serde_json::from_str::<ClientMsg>(&back).unwrap(), want);
+        }
     }
 
     #[test]
@@ -63,10 +218,15 @@ mod tests {
         for bad in [
             "",
             "{}",
+            "[]",
             r#"{"type":"launch_missiles"}"#,
             r#"{"type":"hello","last_seq":-1}"#,
             r#"{"type":"hello","last_seq":"7"}"#,
             r#"{"type":"hello","last_seq":1,"extra":true}"#,
+            r#"{"type":"edit","path":"../x","base_rev":0,"content":""}"#,
+            r#"{"type":"edit","path":"/etc/passwd","base_rev":0,"content":""}"#,
+            r#"{"type":"edit","path":"a","content":""}"#,
+            r#"{"type":"rename","from":"a","to":"","base_rev":1}"#,
         ] {
             assert!(serde_json::from_str::<ClientMsg>(bad).is_err(), "{bad}");
         }
@@ -76,16 +236,22 @@ mod tests {
     fn server_events_carry_seq_and_type_at_top_level() {
         let ev = Sequenced {
             seq: 7,
-            event: ServerEvent::Error {
-                code: "bad_frame".into(),
-                message: "x".into(),
+            event: ServerEvent::FileEdited {
+                path: p("index.html"),
+                rev: 2,
+                content: "<h1>hi</h1>".into(),
+                encoding: Encoding::Utf8,
+                by: "u_1".into(),
             },
         };
         let v = serde_json::to_value(&ev).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"seq": 7, "type": "error", "code": "bad_frame", "message": "x"})
+            serde_json::json!({"seq": 7, "type": "file_edited", "path": "index.html",
+                "rev": 2, "content": "<h1>hi</h1>", "by": "u_1"})
         );
         assert_eq!(serde_json::from_value::<Sequenced>(v).unwrap(), ev);
+        assert!(ev.event.is_broadcast());
+        assert!(!ServerEvent::error("x", "y").is_broadcast());
     }
 }

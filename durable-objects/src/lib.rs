@@ -1,9 +1,13 @@
 //! `kiln-durable-objects`: the `ProjectRoom` Durable Object, one per project
-//! (`idFromName(project_id)`), linked into the Worker's wasm.
+//! (`get_by_name(project_id)`), linked into the Worker's wasm.
 //!
 //! The room is the only writer of a project's files and agent state (invariant 1). It knows
 //! nothing about HTTP auth: the Worker authorises every request before forwarding it here.
 
+mod conn;
+mod export;
 mod room;
+mod store;
+mod versions;
 
 pub use room::ProjectRoom;

@@ -1,55 +1,556 @@
-use kiln_core::protocol::ServerEvent;
+//! `ProjectRoom`: one per project. The only writer of the project's working tree; fans
+//! every change out to the project's sockets through a sequenced, persisted event log.
+//!
+//! The Worker authorises every request and forwards it here with the caller in
+//! `x-kiln-user` / `x-kiln-email` / `x-kiln-role`; the room trusts those headers because
+//! nothing but the Worker can reach a Durable Object.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use kiln_core::error::{ErrorBody, ErrorCode};
+use kiln_core::path::ProjectPath;
+use kiln_core::protocol::{ClientMsg, Encoding, Sequenced, ServerEvent};
+use kiln_core::tree::{self, FileMeta, Refusal};
+use kiln_core::{Action, Role};
 use serde::Deserialize;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
+
+use crate::conn::{presence, Conn};
+use crate::store::{LogLimits, RoomStore};
+use crate::{export, versions};
+
+/// Largest client frame: a 1 MiB file plus its JSON envelope and escaping.
+const MAX_FRAME_BYTES: usize = 3 * 1024 * 1024;
 
 #[durable_object]
 pub struct ProjectRoom {
     state: State,
-    #[allow(dead_code)]
     env: Env,
+    store: RoomStore,
 }
 
-#[derive(Deserialize)]
-struct HeadRow {
-    head: i64,
+/// The user on whose behalf the Worker forwarded a request.
+pub struct Caller {
+    pub user: String,
+    pub email: String,
+    pub role: Role,
 }
 
 impl DurableObject for ProjectRoom {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        // The event log; issue 3 fills it. Created eagerly so every room has the same schema.
-        let _ = sql.exec(
-            "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-            None,
-        );
-        ProjectRoom { state, env }
+        let store = RoomStore::open(state.storage().sql())
+            .unwrap_or_else(|e| panic!("cannot open the room's storage: {e}"));
+        ProjectRoom { state, env, store }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
         let path = req.path();
         let mut parts = path.trim_start_matches('/').splitn(2, '/');
-        let project_id = parts.next().unwrap_or_default().to_owned();
-        match (parts.next(), req.method()) {
-            (Some("state"), worker::Method::Get) => {
-                let head = self.head_seq()?;
-                Response::from_json(&ServerEvent::State {
-                    project_id,
-                    head_seq: head,
-                })
-            }
-            _ => Response::error("no such room route", 404),
+        let project = parts.next().unwrap_or_default().to_owned();
+        let op = parts.next().unwrap_or_default().to_owned();
+        if let Err(resp) = self.bind_project(&project) {
+            return resp;
         }
+        let Some(caller) = caller(&req) else {
+            return error(ErrorCode::Unauthorized, "no caller");
+        };
+        match (op.as_str(), req.method()) {
+            ("state", Method::Get) => Response::from_json(&self.state_event(&project)?),
+            ("ws", Method::Get) => self.accept(caller),
+            ("files", Method::Get) => {
+                Response::from_json(&serde_json::json!({ "items": self.store.list()? }))
+            }
+            ("file", Method::Get) => self.read_file(&req),
+            ("file", Method::Put) => {
+                let body = req.bytes().await?;
+                self.put_file(&req, &caller, &body)
+            }
+            ("file", Method::Delete) => self.delete_file_rest(&req, &caller),
+            ("versions", Method::Post) => {
+                #[derive(Deserialize)]
+                struct Body {
+                    message: String,
+                }
+                let body: Body = req.json().await?;
+                let v = versions::create(self, &project, &caller.user, &body.message).await?;
+                Ok(Response::from_json(&v)?.with_status(201))
+            }
+            ("restore", Method::Post) => {
+                #[derive(Deserialize)]
+                struct Body {
+                    number: u64,
+                }
+                let body: Body = req.json().await?;
+                match versions::restore(self, &project, &caller.user, body.number).await? {
+                    Ok(v) => Ok(Response::from_json(&v)?.with_status(201)),
+                    Err(resp) => Ok(resp),
+                }
+            }
+            ("export", Method::Get) => {
+                let version = query(&req, "version").and_then(|v| v.parse().ok());
+                export::zip(self, &project, version).await
+            }
+            _ => error(ErrorCode::NotFound, "no such room route"),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let Some(mut conn) = Conn::of(&ws) else {
+            return Ok(());
+        };
+        let text = match message {
+            WebSocketIncomingMessage::String(s) => s,
+            WebSocketIncomingMessage::Binary(_) => {
+                return self.reply(
+                    &ws,
+                    ServerEvent::error("invalid_message", "frames must be JSON text"),
+                );
+            }
+        };
+        if text.len() > MAX_FRAME_BYTES {
+            return self.reply(
+                &ws,
+                ServerEvent::error("payload_too_large", "frame too large"),
+            );
+        }
+        let msg: ClientMsg = match serde_json::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.reply(&ws, ServerEvent::error("invalid_message", e.to_string()));
+            }
+        };
+        if let ClientMsg::Hello { last_seq } = msg {
+            return self.hello(&ws, &mut conn, last_seq);
+        }
+        if !conn.live {
+            return self.reply(
+                &ws,
+                ServerEvent::error("hello_required", "send hello first"),
+            );
+        }
+        if !matches!(msg, ClientMsg::GetState) && !conn.role.allows(Action::WriteProject) {
+            let text = format!("your role ({}) may watch but not write", conn.role);
+            return self.reply(&ws, ServerEvent::error(ErrorCode::Forbidden.as_str(), text));
+        }
+        let by = conn.user.clone();
+        match msg {
+            ClientMsg::Hello { .. } => Ok(()),
+            ClientMsg::GetState => {
+                let project = self.store.meta("project_id")?.unwrap_or_default();
+                let state = self.state_event(&project)?;
+                self.reply(&ws, state)
+            }
+            ClientMsg::Edit {
+                path,
+                base_rev,
+                content,
+            } => match self.write_file(&by, &path, base_rev, content.as_bytes())? {
+                Ok(_) => Ok(()),
+                Err(r) => self.reject(&ws, &path, r),
+            },
+            ClientMsg::Delete { path, base_rev } => match self.delete_file(&by, &path, base_rev)? {
+                Ok(_) => Ok(()),
+                Err(r) => self.reject(&ws, &path, r),
+            },
+            ClientMsg::Rename { from, to, base_rev } => {
+                match self.rename_file(&by, &from, &to, base_rev)? {
+                    Ok(_) => Ok(()),
+                    Err(r) => self.reject(&ws, &from, r),
+                }
+            }
+        }
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        self.leave(&ws)
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.leave(&ws)
     }
 }
 
 impl ProjectRoom {
-    fn head_seq(&self) -> Result<u64> {
-        let rows: Vec<HeadRow> = self
-            .state
-            .storage()
-            .sql()
-            .exec("SELECT COALESCE(MAX(seq), 0) AS head FROM events", None)?
-            .to_array()?;
-        Ok(rows.first().map_or(0, |r| r.head.max(0) as u64))
+    pub fn store(&self) -> &RoomStore {
+        &self.store
     }
+
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// A room serves exactly one project: the first request names it.
+    fn bind_project(&self, project: &str) -> std::result::Result<(), Result<Response>> {
+        match self.store.meta("project_id") {
+            Ok(Some(bound)) if bound == project => Ok(()),
+            Ok(Some(_)) => Err(error(
+                ErrorCode::NotFound,
+                "room belongs to another project",
+            )),
+            Ok(None) if !project.is_empty() => {
+                self.store.set_meta("project_id", project).map_err(Err)
+            }
+            Ok(None) => Err(error(ErrorCode::NotFound, "no project")),
+            Err(e) => Err(Err(e)),
+        }
+    }
+
+    fn accept(&self, caller: Caller) -> Result<Response> {
+        let pair = WebSocketPair::new()?;
+        let n = self
+            .store
+            .meta("conn_counter")?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        self.store.set_meta("conn_counter", &n.to_string())?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[caller.user.as_str()]);
+        pair.server.serialize_attachment(&Conn {
+            id: format!("c{n}"),
+            user: caller.user,
+            email: caller.email,
+            role: caller.role,
+            live: false,
+        })?;
+        Response::from_websocket(pair.client)
+    }
+
+    /// Replays what the client missed (or sends a snapshot), then makes the socket live.
+    /// No `await` in here: nothing can be broadcast between the replay and going live.
+    fn hello(&self, ws: &WebSocket, conn: &mut Conn, last_seq: Option<u64>) -> Result<()> {
+        let head = self.store.head_seq()?;
+        let floor = self.store.log_floor()?;
+        let project = self.store.meta("project_id")?.unwrap_or_default();
+        match last_seq {
+            Some(seen) if seen >= floor && seen <= head => {
+                for body in self.store.events_after(seen)? {
+                    ws.send_with_str(&body)?;
+                }
+            }
+            Some(seen) => {
+                let reason = if seen > head {
+                    format!("last_seq {seen} is ahead of this room (head {head})")
+                } else {
+                    format!("events up to {floor} were compacted; you have {seen}")
+                };
+                self.reply(ws, ServerEvent::ResyncRequired { reason })?;
+                self.reply(ws, self.state_event(&project)?)?;
+            }
+            None => self.reply(ws, self.state_event(&project)?)?,
+        }
+        if !conn.live {
+            conn.live = true;
+            ws.serialize_attachment(&*conn)?;
+            self.broadcast(ServerEvent::Presence {
+                users: presence(&self.state, None),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn leave(&self, ws: &WebSocket) -> Result<()> {
+        let _ = ws.close(Some(1000), Some("bye"));
+        if let Some(conn) = Conn::of(ws).filter(|c| c.live) {
+            self.broadcast(ServerEvent::Presence {
+                users: presence(&self.state, Some(&conn.id)),
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn state_event(&self, project: &str) -> Result<ServerEvent> {
+        Ok(ServerEvent::State {
+            project_id: project.to_owned(),
+            head_seq: self.store.head_seq()?,
+            files: self.store.list()?,
+            agent: "idle".into(),
+            presence: presence(&self.state, None),
+        })
+    }
+
+    fn limits(&self) -> LogLimits {
+        let var = |name: &str, default: u64| {
+            self.env
+                .var(name)
+                .ok()
+                .and_then(|v| v.to_string().parse().ok())
+                .unwrap_or(default)
+        };
+        LogLimits {
+            max_events: var("KILN_EVENT_LOG_MAX_EVENTS", 5_000).max(1),
+            max_bytes: var("KILN_EVENT_LOG_MAX_BYTES", 64 * 1024 * 1024),
+        }
+    }
+
+    /// Appends the event to the log, then sends it to every live socket.
+    pub fn broadcast(&self, event: ServerEvent) -> Result<()> {
+        let wire = self.store.append(event, self.limits())?;
+        for ws in self.state.get_websockets() {
+            if Conn::of(&ws).is_some_and(|c| c.live) {
+                // A socket that is going away is cleaned up by websocket_close.
+                let _ = ws.send_with_str(&wire);
+            }
+        }
+        Ok(())
+    }
+
+    /// A reply to one socket, not logged; it carries the head seq it reflects.
+    fn reply(&self, ws: &WebSocket, event: ServerEvent) -> Result<()> {
+        let seq = self.store.head_seq()?;
+        ws.send_with_str(serde_json::to_string(&Sequenced { seq, event })?)
+    }
+
+    fn reject(&self, ws: &WebSocket, path: &ProjectPath, refusal: Refusal) -> Result<()> {
+        match refusal {
+            Refusal::Stale { current_rev } => {
+                let current = self.store.content(path)?;
+                let (content, encoding) = match current {
+                    Some(bytes) => {
+                        let (c, e) = encode(bytes);
+                        (Some(c), e)
+                    }
+                    None => (None, Encoding::Utf8),
+                };
+                self.reply(
+                    ws,
+                    ServerEvent::EditRejected {
+                        path: path.clone(),
+                        current_rev,
+                        content,
+                        encoding,
+                    },
+                )
+            }
+            other => self.reply(
+                ws,
+                ServerEvent::error(other.error_code().as_str(), other.message()),
+            ),
+        }
+    }
+
+    // --- the working tree: every change goes through these -----------------------------
+
+    pub fn write_file(
+        &self,
+        by: &str,
+        path: &ProjectPath,
+        base_rev: u64,
+        content: &[u8],
+    ) -> Result<std::result::Result<FileMeta, Refusal>> {
+        let slot = self.store.slot(path)?;
+        let rev =
+            match tree::check_write(slot, base_rev, content.len() as u64, self.store.totals()?) {
+                Ok(rev) => rev,
+                Err(r) => return Ok(Err(r)),
+            };
+        Ok(Ok(self.apply_write(by, path, rev, content)?))
+    }
+
+    /// Writes without a rev check (restore; limits were checked when the version was made).
+    pub fn apply_write(
+        &self,
+        by: &str,
+        path: &ProjectPath,
+        rev: u64,
+        content: &[u8],
+    ) -> Result<FileMeta> {
+        let sha256 = tree::sha256_hex(content);
+        self.store.write(path, rev, content, &sha256, by, now())?;
+        let (text, encoding) = encode(content.to_vec());
+        self.broadcast(ServerEvent::FileEdited {
+            path: path.clone(),
+            rev,
+            content: text,
+            encoding,
+            by: by.to_owned(),
+        })?;
+        Ok(FileMeta {
+            path: path.clone(),
+            rev,
+            size: content.len() as u64,
+            sha256,
+        })
+    }
+
+    pub fn delete_file(
+        &self,
+        by: &str,
+        path: &ProjectPath,
+        base_rev: u64,
+    ) -> Result<std::result::Result<u64, Refusal>> {
+        let rev = match tree::check_delete(self.store.slot(path)?, base_rev) {
+            Ok(rev) => rev,
+            Err(r) => return Ok(Err(r)),
+        };
+        self.apply_delete(by, path, rev)?;
+        Ok(Ok(rev))
+    }
+
+    pub fn apply_delete(&self, by: &str, path: &ProjectPath, rev: u64) -> Result<()> {
+        self.store.tombstone(path, rev, by, now())?;
+        self.broadcast(ServerEvent::FileDeleted {
+            path: path.clone(),
+            rev,
+            by: by.to_owned(),
+        })
+    }
+
+    fn rename_file(
+        &self,
+        by: &str,
+        from: &ProjectPath,
+        to: &ProjectPath,
+        base_rev: u64,
+    ) -> Result<std::result::Result<(), Refusal>> {
+        let (from_rev, rev) =
+            match tree::check_rename(self.store.slot(from)?, self.store.slot(to)?, base_rev) {
+                Ok(revs) => revs,
+                Err(r) => return Ok(Err(r)),
+            };
+        let content = self.store.content(from)?.unwrap_or_default();
+        let sha256 = tree::sha256_hex(&content);
+        let t = now();
+        self.store.write(to, rev, &content, &sha256, by, t)?;
+        self.store.tombstone(from, from_rev, by, t)?;
+        self.broadcast(ServerEvent::FileRenamed {
+            from: from.clone(),
+            to: to.clone(),
+            from_rev,
+            rev,
+            by: by.to_owned(),
+        })?;
+        Ok(Ok(()))
+    }
+
+    // --- REST, forwarded by the Worker ----------------------------------------------------
+
+    fn read_file(&self, req: &Request) -> Result<Response> {
+        let path = match path_param(req) {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        };
+        let Some(bytes) = self.store.content(&path)? else {
+            return error(ErrorCode::NotFound, "no such file");
+        };
+        let slot = self.store.slot(&path)?;
+        let sha = tree::sha256_hex(&bytes);
+        let mut resp = Response::from_bytes(bytes)?;
+        let h = resp.headers_mut();
+        h.set("content-type", kiln_core::tree::mime_type(&path))?;
+        h.set("etag", &format!("\"{}\"", slot.rev))?;
+        h.set("x-kiln-rev", &slot.rev.to_string())?;
+        h.set("x-kiln-sha256", &sha)?;
+        Ok(resp)
+    }
+
+    fn put_file(&self, req: &Request, caller: &Caller, body: &[u8]) -> Result<Response> {
+        let path = match path_param(req) {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        };
+        let slot = self.store.slot(&path)?;
+        let base_rev = match query(req, "base_rev") {
+            Some(v) => match v.parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    return error(ErrorCode::InvalidParameter, "If-Match must be a rev number")
+                }
+            },
+            // No If-Match: create only. Overwriting needs the rev the client saw.
+            None if slot.exists => {
+                return error(
+                    ErrorCode::PreconditionRequired,
+                    "the file exists: send If-Match with its current rev",
+                )
+            }
+            None => slot.rev,
+        };
+        match self.write_file(&caller.user, &path, base_rev, body)? {
+            Ok(meta) => {
+                Ok(Response::from_json(&meta)?.with_status(if slot.exists { 200 } else { 201 }))
+            }
+            Err(r) => refusal_response(r),
+        }
+    }
+
+    fn delete_file_rest(&self, req: &Request, caller: &Caller) -> Result<Response> {
+        let path = match path_param(req) {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        };
+        let Some(base_rev) = query(req, "base_rev").and_then(|v| v.parse().ok()) else {
+            if !self.store.slot(&path)?.exists {
+                return error(ErrorCode::NotFound, "no such file");
+            }
+            return error(
+                ErrorCode::PreconditionRequired,
+                "send If-Match with the file's current rev",
+            );
+        };
+        match self.delete_file(&caller.user, &path, base_rev)? {
+            Ok(_) => Ok(Response::empty()?.with_status(204)),
+            Err(r) => refusal_response(r),
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+/// Text stays text on the wire; other bytes travel as base64.
+pub fn encode(bytes: Vec<u8>) -> (String, Encoding) {
+    match String::from_utf8(bytes) {
+        Ok(s) => (s, Encoding::Utf8),
+        Err(e) => (B64.encode(e.as_bytes()), Encoding::Base64),
+    }
+}
+
+fn caller(req: &Request) -> Option<Caller> {
+    let h = req.headers();
+    Some(Caller {
+        user: h.get("x-kiln-user").ok()??,
+        email: h.get("x-kiln-email").ok()?.unwrap_or_default(),
+        role: Role::parse(&h.get("x-kiln-role").ok()??)?,
+    })
+}
+
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.url()
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn path_param(req: &Request) -> std::result::Result<ProjectPath, Result<Response>> {
+    let raw = query(req, "path").unwrap_or_default();
+    ProjectPath::parse(&raw).map_err(|e| error(ErrorCode::InvalidPath, e.to_string()))
+}
+
+pub fn error(code: ErrorCode, message: impl Into<String>) -> Result<Response> {
+    Ok(Response::from_json(&ErrorBody::new(code, message))?.with_status(code.status()))
+}
+
+fn refusal_response(r: Refusal) -> Result<Response> {
+    let code = r.error_code();
+    let mut body = serde_json::to_value(ErrorBody::new(code, r.message()))?;
+    if let Refusal::Stale { current_rev } = r {
+        body["error"]["current_rev"] = current_rev.into();
+    }
+    Ok(Response::from_json(&body)?.with_status(code.status()))
 }

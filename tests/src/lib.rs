@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod process;
+pub mod ws;
 use process::Group;
 
 /// The session secret the test server runs with, so tests can mint expired tokens.
@@ -32,6 +33,7 @@ pub struct Kiln {
     pub state_dir: PathBuf,
     /// Whether the state directory was made by the harness (and is removed with it).
     owned: bool,
+    vars: Vec<(String, String)>,
     server: Mutex<Group>,
 }
 
@@ -40,20 +42,29 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl Kiln {
     /// Starts on a fresh, empty state directory with migrations applied.
     pub fn start() -> Kiln {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra Worker variables (`--var NAME:VALUE`), e.g. small log limits.
+    pub fn start_with(vars: &[(&str, &str)]) -> Kiln {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("kiln-e2e-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create state dir");
-        Self::launch(&dir, true)
+        Self::launch(&dir, true, vars)
     }
 
     /// Starts on an existing state directory (to test that state survives a restart). The
     /// directory is kept when the server stops.
     pub fn start_on(state_dir: &Path) -> Kiln {
-        Self::launch(state_dir, false)
+        Self::launch(state_dir, false, &[])
     }
 
-    fn launch(state_dir: &Path, owned: bool) -> Kiln {
+    fn launch(state_dir: &Path, owned: bool, vars: &[(&str, &str)]) -> Kiln {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let root = repo_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
         assert!(
@@ -88,6 +99,10 @@ impl Kiln {
                 .arg("--persist-to")
                 .arg(state_dir)
                 .args(["--var", &format!("KILN_JWT_SECRET:{TEST_JWT_SECRET}")])
+                .args(
+                    vars.iter()
+                        .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
+                )
                 .current_dir(&root)
                 .env("WRANGLER_SEND_METRICS", "false")
                 .stdin(Stdio::null())
@@ -99,6 +114,7 @@ impl Kiln {
             url: format!("http://127.0.0.1:{port}"),
             state_dir: state_dir.to_path_buf(),
             owned,
+            vars,
             server: Mutex::new(server),
         };
         kiln.wait_ready();
@@ -141,10 +157,20 @@ impl Kiln {
     /// a crash or a deploy. Returns the new instance (its URL may differ).
     pub fn restart(self) -> Kiln {
         self.stop();
-        let next = Kiln::launch(&self.state_dir, self.owned);
+        let vars: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let next = Kiln::launch(&self.state_dir, self.owned, &vars);
         // `self` must not delete the directory the new instance uses.
         std::mem::forget(self);
         next
+    }
+
+    /// Opens a WebSocket to a project's room.
+    pub fn ws(&self, project: &str, auth: ws::Auth<'_>) -> Result<ws::Socket, ws::Refused> {
+        ws::Socket::connect(&self.url, project, auth)
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Resp {

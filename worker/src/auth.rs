@@ -7,6 +7,7 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{cookie, SESSION_COOKIE};
 use crate::store::sessions::Sessions;
+use crate::store::tickets::Tickets;
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
@@ -62,6 +63,24 @@ pub async fn authenticate(ctx: &Ctx, req: &Request) -> ApiResult<Caller> {
         user,
         session: claims.jti,
     })
+}
+
+/// Authenticates a WebSocket upgrade: a single-use `?ticket=` (browsers cannot set headers
+/// on a WebSocket) or, failing that, the cookie or bearer token like any request.
+pub async fn authenticate_ws(ctx: &Ctx, req: &Request, project: &str) -> ApiResult<Caller> {
+    let Some(ticket) = crate::http::query_param(req, "ticket")? else {
+        return authenticate(ctx, req).await;
+    };
+    let bad = || ApiError::unauthorized("invalid, used or expired ticket");
+    let (user, session) = Tickets(&ctx.db)
+        .redeem(&ticket, project, ctx.now)
+        .await?
+        .ok_or_else(bad)?;
+    let user = Sessions(&ctx.db)
+        .active_user(&session, &user, ctx.now)
+        .await?
+        .ok_or_else(bad)?;
+    Ok(Caller { user, session })
 }
 
 fn verify(ctx: &Ctx, raw: &str) -> ApiResult<SessionClaims> {

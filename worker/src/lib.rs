@@ -12,6 +12,7 @@ mod error;
 mod http;
 mod password;
 mod random;
+mod room;
 mod router;
 mod routes;
 mod store;

@@ -4,7 +4,7 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
-use crate::routes::{auth, orgs, projects};
+use crate::routes::{auth, files, orgs, projects, versions};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
 
@@ -40,6 +40,28 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id], Patch) => projects::update(ctx, req, id).await,
         (["api", "projects", id], Delete) => projects::delete(ctx, req, id).await,
         (["api", "projects", id, "state"], Get) => projects::room_state(ctx, req, id).await,
+        (["api", "projects", id, "ws"], Get) => files::ws(ctx, req, id).await,
+        (["api", "projects", id, "ws-ticket"], Post) => files::ws_ticket(ctx, req, id).await,
+        (["api", "projects", id, "files"], Get) => files::list(ctx, req, id).await,
+        (["api", "projects", id, "files", path @ ..], Get) => files::read(ctx, req, id, path).await,
+        (["api", "projects", id, "files", path @ ..], Put) => {
+            files::write(ctx, req, id, path).await
+        }
+        (["api", "projects", id, "files", path @ ..], Delete) => {
+            files::delete(ctx, req, id, path).await
+        }
+        (["api", "projects", id, "versions"], Get) => versions::list(ctx, req, id).await,
+        (["api", "projects", id, "versions"], Post) => files::create_version(ctx, req, id).await,
+        (["api", "projects", id, "versions", n, "files", path @ ..], Get) => {
+            versions::file(ctx, req, id, n, path).await
+        }
+        (["api", "projects", id, "versions", a, "diff", b], Get) => {
+            versions::diff(ctx, req, id, a, b).await
+        }
+        (["api", "projects", id, "versions", n, "restore"], Post) => {
+            files::restore(ctx, req, id, n).await
+        }
+        (["api", "projects", id, "export.zip"], Get) => files::export(ctx, req, id).await,
 
         (segments, method) => Err(unmatched(segments, method)),
     }
@@ -58,7 +80,16 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
             | ["api", "orgs", _, "members", _]
             | ["api", "projects"]
             | ["api", "projects", _]
-            | ["api", "projects", _, "state"]
+            | [
+                "api",
+                "projects",
+                _,
+                "state" | "ws" | "ws-ticket" | "files" | "versions" | "export.zip"
+            ]
+            | ["api", "projects", _, "files", ..]
+            | ["api", "projects", _, "versions", _, "files", ..]
+            | ["api", "projects", _, "versions", _, "diff", _]
+            | ["api", "projects", _, "versions", _, "restore"]
     );
     if known {
         ApiError::new(

@@ -6,7 +6,9 @@
 pub mod orgs;
 pub mod projects;
 pub mod sessions;
+pub mod tickets;
 pub mod users;
+pub mod versions;
 
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};

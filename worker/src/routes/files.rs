@@ -1,0 +1,201 @@
+//! A project's live side, all through its room (invariant 1): the WebSocket, the working
+//! tree over REST, making and restoring versions, and export.
+
+use crate::access;
+use crate::auth::{authenticate, authenticate_ws};
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{json, query_param, read_json};
+use crate::room::RoomCall;
+use crate::store::tickets::Tickets;
+use kiln_core::ids::hex;
+use kiln_core::path::ProjectPath;
+use kiln_core::tree::MAX_FILE_BYTES;
+use kiln_core::{Action, ErrorCode};
+use serde::Deserialize;
+use worker::{Method, Request, Response};
+
+const TICKET_SECS: i64 = 60;
+
+pub async fn ws_ticket(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let ticket = format!("t_{}", hex(&crate::random::bytes::<24>()?));
+    Tickets(&ctx.db)
+        .insert(
+            &ticket,
+            &caller.user.id,
+            &caller.session,
+            &project.id,
+            ctx.now + TICKET_SECS * 1000,
+        )
+        .await?;
+    json(
+        201,
+        &serde_json::json!({ "ticket": ticket, "expires_in": TICKET_SECS }),
+    )
+}
+
+pub async fn ws(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            ErrorCode::UpgradeRequired,
+            "this endpoint speaks WebSocket only",
+        ));
+    }
+    let caller = authenticate_ws(ctx, &req, id).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let mut call = RoomCall::new(Method::Get, "ws").header("upgrade", "websocket");
+    for name in [
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+    ] {
+        if let Some(v) = req.headers().get(name)? {
+            call = call.header(name, v);
+        }
+    }
+    call.send(ctx, &caller, &project).await
+}
+
+pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    RoomCall::new(Method::Get, "files")
+        .send(ctx, &caller, &project)
+        .await
+}
+
+pub async fn read(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let path = parse_path(path)?;
+    RoomCall::new(Method::Get, "file")
+        .query("path", path.as_str())
+        .send(ctx, &caller, &project)
+        .await
+}
+
+pub async fn write(ctx: &Ctx, mut req: Request, id: &str, path: &[&str]) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    let path = parse_path(path)?;
+    let base_rev = if_match(&req)?;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::FileTooLarge,
+            format!("a file may hold at most {MAX_FILE_BYTES} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_FILE_BYTES) {
+        return Err(too_large());
+    }
+    let body = req.bytes().await?;
+    if body.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut call = RoomCall::new(Method::Put, "file")
+        .query("path", path.as_str())
+        .body(body);
+    if let Some(rev) = base_rev {
+        call = call.query("base_rev", rev.to_string());
+    }
+    call.send(ctx, &caller, &project).await
+}
+
+pub async fn delete(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    let path = parse_path(path)?;
+    let mut call = RoomCall::new(Method::Delete, "file").query("path", path.as_str());
+    if let Some(rev) = if_match(&req)? {
+        call = call.query("base_rev", rev.to_string());
+    }
+    call.send(ctx, &caller, &project).await
+}
+
+pub async fn create_version(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let body: Body = read_json(&mut req).await?;
+    let message = match body.message {
+        Some(m) => {
+            kiln_core::validate::description(m.trim()).map_err(|e| ApiError::field("message", e))?
+        }
+        None => String::new(),
+    };
+    let message = if message.is_empty() {
+        "Snapshot".to_owned()
+    } else {
+        message
+    };
+    RoomCall::new(Method::Post, "versions")
+        .body(
+            serde_json::to_vec(&serde_json::json!({ "message": message }))
+                .map_err(ApiError::internal)?,
+        )
+        .send(ctx, &caller, &project)
+        .await
+}
+
+pub async fn restore(ctx: &Ctx, req: Request, id: &str, number: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    let number = parse_version(number)?;
+    RoomCall::new(Method::Post, "restore")
+        .body(
+            serde_json::to_vec(&serde_json::json!({ "number": number }))
+                .map_err(ApiError::internal)?,
+        )
+        .send(ctx, &caller, &project)
+        .await
+}
+
+pub async fn export(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let mut call = RoomCall::new(Method::Get, "export");
+    if let Some(v) = query_param(&req, "version")? {
+        call = call.query("version", parse_version(&v)?.to_string());
+    }
+    call.send(ctx, &caller, &project).await
+}
+
+/// The path part of the URL, percent-decoded exactly once, then parsed (invariant 5).
+pub fn parse_path(segments: &[&str]) -> ApiResult<ProjectPath> {
+    let joined = segments.join("/");
+    let decoded = percent_encoding::percent_decode_str(&joined)
+        .decode_utf8()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidPath, "path is not valid UTF-8"))?;
+    ProjectPath::parse(&decoded).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))
+}
+
+pub fn parse_version(raw: &str) -> ApiResult<u64> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::not_found("version"))
+}
+
+/// `If-Match: 3` or `If-Match: "3"`.
+fn if_match(req: &Request) -> ApiResult<Option<u64>> {
+    match req.headers().get("if-match")? {
+        None => Ok(None),
+        Some(v) => {
+            v.trim().trim_matches('"').parse().map(Some).map_err(|_| {
+                ApiError::new(ErrorCode::InvalidParameter, "If-Match must be a file rev")
+            })
+        }
+    }
+}

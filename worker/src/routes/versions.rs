@@ -1,0 +1,119 @@
+//! Reading versions: they are immutable, so the Worker serves them straight from D1 and R2.
+
+use std::collections::BTreeSet;
+
+use crate::access;
+use crate::auth::authenticate;
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::json;
+use crate::routes::files::{parse_path, parse_version};
+use crate::store::versions::Versions;
+use kiln_core::api::Project;
+use kiln_core::diff::{unified, Change, FileDiff};
+use kiln_core::tree::{blob_key, Manifest};
+use kiln_core::Action;
+use worker::{Bucket, Request, Response};
+
+pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let items = Versions(&ctx.db).list(&project.id).await?;
+    json(200, &serde_json::json!({ "items": items }))
+}
+
+pub async fn file(
+    ctx: &Ctx,
+    req: Request,
+    id: &str,
+    n: &str,
+    path: &[&str],
+) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let path = parse_path(path)?;
+    let manifest = manifest(ctx, &project, parse_version(n)?).await?;
+    let entry = manifest
+        .files
+        .get(&path)
+        .ok_or_else(|| ApiError::not_found("file in this version"))?;
+    let bytes = blob(&ctx.env.bucket("ARTIFACTS")?, &entry.sha256).await?;
+    let mut resp = Response::from_bytes(bytes)?;
+    resp.headers_mut()
+        .set("content-type", kiln_core::tree::mime_type(&path))?;
+    resp.headers_mut()
+        .set("etag", &format!("\"{}\"", entry.sha256))?;
+    // Versions never change.
+    resp.headers_mut()
+        .set("cache-control", "private, max-age=31536000, immutable")?;
+    Ok(resp)
+}
+
+pub async fn diff(ctx: &Ctx, req: Request, id: &str, a: &str, b: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let (from, to) = (parse_version(a)?, parse_version(b)?);
+    let old = manifest(ctx, &project, from).await?;
+    let new = manifest(ctx, &project, to).await?;
+    let bucket = ctx.env.bucket("ARTIFACTS")?;
+    let paths: BTreeSet<_> = old.files.keys().chain(new.files.keys()).collect();
+    let mut files = Vec::new();
+    for path in paths {
+        let (before, after) = (old.files.get(path), new.files.get(path));
+        let change = match (before, after) {
+            (Some(x), Some(y)) if x.sha256 == y.sha256 => continue,
+            (Some(_), Some(_)) => Change::Modified,
+            (None, Some(_)) => Change::Added,
+            (Some(_), None) => Change::Removed,
+            (None, None) => continue,
+        };
+        let text = |e: Option<&kiln_core::tree::ManifestEntry>| {
+            let bucket = bucket.clone();
+            let sha = e.map(|e| e.sha256.clone());
+            async move {
+                match sha {
+                    None => Ok::<_, ApiError>(Some(String::new())),
+                    Some(sha) => Ok(String::from_utf8(blob(&bucket, &sha).await?).ok()),
+                }
+            }
+        };
+        let diff = match (text(before).await?, text(after).await?) {
+            (Some(x), Some(y)) => Some(unified(path.as_str(), &x, &y)),
+            _ => None,
+        };
+        files.push(FileDiff {
+            path: path.to_string(),
+            change,
+            diff,
+        });
+    }
+    json(
+        200,
+        &serde_json::json!({ "from": from, "to": to, "files": files }),
+    )
+}
+
+async fn manifest(ctx: &Ctx, project: &Project, number: u64) -> ApiResult<Manifest> {
+    let (_, key) = Versions(&ctx.db)
+        .get(&project.id, number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("version"))?;
+    let bytes = object(&ctx.env.bucket("ARTIFACTS")?, &key).await?;
+    serde_json::from_slice(&bytes).map_err(ApiError::internal)
+}
+
+async fn blob(bucket: &Bucket, sha256: &str) -> ApiResult<Vec<u8>> {
+    object(bucket, &blob_key(sha256)).await
+}
+
+async fn object(bucket: &Bucket, key: &str) -> ApiResult<Vec<u8>> {
+    let obj = bucket
+        .get(key)
+        .execute()
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("R2 object {key} is missing")))?;
+    let body = obj
+        .body()
+        .ok_or_else(|| ApiError::internal(format!("R2 object {key} has no body")))?;
+    Ok(body.bytes().await?)
+}
