@@ -12,6 +12,7 @@ pub mod ids;
 pub mod path;
 pub mod protocol;
 pub mod role;
+pub mod sandbox;
 pub mod tree;
 pub mod validate;
 

@@ -1,0 +1,223 @@
+//! Wire types between the edge and the sandbox-proxy: the service JWT's claims and the
+//! `/v1/sandboxes` request/response bodies, including the exec NDJSON frames.
+//!
+//! Plain data only; the sandbox-proxy does the I/O and the edge mints the tokens.
+
+use crate::ProjectPath;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Custom claims of the short-lived service JWT the edge sends with every sandbox-proxy call.
+/// The standard `exp` (≤ 5 minutes after issue) is checked as well.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxClaims {
+    /// The one project this token may act on.
+    pub project_id: String,
+}
+
+/// Longest lifetime a service token may have, in seconds.
+pub const MAX_TOKEN_TTL_SECS: i64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Template {
+    /// React + TypeScript + Vite + Tailwind.
+    ReactVite,
+    /// Plain HTML/CSS/JS, served by a tiny static server.
+    Static,
+}
+
+impl Template {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Template::ReactVite => "react-vite",
+            Template::Static => "static",
+        }
+    }
+}
+
+/// `POST /v1/sandboxes`. Idempotent per project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandbox {
+    pub project_id: String,
+    pub template: Template,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub project_id: String,
+    pub template: Template,
+    /// `running` (namespaces and cgroup exist) or `stopped` (idle-reaped; files kept).
+    pub state: String,
+    /// The sandbox's own address inside its network namespace.
+    pub address: String,
+    /// `true` when this call created it.
+    #[serde(default)]
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileEncoding {
+    #[default]
+    Utf8,
+    Base64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWrite {
+    pub path: ProjectPath,
+    pub content: String,
+    #[serde(default)]
+    pub encoding: FileEncoding,
+}
+
+/// `PUT /v1/sandboxes/{id}/files`: many files in one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteFiles {
+    pub files: Vec<FileWrite>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesWritten {
+    pub written: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: ProjectPath,
+    pub size: u64,
+    pub dir: bool,
+}
+
+/// `POST /v1/sandboxes/{id}/exec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub cmd: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Relative to `/work`; `None` is `/work` itself.
+    #[serde(default)]
+    pub cwd: Option<ProjectPath>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of the exec NDJSON response. Output frames come as the command writes; exactly
+/// one final frame ends the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExecFrame {
+    /// `data` is UTF-8 (lossy) text of one read from the pipe.
+    Output {
+        stream: Stream,
+        data: String,
+    },
+    Exit {
+        exit_code: i32,
+    },
+    Signal {
+        signal: i32,
+    },
+    TimedOut {
+        timed_out: bool,
+    },
+    OomKilled {
+        oom_killed: bool,
+    },
+    /// The command could not be started at all.
+    Error {
+        error: String,
+    },
+}
+
+impl ExecFrame {
+    pub fn is_final(&self) -> bool {
+        !matches!(self, ExecFrame::Output { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DevServerAction {
+    Start,
+    Restart,
+    Stop,
+    Status,
+}
+
+/// `POST /v1/sandboxes/{id}/dev-server`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevServerRequest {
+    pub action: DevServerAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevServerStatus {
+    /// `stopped`, `starting`, `ready` or `exited`.
+    pub state: String,
+    pub port: u16,
+    /// Path of the preview under the sandbox-proxy, with its signed token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The last lines of the server's output.
+    pub log: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_frames_have_the_documented_shape() {
+        let cases = [
+            (
+                ExecFrame::Output {
+                    stream: Stream::Stdout,
+                    data: "hi\n".into(),
+                },
+                r#"{"stream":"stdout","data":"hi\n"}"#,
+            ),
+            (ExecFrame::Exit { exit_code: 3 }, r#"{"exit_code":3}"#),
+            (ExecFrame::Signal { signal: 9 }, r#"{"signal":9}"#),
+            (
+                ExecFrame::TimedOut { timed_out: true },
+                r#"{"timed_out":true}"#,
+            ),
+            (
+                ExecFrame::OomKilled { oom_killed: true },
+                r#"{"oom_killed":true}"#,
+            ),
+        ];
+        for (frame, json) in cases {
+            assert_eq!(serde_json::to_string(&frame).unwrap(), json);
+            assert_eq!(serde_json::from_str::<ExecFrame>(json).unwrap(), frame);
+        }
+    }
+
+    #[test]
+    fn file_writes_validate_their_paths() {
+        let bad = r#"{"files":[{"path":"../etc/passwd","content":"x"}]}"#;
+        assert!(serde_json::from_str::<WriteFiles>(bad).is_err());
+        let good = r#"{"files":[{"path":"src/App.tsx","content":"x"}]}"#;
+        assert!(serde_json::from_str::<WriteFiles>(good).is_ok());
+    }
+}

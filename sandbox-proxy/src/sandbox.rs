@@ -1,0 +1,429 @@
+//! Sandboxes and their lifecycle: create (idempotent per project), start on demand, stop
+//! when idle (files kept), delete (nothing left), start-up cleanup of what a crash left.
+
+use crate::cgroups::{Cgroups, Limits};
+use crate::config::Config;
+use crate::devserver::DevServer;
+use crate::error::{ApiError, ApiResult};
+use crate::files::ProjectFs;
+use crate::metrics::Metrics;
+use crate::runtime::{Place, SandboxUser};
+use crate::{egress, net, templates};
+use kiln_core::sandbox::Template;
+use kiln_core::ProjectPath;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Sandbox {
+    pub id: String,
+    pub template: Template,
+    pub dir: PathBuf,
+    pub running: tokio::sync::Mutex<Option<Running>>,
+    last_used: AtomicU64,
+}
+
+pub struct Running {
+    pub slot: u32,
+    pub place: Place,
+    egress: tokio::task::JoinHandle<()>,
+    pub dev: Option<DevServer>,
+}
+
+pub struct Manager {
+    pub cfg: Config,
+    pub cgroups: Cgroups,
+    pub user: SandboxUser,
+    pub metrics: Arc<Metrics>,
+    sandboxes: Mutex<HashMap<String, Arc<Sandbox>>>,
+    slots: Mutex<BTreeSet<u32>>,
+    layers: tokio::sync::Mutex<()>,
+    started: Instant,
+    allow: Arc<Vec<String>>,
+}
+
+/// Project ids become directory and cgroup names: letters, digits, `_` and `-` only.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Manager {
+    /// Prepares the host: cleans what an earlier run left, installs the firewall, creates the
+    /// cgroup parent and the state directories.
+    pub async fn start(
+        cfg: Config,
+        user: SandboxUser,
+        metrics: Arc<Metrics>,
+    ) -> Result<Manager, String> {
+        let hierarchy = crate::cgroups::Hierarchy::detect()?;
+        let cgroups = Cgroups::init(hierarchy, &cfg.cgroup_base()).map_err(|e| e.to_string())?;
+        let m = Manager {
+            allow: Arc::new(cfg.egress_allow.clone()),
+            cfg,
+            cgroups,
+            user,
+            metrics,
+            sandboxes: Mutex::new(HashMap::new()),
+            slots: Mutex::new(BTreeSet::new()),
+            layers: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+        };
+        let cleaned = m.cleanup_leftovers().await;
+        if cleaned > 0 {
+            eprintln!("sandbox-proxy: cleaned {cleaned} leftovers of an earlier run");
+        }
+        net::install_firewall(&m.cfg).map_err(|e| format!("nft: {e}"))?;
+        for d in [m.projects_dir(), m.lib_dir()] {
+            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&m.cfg.state_dir, std::fs::Permissions::from_mode(0o711));
+        let _ = std::fs::set_permissions(m.projects_dir(), std::fs::Permissions::from_mode(0o711));
+        for (name, content) in templates::LIB_FILES {
+            std::fs::write(m.lib_dir().join(name), content).map_err(|e| e.to_string())?;
+        }
+        Ok(m)
+    }
+
+    fn projects_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("projects")
+    }
+    fn lib_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("lib")
+    }
+
+    /// Kills and removes this instance's namespaces, veths, cgroups, nft table and any mount
+    /// under the state dir. Returns how many things it found.
+    pub async fn cleanup_leftovers(&self) -> usize {
+        let mut n = net::cleanup_leftovers(&self.cfg);
+        for name in self.cgroups.leftovers() {
+            self.cgroups.open(&name).destroy().await;
+            n += 1;
+        }
+        if net::firewall_exists(&self.cfg) {
+            net::remove_firewall(&self.cfg);
+            n += 1;
+        }
+        for m in mounts_under(&self.cfg.state_dir) {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", &m])
+                .status();
+            n += 1;
+        }
+        n
+    }
+
+    pub fn fs(&self, sb: &Sandbox) -> ProjectFs {
+        ProjectFs {
+            root: sb.dir.clone(),
+            uid: self.user.uid,
+            gid: self.user.gid,
+        }
+    }
+
+    /// Creates the project's sandbox (seeding the template into a new project) or returns the
+    /// existing one; starts it. `true` if it was created by this call.
+    pub async fn create(&self, id: &str, template: Template) -> ApiResult<(Arc<Sandbox>, bool)> {
+        if !valid_id(id) {
+            return Err(ApiError::bad_request(
+                "project_id must be 1-64 of [A-Za-z0-9_-]",
+            ));
+        }
+        if let Some(sb) = self.lookup(id) {
+            if sb.template != template {
+                return Err(ApiError::new(
+                    kiln_core::ErrorCode::Conflict,
+                    format!("sandbox exists with template {}", sb.template.as_str()),
+                ));
+            }
+            self.ensure_running(&sb).await?;
+            return Ok((sb, false));
+        }
+        if self.running_count() >= self.cfg.max_sandboxes {
+            return Err(ApiError::unavailable(
+                "no sandbox capacity left on this host",
+            ));
+        }
+        let dir = self.projects_dir().join(id);
+        let sb = Arc::new(Sandbox {
+            id: id.to_owned(),
+            template,
+            dir: dir.clone(),
+            running: tokio::sync::Mutex::new(None),
+            last_used: AtomicU64::new(self.now()),
+        });
+        let fresh = !dir.exists();
+        if fresh {
+            std::fs::create_dir(&dir)?;
+            nix::unistd::chown(
+                &dir,
+                Some(nix::unistd::Uid::from_raw(self.user.uid)),
+                Some(nix::unistd::Gid::from_raw(self.user.gid)),
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+            let fs = self.fs(&sb);
+            for (name, content) in templates::files(template) {
+                let p = ProjectPath::parse(name).map_err(|e| ApiError::internal(e.to_string()))?;
+                fs.write(&p, content.as_bytes())
+                    .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+            }
+        }
+        std::fs::write(self.meta_path(id), template.as_str())?;
+        {
+            let mut map = self.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(existing) = map.get(id) {
+                return Ok((existing.clone(), false));
+            }
+            map.insert(id.to_owned(), sb.clone());
+        }
+        self.metrics.sandboxes_created.inc();
+        self.ensure_running(&sb).await?;
+        Ok((sb, true))
+    }
+
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.projects_dir().join(format!("{id}.template"))
+    }
+
+    fn lookup(&self, id: &str) -> Option<Arc<Sandbox>> {
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// The sandbox, also one whose files survived a restart of the service.
+    pub fn get(&self, id: &str) -> ApiResult<Arc<Sandbox>> {
+        if let Some(sb) = self.lookup(id) {
+            sb.touch(self.now());
+            return Ok(sb);
+        }
+        let not_found = || ApiError::not_found("no sandbox for this project");
+        if !valid_id(id) {
+            return Err(not_found());
+        }
+        let template = match std::fs::read_to_string(self.meta_path(id)).as_deref() {
+            Ok("react-vite") => Template::ReactVite,
+            Ok("static") => Template::Static,
+            _ => return Err(not_found()),
+        };
+        let sb = Arc::new(Sandbox {
+            id: id.to_owned(),
+            template,
+            dir: self.projects_dir().join(id),
+            running: tokio::sync::Mutex::new(None),
+            last_used: AtomicU64::new(self.now()),
+        });
+        let mut map = self.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(map.entry(id.to_owned()).or_insert(sb).clone())
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    pub fn known_count(&self) -> usize {
+        self.sandboxes.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Brings up the sandbox's namespaces, cgroup and egress proxy if they are not up.
+    pub async fn ensure_running(&self, sb: &Sandbox) -> ApiResult<Place> {
+        sb.touch(self.now());
+        let mut running = sb.running.lock().await;
+        if let Some(r) = running.as_ref() {
+            return Ok(r.place.clone());
+        }
+        let node_modules = {
+            let _one_install_at_a_time = self.layers.lock().await;
+            templates::ensure_layer(&self.cfg.cache_dir, sb.template)
+                .await
+                .map_err(ApiError::internal)?
+        };
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if slots.len() >= self.cfg.max_sandboxes {
+                return Err(ApiError::unavailable(
+                    "no sandbox capacity left on this host",
+                ));
+            }
+            let slot = (0..).find(|s| !slots.contains(s)).unwrap_or(0);
+            slots.insert(slot);
+            slot
+        };
+        match self.bring_up(sb, slot, node_modules).await {
+            Ok(r) => {
+                let place = r.place.clone();
+                *running = Some(r);
+                Ok(place)
+            }
+            Err(e) => {
+                self.free_slot(slot);
+                Err(e)
+            }
+        }
+    }
+
+    async fn bring_up(
+        &self,
+        sb: &Sandbox,
+        slot: u32,
+        node_modules: Option<PathBuf>,
+    ) -> ApiResult<Running> {
+        let cfg = &self.cfg;
+        let cg_name = format!("{}-{slot}", sb.id);
+        let cgroup = self
+            .cgroups
+            .create(
+                &cg_name,
+                Limits {
+                    memory_bytes: cfg.memory_bytes,
+                    pids_max: cfg.pids_max,
+                    cpu_percent: cfg.cpu_percent,
+                },
+            )
+            .map_err(|e| ApiError::internal(format!("cgroup: {e}")))?;
+        let netw = match net::create(cfg, slot) {
+            Ok(n) => n,
+            Err(e) => {
+                cgroup.destroy().await;
+                return Err(ApiError::internal(format!("network: {e}")));
+            }
+        };
+        let bind = (netw.host_ip, cfg.egress_port).into();
+        let egress = match egress::start(
+            bind,
+            netw.sandbox_ip,
+            self.allow.clone(),
+            self.metrics.clone(),
+        )
+        .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                net::destroy(&netw);
+                cgroup.destroy().await;
+                return Err(ApiError::internal(format!("egress proxy: {e}")));
+            }
+        };
+        Ok(Running {
+            slot,
+            place: Place {
+                net: netw,
+                cgroup,
+                user: self.user,
+                project_dir: sb.dir.clone(),
+                node_modules,
+                lib_dir: self.lib_dir(),
+                egress_port: cfg.egress_port,
+            },
+            egress,
+            dev: None,
+        })
+    }
+
+    fn free_slot(&self, slot: u32) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&slot);
+    }
+
+    /// Stops everything the sandbox runs and removes its namespaces and cgroup; files stay.
+    pub async fn stop(&self, sb: &Sandbox) {
+        let mut running = sb.running.lock().await;
+        if let Some(r) = running.take() {
+            if let Some(dev) = r.dev {
+                dev.stop().await;
+            }
+            r.place.cgroup.destroy().await;
+            r.egress.abort();
+            net::destroy(&r.place.net);
+            self.free_slot(r.slot);
+        }
+    }
+
+    /// Stops the sandbox and removes its files: nothing of it is left.
+    pub async fn delete(&self, id: &str) -> ApiResult<()> {
+        let sb = self.get(id)?;
+        self.stop(&sb).await;
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        let _ = std::fs::remove_file(self.meta_path(id));
+        match tokio::fs::remove_dir_all(&sb.dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stops sandboxes unused for longer than the idle timeout.
+    pub async fn reap_idle(&self) {
+        let idle = self.cfg.idle_timeout.as_secs();
+        let now = self.now();
+        let all: Vec<Arc<Sandbox>> = self
+            .sandboxes
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for sb in all {
+            if now.saturating_sub(sb.last_used.load(Ordering::Relaxed)) >= idle
+                && sb.running.lock().await.is_some()
+            {
+                self.stop(&sb).await;
+                self.metrics.sandboxes_stopped_idle.inc();
+            }
+        }
+    }
+
+    pub fn reaper_interval(&self) -> Duration {
+        (self.cfg.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    /// Stops every sandbox and removes the instance's firewall and cgroup parent.
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<Sandbox>> = self
+            .sandboxes
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for sb in all {
+            self.stop(&sb).await;
+        }
+        net::remove_firewall(&self.cfg);
+        self.cgroups.remove_base();
+    }
+
+    pub fn touch(&self, sb: &Sandbox) {
+        sb.touch(self.now());
+    }
+}
+
+impl Sandbox {
+    fn touch(&self, now: u64) {
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+}
+
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,131 @@
+//! The project templates and their shared `node_modules` layers.
+//!
+//! A template's files are compiled into the binary. A template with a lockfile gets one
+//! `node_modules` per host, installed once with `npm ci` into `<cache>/layers/<name>-<hash>`
+//! (the hash is over package.json and package-lock.json) and mounted read-only at
+//! `/work/node_modules` in every sandbox of that template.
+
+use kiln_core::sandbox::Template;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+macro_rules! files {
+    ($dir:literal: $($f:literal),* $(,)?) => {
+        &[$(($f, include_str!(concat!("../templates/", $dir, "/", $f)))),*]
+    };
+}
+
+const REACT_VITE: &[(&str, &str)] = files!("react-vite":
+    "package.json", "package-lock.json", "index.html", "vite.config.ts", "tsconfig.json",
+    "postcss.config.js", "tailwind.config.js", "src/main.tsx", "src/App.tsx", "src/index.css",
+    "src/vite-env.d.ts",
+);
+const STATIC: &[(&str, &str)] = files!("static": "index.html", "style.css", "main.js");
+
+/// The service's helper scripts, mounted read-only at `/opt/kiln`.
+pub const LIB_FILES: &[(&str, &str)] = &[(
+    "static-server.mjs",
+    include_str!("../lib/static-server.mjs"),
+)];
+
+pub fn files(t: Template) -> &'static [(&'static str, &'static str)] {
+    match t {
+        Template::ReactVite => REACT_VITE,
+        Template::Static => STATIC,
+    }
+}
+
+fn file(t: Template, name: &str) -> Option<&'static str> {
+    files(t).iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+/// Where the template's layer lives, if it has one.
+pub fn layer_dir(cache: &Path, t: Template) -> Option<PathBuf> {
+    let (pkg, lock) = (file(t, "package.json")?, file(t, "package-lock.json")?);
+    let mut h = Sha256::new();
+    h.update(pkg.as_bytes());
+    h.update([0]);
+    h.update(lock.as_bytes());
+    let hash = crate::files::hex(&h.finalize()[..8]);
+    Some(cache.join("layers").join(format!("{}-{hash}", t.as_str())))
+}
+
+/// Installs the layer if it is not there yet; returns its `node_modules`.
+pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, String> {
+    let Some(dir) = layer_dir(cache, t) else {
+        return Ok(None);
+    };
+    let nm = dir.join("node_modules");
+    if nm.join(".package-lock.json").exists() {
+        return Ok(Some(nm));
+    }
+    let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+    // Installs interrupted by a stop or crash leave `<name>.tmp<pid>` behind.
+    if let (Some(parent), Some(stem)) = (dir.parent(), dir.file_name()) {
+        let stem = format!("{}.tmp", stem.to_string_lossy());
+        if let Ok(rd) = std::fs::read_dir(parent) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&stem) {
+                    let _ = tokio::fs::remove_dir_all(e.path()).await;
+                }
+            }
+        }
+    }
+    tokio::fs::create_dir_all(&tmp)
+        .await
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    for name in ["package.json", "package-lock.json"] {
+        let content = file(t, name).unwrap_or_default();
+        tokio::fs::write(tmp.join(name), content)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    eprintln!(
+        "sandbox-proxy: installing the {} layer (once per host)",
+        t.as_str()
+    );
+    // Install scripts are not run: the layer is data, mounted read-only.
+    let out = tokio::process::Command::new("npm")
+        .args([
+            "ci",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ])
+        .current_dir(&tmp)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("npm: {e}"))?;
+    if !out.status.success() {
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        return Err(format!(
+            "npm ci for {} failed: {}",
+            t.as_str(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::rename(&tmp, &dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some(nm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_carry_their_files_and_layer_keys() {
+        assert!(file(Template::ReactVite, "src/App.tsx").is_some());
+        assert!(file(Template::Static, "index.html").is_some());
+        let a = layer_dir(Path::new("/c"), Template::ReactVite).unwrap();
+        assert!(a.starts_with("/c/layers"));
+        assert!(a.to_string_lossy().contains("react-vite-"));
+        assert!(layer_dir(Path::new("/c"), Template::Static).is_none());
+    }
+}
