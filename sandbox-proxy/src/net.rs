@@ -32,10 +32,13 @@ pub fn install_firewall(cfg: &Config) -> io::Result<()> {
     let _ = run("nft", &["delete", "table", "inet", &t]);
     let rules = format!(
         r#"table inet {t} {{
+  set proxies {{
+    type ifname . ipv4_addr
+  }}
   chain input {{
     type filter hook input priority -10; policy accept;
     iifname "{veths}" ct state established,related accept
-    iifname "{veths}" meta l4proto tcp th dport {port} accept
+    iifname . ip daddr @proxies tcp dport {port} accept
     iifname "{veths}" counter reject with icmpx admin-prohibited
   }}
   chain forward {{
@@ -87,10 +90,22 @@ pub fn create(cfg: &Config, slot: u32) -> io::Result<SandboxNet> {
             "link set lo up\nlink set {peer} name eth0\naddr add {sandbox_ip}/30 dev eth0\n\
              link set eth0 up\nroute add default via {host_ip}\n"
         );
-        run_stdin("ip", &["-n", &netns, "-batch", "-"], &inside)
+        run_stdin("ip", &["-n", &netns, "-batch", "-"], &inside)?;
+        // The egress proxy answers this sandbox on its own gateway address only.
+        run(
+            "nft",
+            &[
+                "add",
+                "element",
+                "inet",
+                &cfg.nft_table(),
+                "proxies",
+                &proxy_element(&net),
+            ],
+        )
     })();
     if let Err(e) = result {
-        destroy(&net);
+        destroy(cfg, &net);
         return Err(e);
     }
     Ok(net)
@@ -98,7 +113,23 @@ pub fn create(cfg: &Config, slot: u32) -> io::Result<SandboxNet> {
 
 /// Removes the namespace (which takes the veth pair with it) and the host veth if it is
 /// still there. Processes still inside must be gone first (the cgroup is destroyed before).
-pub fn destroy(net: &SandboxNet) {
+fn proxy_element(net: &SandboxNet) -> String {
+    format!("{{ \"{}\" . {} }}", net.veth, net.host_ip)
+}
+
+pub fn destroy(cfg: &Config, net: &SandboxNet) {
+    let table = cfg.nft_table();
+    let _ = run(
+        "nft",
+        &[
+            "delete",
+            "element",
+            "inet",
+            &table,
+            "proxies",
+            &proxy_element(net),
+        ],
+    );
     let _ = run("ip", &["link", "del", &net.veth]);
     let _ = run("ip", &["netns", "del", &net.netns]);
 }

@@ -186,7 +186,8 @@ impl Place {
         }
         let lib = self.lib_dir.to_string_lossy().into_owned();
         push(&["--ro-bind", &lib, LIB_MOUNT]);
-        push(&["--chdir", &spec.cwd, "--clearenv"]);
+        // Everything but /work, /tmp and $HOME is read-only, including bwrap's own root.
+        push(&["--remount-ro", "/", "--chdir", &spec.cwd, "--clearenv"]);
         for (k, v) in self.base_env().iter().chain(spec.env.iter()) {
             push(&["--setenv", k, v]);
         }

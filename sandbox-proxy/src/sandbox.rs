@@ -311,7 +311,7 @@ impl Manager {
         {
             Ok(h) => h,
             Err(e) => {
-                net::destroy(&netw);
+                net::destroy(cfg, &netw);
                 cgroup.destroy().await;
                 return Err(ApiError::internal(format!("egress proxy: {e}")));
             }
@@ -348,7 +348,7 @@ impl Manager {
             }
             r.place.cgroup.destroy().await;
             r.egress.abort();
-            net::destroy(&r.place.net);
+            net::destroy(&self.cfg, &r.place.net);
             self.free_slot(r.slot);
         }
     }

@@ -1,7 +1,7 @@
 //! The project templates and their shared `node_modules` layers.
 //!
 //! A template's files are compiled into the binary. A template with a lockfile gets one
-//! `node_modules` per host, installed once with `npm ci` into `<cache>/layers/<name>-<hash>`
+//! `node_modules` per host, installed once with `npm install` (lockfile versions) into `<cache>/layers/<name>-<hash>`
 //! (the hash is over package.json and package-lock.json) and mounted read-only at
 //! `/work/node_modules` in every sandbox of that template.
 
@@ -103,7 +103,7 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
     if !out.status.success() {
         let _ = tokio::fs::remove_dir_all(&tmp).await;
         return Err(format!(
-            "npm ci for {} failed: {}",
+            "npm install for the {} layer failed: {}",
             t.as_str(),
             String::from_utf8_lossy(&out.stderr)
         ));
