@@ -54,15 +54,16 @@ pub async fn serve(cfg: config::Config) -> Result<(), String> {
         }
     });
     // Warm the shared node_modules layers in the background so the first create is fast.
-    let cache = state.mgr.cfg.cache_dir.clone();
+    let warm = state.clone();
     tokio::spawn(async move {
-        if let Err(e) =
-            templates::ensure_layer(&cache, kiln_core::sandbox::Template::ReactVite).await
+        if let Err(e) = warm
+            .mgr
+            .layer(kiln_core::sandbox::Template::ReactVite)
+            .await
         {
             eprintln!("sandbox-proxy: {e}");
         }
     });
-
     eprintln!(
         "sandbox-proxy listening on {addr} (cgroup {}, instance {})",
         state.mgr.cgroups.hierarchy.name(),

@@ -183,6 +183,7 @@ impl Place {
         if let Some(nm) = &self.node_modules {
             let nm = nm.to_string_lossy().into_owned();
             push(&["--ro-bind", &nm, "/work/node_modules"]);
+            push(&["--tmpfs", "/work/node_modules/.vite-temp"]);
         }
         let lib = self.lib_dir.to_string_lossy().into_owned();
         push(&["--ro-bind", &lib, LIB_MOUNT]);

@@ -244,12 +244,7 @@ impl Manager {
         if let Some(r) = running.as_ref() {
             return Ok(r.place.clone());
         }
-        let node_modules = {
-            let _one_install_at_a_time = self.layers.lock().await;
-            templates::ensure_layer(&self.cfg.cache_dir, sb.template)
-                .await
-                .map_err(ApiError::internal)?
-        };
+        let node_modules = self.layer(sb.template).await.map_err(ApiError::internal)?;
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             if slots.len() >= self.cfg.max_sandboxes {
@@ -330,6 +325,13 @@ impl Manager {
             egress,
             dev: None,
         })
+    }
+
+    /// The template's shared `node_modules`, installed first if needed (one install at a
+    /// time per service).
+    pub async fn layer(&self, t: Template) -> Result<Option<PathBuf>, String> {
+        let _one_install_at_a_time = self.layers.lock().await;
+        templates::ensure_layer(&self.cfg.cache_dir, t).await
     }
 
     fn free_slot(&self, slot: u32) {

@@ -23,6 +23,9 @@ const REACT_VITE: &[(&str, &str)] = files!("react-vite":
 );
 const STATIC: &[(&str, &str)] = files!("static": "index.html", "style.css", "main.js");
 
+/// The one place inside a layer that must be writable (per sandbox: a tmpfs).
+pub const VITE_TEMP: &str = ".vite-temp";
+
 /// The service's helper scripts, mounted read-only at `/opt/kiln`.
 pub const LIB_FILES: &[(&str, &str)] = &[(
     "static-server.mjs",
@@ -58,6 +61,8 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
     };
     let nm = dir.join("node_modules");
     if nm.join(".package-lock.json").exists() {
+        // Vite bundles its config into node_modules/.vite-temp: a tmpfs goes there.
+        let _ = std::fs::create_dir_all(nm.join(VITE_TEMP));
         return Ok(Some(nm));
     }
     let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
@@ -85,13 +90,16 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
         "sandbox-proxy: installing the {} layer (once per host)",
         t.as_str()
     );
-    // Install scripts are not run: the layer is data, mounted read-only.
+    // Install scripts are not run: the layer is data, mounted read-only. Not `npm ci`: the
+    // registry mirror has no other platforms' optional packages, so a lockfile made here is
+    // "out of sync" for `npm ci`; `npm install` with the lockfile keeps its versions.
     let out = tokio::process::Command::new("npm")
         .args([
-            "ci",
+            "install",
             "--ignore-scripts",
             "--no-audit",
             "--no-fund",
+            "--no-save",
             "--loglevel=error",
         ])
         .current_dir(&tmp)
@@ -108,6 +116,7 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    let _ = std::fs::create_dir_all(tmp.join("node_modules").join(VITE_TEMP));
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tokio::fs::rename(&tmp, &dir)
         .await

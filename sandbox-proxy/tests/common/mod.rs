@@ -3,6 +3,8 @@
 //! talks to it over HTTP. Needs root (namespaces, cgroups, nftables), as CI has.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::prelude::*;
 use kiln_core::sandbox::{ExecFrame, SandboxClaims};

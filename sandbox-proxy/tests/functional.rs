@@ -1,0 +1,281 @@
+//! The functional flow: templates, files, streamed exec, dev server, preview with HMR, and
+//! the terminal, against the real service.
+
+mod common;
+
+use common::{shared, ws, Service};
+use kiln_core::sandbox::{ExecFrame, Stream};
+use std::io::BufRead;
+
+fn svc() -> &'static Service {
+    shared("f", 82)
+}
+
+fn template_files(name: &str) -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("templates")
+        .join(name);
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn app_tsx(marker: &str) -> String {
+    format!(
+        "export default function App() {{\n  return <h1 className=\"text-3xl\">{marker}</h1>\n}}\n"
+    )
+}
+
+fn start_dev_server(s: &Service, id: &str, t: &str) -> String {
+    let r = s.must(
+        "POST",
+        &format!("/v1/sandboxes/{id}/dev-server"),
+        t,
+        Some(r#"{"action":"start"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["state"], "ready", "dev server not ready: {}", r.body);
+    j["preview_url"].as_str().unwrap().to_owned()
+}
+
+fn cookie_of(r: &common::Reply) -> String {
+    let c = r
+        .header("set-cookie")
+        .expect("the first preview hit sets a cookie");
+    c.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn react_vite_preview_serves_the_app_and_reflects_edits_over_hmr() {
+    let s = svc();
+    let (id, t) = s.create("vite", "react-vite");
+    let files: Vec<(String, String)> = template_files("react-vite")
+        .into_iter()
+        .filter(|(p, _)| p != "src/App.tsx")
+        .chain([("src/App.tsx".to_owned(), app_tsx("Kiln functional v1"))])
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let w = s.write(&id, &t, &refs);
+    assert_eq!(w.status, 200, "{}", w.body);
+
+    let url = start_dev_server(s, &id, &t);
+    let page = s.call("GET", &url, None, None, None).unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<div id=\"root\">"), "{}", page.body);
+    assert!(
+        page.body.contains("/@vite/client"),
+        "not served by Vite: {}",
+        page.body
+    );
+    let cookie = cookie_of(&page);
+
+    let app = format!("/v1/sandboxes/{id}/preview/src/App.tsx");
+    let r = s.call("GET", &app, None, None, Some(&cookie)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Kiln functional v1"), "{}", r.body);
+
+    // HMR: the WebSocket upgrade goes through the proxy and the edit arrives as an update.
+    let mut hmr = ws::connect(
+        s.port,
+        &format!("/v1/sandboxes/{id}/preview/"),
+        &[("sec-websocket-protocol", "vite-hmr"), ("cookie", &cookie)],
+    );
+    assert_eq!(hmr.status(), 101, "{}", hmr.head);
+    hmr.read_until("connected").expect("vite's hello over HMR");
+    let w = s.write(&id, &t, &[("src/App.tsx", &app_tsx("Kiln functional v2"))]);
+    assert_eq!(w.status, 200);
+    let got = hmr
+        .read_until("update")
+        .expect("an HMR update after the edit");
+    assert!(got.contains("App.tsx"), "{got}");
+    let r = s.call("GET", &app, None, None, Some(&cookie)).unwrap();
+    assert!(r.body.contains("Kiln functional v2"), "{}", r.body);
+
+    let log = s.must(
+        "POST",
+        &format!("/v1/sandboxes/{id}/dev-server"),
+        &t,
+        Some(r#"{"action":"status"}"#),
+    );
+    assert!(
+        log.json()["log"].as_str().unwrap().contains("VITE"),
+        "{}",
+        log.body
+    );
+    let stop = s.must(
+        "POST",
+        &format!("/v1/sandboxes/{id}/dev-server"),
+        &t,
+        Some(r#"{"action":"stop"}"#),
+    );
+    assert_eq!(stop.json()["state"], "stopped");
+    let r = s.call("GET", &app, None, None, Some(&cookie)).unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+}
+
+#[test]
+fn static_preview_serves_index_html() {
+    let s = svc();
+    let (id, t) = s.create("static", "static");
+    let w = s.write(
+        &id,
+        &t,
+        &[
+            ("index.html", "<h1>static kiln page</h1>"),
+            ("css/site.css", "h1{}"),
+        ],
+    );
+    assert_eq!(w.status, 200);
+    let url = start_dev_server(s, &id, &t);
+    let page = s.call("GET", &url, None, None, None).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("static kiln page"), "{}", page.body);
+    let cookie = cookie_of(&page);
+    let css = s
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/preview/css/site.css"),
+            None,
+            None,
+            Some(&cookie),
+        )
+        .unwrap();
+    assert_eq!((css.status, css.body.as_str()), (200, "h1{}"));
+}
+
+#[test]
+fn exec_streams_output_before_the_command_ends() {
+    let s = svc();
+    let (id, t) = s.create("stream", "static");
+    // The command waits for a file that the test only writes after it saw the first line:
+    // the frame can only have arrived while the command was still running.
+    let script =
+        "echo first; while [ ! -f /work/go ]; do sleep 0.05; done; echo second >&2; exit 3";
+    let mut lines = s
+        .exec_stream(&id, &t, "bash", &["-c", script], 30_000)
+        .lines();
+    let first: ExecFrame = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        ExecFrame::Output {
+            stream: Stream::Stdout,
+            data: "first\n".into()
+        }
+    );
+    assert_eq!(s.write(&id, &t, &[("go", "")]).status, 200);
+    let rest: Vec<ExecFrame> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        rest,
+        vec![
+            ExecFrame::Output {
+                stream: Stream::Stderr,
+                data: "second\n".into()
+            },
+            ExecFrame::Exit { exit_code: 3 },
+        ]
+    );
+}
+
+#[test]
+fn files_round_trip_and_create_is_idempotent() {
+    let s = svc();
+    let (id, t) = s.create("files", "static");
+    let body = serde_json::json!({"project_id": id, "template": "static"}).to_string();
+    let again = s.must("POST", "/v1/sandboxes", &t, Some(&body));
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["created"], false);
+
+    let bin = serde_json::json!({"files": [
+        {"path": "a/b/c.txt", "content": "hello"},
+        {"path": "img/x.bin", "content": "AAEC/w==", "encoding": "base64"},
+    ]})
+    .to_string();
+    let w = s.must("PUT", &format!("/v1/sandboxes/{id}/files"), &t, Some(&bin));
+    assert_eq!(w.json()["written"], 2, "{}", w.body);
+    let r = s.must(
+        "GET",
+        &format!("/v1/sandboxes/{id}/files/a/b/c.txt"),
+        &t,
+        None,
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, "hello"));
+    let (out, _, _) = s.sh(
+        &id,
+        &t,
+        "od -An -tx1 /work/img/x.bin; stat -c %U /work/a/b/c.txt",
+    );
+    assert!(out.contains("00 01 02 ff"), "{out}");
+    let list = s
+        .must("GET", &format!("/v1/sandboxes/{id}/files"), &t, None)
+        .json();
+    let paths: Vec<&str> = list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"a/b/c.txt") && paths.contains(&"index.html"),
+        "{paths:?}"
+    );
+    let d = s.must("DELETE", &format!("/v1/sandboxes/{id}/files/a"), &t, None);
+    assert_eq!(d.status, 204);
+    let r = s.must(
+        "GET",
+        &format!("/v1/sandboxes/{id}/files/a/b/c.txt"),
+        &t,
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+
+    let big = "x".repeat(9 << 20);
+    let r = s.write(&id, &t, &[("big.txt", &big)]);
+    assert_eq!(r.status, 413, "{}", &r.body[..r.body.len().min(200)]);
+    assert_eq!(r.json()["error"]["code"], "file_too_large");
+}
+
+#[test]
+fn the_terminal_runs_an_interactive_shell_on_a_pty() {
+    let s = svc();
+    let (id, t) = s.create("term", "static");
+    let mut term = ws::connect(
+        s.port,
+        &format!("/v1/sandboxes/{id}/terminal"),
+        &[("authorization", &format!("Bearer {t}"))],
+    );
+    assert_eq!(term.status(), 101, "{}", term.head);
+    term.send(1, br#"{"resize":{"cols":120,"rows":40}}"#);
+    term.send(2, b"echo kiln-$((6*7)); tty; stty size\n");
+    let mut out = term.read_until("kiln-42").expect("shell output");
+    if !out.contains("40 120") {
+        out += &term
+            .read_until("40 120")
+            .unwrap_or_else(|e| format!("(ended) {e}"));
+    }
+    assert!(!out.contains("not a tty"), "{out}");
+    assert!(out.contains("40 120"), "{out}");
+    term.send(2, b"exit\n");
+    while term.recv().is_some() {}
+}
