@@ -205,6 +205,7 @@ async fn write_files(
         }
         decoded.push((f.path, bytes));
     }
+    st.mgr.touch(&sb);
     let fs = st.mgr.fs(&sb);
     let written = tokio::task::spawn_blocking(move || -> ApiResult<FilesWritten> {
         let mut bytes = 0u64;

@@ -199,10 +199,10 @@ impl Manager {
             .cloned()
     }
 
-    /// The sandbox, also one whose files survived a restart of the service.
+    /// The sandbox, also one whose files survived a restart of the service. Looking does not
+    /// count as use for the idle reaper; exec, dev server, terminal, preview and writes do.
     pub fn get(&self, id: &str) -> ApiResult<Arc<Sandbox>> {
         if let Some(sb) = self.lookup(id) {
-            sb.touch(self.now());
             return Ok(sb);
         }
         let not_found = || ApiError::not_found("no sandbox for this project");
