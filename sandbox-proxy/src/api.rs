@@ -322,12 +322,13 @@ async fn exec_cmd(
         env: req.env.into_iter().collect(),
         tty: false,
     };
+    let busy = sb.busy();
     let rx = exec::start(place, spec, timeout, st.mgr.metrics.clone());
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let stream = futures::stream::unfold((rx, busy), |(mut rx, busy)| async move {
         let frame = rx.recv().await?;
         let mut line = serde_json::to_vec(&frame).unwrap_or_default();
         line.push(b'\n');
-        Some((Ok::<_, Infallible>(Bytes::from(line)), rx))
+        Some((Ok::<_, Infallible>(Bytes::from(line)), (rx, busy)))
     });
     Ok((
         [

@@ -13,7 +13,7 @@ use kiln_core::sandbox::Template;
 use kiln_core::ProjectPath;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,17 @@ pub struct Sandbox {
     pub dir: PathBuf,
     pub running: tokio::sync::Mutex<Option<Running>>,
     last_used: AtomicU64,
+    /// Commands and terminals in flight; the idle reaper leaves a busy sandbox alone.
+    busy: Arc<AtomicUsize>,
+}
+
+/// Marks a sandbox busy while alive.
+pub struct BusyGuard(Arc<AtomicUsize>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub struct Running {
@@ -157,6 +168,7 @@ impl Manager {
             dir: dir.clone(),
             running: tokio::sync::Mutex::new(None),
             last_used: AtomicU64::new(self.now()),
+            busy: Arc::default(),
         });
         let fresh = !dir.exists();
         if fresh {
@@ -220,6 +232,7 @@ impl Manager {
             dir: self.projects_dir().join(id),
             running: tokio::sync::Mutex::new(None),
             last_used: AtomicU64::new(self.now()),
+            busy: Arc::default(),
         });
         let mut map = self.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
         Ok(map.entry(id.to_owned()).or_insert(sb).clone())
@@ -382,6 +395,7 @@ impl Manager {
             .unwrap_or_default();
         for sb in all {
             if now.saturating_sub(sb.last_used.load(Ordering::Relaxed)) >= idle
+                && sb.busy.load(Ordering::Relaxed) == 0
                 && sb.running.lock().await.is_some()
             {
                 self.stop(&sb).await;
@@ -414,6 +428,11 @@ impl Manager {
 }
 
 impl Sandbox {
+    pub fn busy(&self) -> BusyGuard {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        BusyGuard(self.busy.clone())
+    }
+
     fn touch(&self, now: u64) {
         self.last_used.store(now, Ordering::Relaxed);
     }

@@ -44,7 +44,9 @@ pub async fn handler(
     st.auth.require(&headers, &id)?;
     let sb = st.mgr.get(&id)?;
     let place = st.mgr.ensure_running(&sb).await?;
+    let busy = sb.busy();
     Ok(ws.on_upgrade(move |socket| async move {
+        let _busy = busy;
         if let Err(e) = session(socket, place).await {
             eprintln!("sandbox-proxy: terminal: {}", e.message);
         }
