@@ -82,7 +82,8 @@ pub struct Place {
     pub cgroup: Cgroup,
     pub user: SandboxUser,
     pub project_dir: PathBuf,
-    /// A shared, read-only `node_modules` mounted at `/work/node_modules`.
+    /// The project's overlay of its template's shared `node_modules`, mounted at
+    /// `/work/node_modules`.
     pub node_modules: Option<PathBuf>,
     /// The service's helper scripts, mounted read-only at `/opt/kiln`.
     pub lib_dir: PathBuf,
@@ -182,8 +183,7 @@ impl Place {
         push(&["--bind", &project, WORK]);
         if let Some(nm) = &self.node_modules {
             let nm = nm.to_string_lossy().into_owned();
-            push(&["--ro-bind", &nm, "/work/node_modules"]);
-            push(&["--tmpfs", "/work/node_modules/.vite-temp"]);
+            push(&["--bind", &nm, "/work/node_modules"]);
         }
         let lib = self.lib_dir.to_string_lossy().into_owned();
         push(&["--ro-bind", &lib, LIB_MOUNT]);

@@ -43,6 +43,13 @@ pub struct Running {
     pub dev: Option<DevServer>,
 }
 
+impl Running {
+    /// The host mount of this sandbox's `node_modules` overlay, if any.
+    fn overlay(&self) -> Option<&PathBuf> {
+        self.place.node_modules.as_ref()
+    }
+}
+
 pub struct Manager {
     pub cfg: Config,
     pub cgroups: Cgroups,
@@ -199,6 +206,10 @@ impl Manager {
         Ok((sb, true))
     }
 
+    fn overlay_dir(&self, id: &str) -> PathBuf {
+        self.cfg.state_dir.join("overlays").join(id)
+    }
+
     fn meta_path(&self, id: &str) -> PathBuf {
         self.projects_dir().join(format!("{id}.template"))
     }
@@ -257,7 +268,19 @@ impl Manager {
         if let Some(r) = running.as_ref() {
             return Ok(r.place.clone());
         }
-        let node_modules = self.layer(sb.template).await.map_err(ApiError::internal)?;
+        let layer = self.layer(sb.template).await.map_err(ApiError::internal)?;
+        let node_modules = match layer {
+            Some(lower) => Some(
+                templates::mount_overlay(
+                    &lower,
+                    &self.overlay_dir(&sb.id),
+                    self.user.uid,
+                    self.user.gid,
+                )
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+            ),
+            None => None,
+        };
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             if slots.len() >= self.cfg.max_sandboxes {
@@ -269,13 +292,16 @@ impl Manager {
             slots.insert(slot);
             slot
         };
-        match self.bring_up(sb, slot, node_modules).await {
+        match self.bring_up(sb, slot, node_modules.clone()).await {
             Ok(r) => {
                 let place = r.place.clone();
                 *running = Some(r);
                 Ok(place)
             }
             Err(e) => {
+                if let Some(m) = &node_modules {
+                    templates::unmount(m);
+                }
                 self.free_slot(slot);
                 Err(e)
             }
@@ -357,13 +383,16 @@ impl Manager {
     /// Stops everything the sandbox runs and removes its namespaces and cgroup; files stay.
     pub async fn stop(&self, sb: &Sandbox) {
         let mut running = sb.running.lock().await;
-        if let Some(r) = running.take() {
-            if let Some(dev) = r.dev {
+        if let Some(mut r) = running.take() {
+            if let Some(dev) = r.dev.take() {
                 dev.stop().await;
             }
             r.place.cgroup.destroy().await;
             r.egress.abort();
             net::destroy(&self.cfg, &r.place.net);
+            if let Some(m) = r.overlay() {
+                templates::unmount(m);
+            }
             self.free_slot(r.slot);
         }
     }
@@ -377,6 +406,7 @@ impl Manager {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
         let _ = std::fs::remove_file(self.meta_path(id));
+        let _ = tokio::fs::remove_dir_all(self.overlay_dir(id)).await;
         match tokio::fs::remove_dir_all(&sb.dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -23,9 +23,6 @@ const REACT_VITE: &[(&str, &str)] = files!("react-vite":
 );
 const STATIC: &[(&str, &str)] = files!("static": "index.html", "style.css", "main.js");
 
-/// The one place inside a layer that must be writable (per sandbox: a tmpfs).
-pub const VITE_TEMP: &str = ".vite-temp";
-
 /// The service's helper scripts, mounted read-only at `/opt/kiln`.
 pub const LIB_FILES: &[(&str, &str)] = &[(
     "static-server.mjs",
@@ -61,8 +58,8 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
     };
     let nm = dir.join("node_modules");
     if nm.join(".package-lock.json").exists() {
-        // Vite bundles its config into node_modules/.vite-temp: a tmpfs goes there.
-        let _ = std::fs::create_dir_all(nm.join(VITE_TEMP));
+        // Early layers had an empty root-owned `.vite-temp`, which hides the overlay's own.
+        let _ = std::fs::remove_dir(nm.join(".vite-temp"));
         return Ok(Some(nm));
     }
     let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
@@ -116,12 +113,65 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let _ = std::fs::create_dir_all(tmp.join("node_modules").join(VITE_TEMP));
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tokio::fs::rename(&tmp, &dir)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Some(nm))
+}
+
+/// Mounts a project's writable view of a layer: overlayfs with the shared layer as the
+/// read-only lower dir and `<dir>/upper` (owned by the sandbox user) on top, at
+/// `<dir>/merged`. A dependency the project adds lands in its upper dir; the layer never
+/// changes.
+pub fn mount_overlay(lower: &Path, dir: &Path, uid: u32, gid: u32) -> std::io::Result<PathBuf> {
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir_all(d)?;
+    }
+    nix::unistd::chown(
+        &upper,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )?;
+    unmount(&merged); // a leftover of a crash
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let merged_s = merged.to_string_lossy().into_owned();
+    let out = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts, &merged_s])
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "mount overlay: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(merged)
+}
+
+/// Unmounts `path` if something is mounted there (lazily if it is still busy).
+pub fn unmount(path: &Path) {
+    let p = path.to_string_lossy().into_owned();
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(p.as_str()));
+    if mounted {
+        let ok = std::process::Command::new("umount")
+            .arg(&p)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", &p])
+                .status();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -279,3 +279,40 @@ fn the_terminal_runs_an_interactive_shell_on_a_pty() {
     term.send(2, b"exit\n");
     while term.recv().is_some() {}
 }
+
+#[test]
+fn a_project_adds_a_dependency_through_the_egress_proxy_without_touching_the_shared_layer() {
+    let s = svc();
+    let (id, t) = s.create("dep", "react-vite");
+    let (_, err, end) = s.exec(
+        &id,
+        &t,
+        "npm",
+        &["install", "--no-audit", "--no-fund", "left-pad@1.3.0"],
+        180_000,
+    );
+    assert_eq!(end, ExecFrame::Exit { exit_code: 0 }, "{err}");
+    let (out, err, _) = s.sh(&id, &t, "node -e \"console.log(require('left-pad')('7', 3, '0'), require('vite/package.json').version)\"");
+    assert!(out.starts_with("007 7."), "{out} {err}");
+    let pkg = s.must(
+        "GET",
+        &format!("/v1/sandboxes/{id}/files/package.json"),
+        &t,
+        None,
+    );
+    assert!(pkg.body.contains("left-pad"), "{}", pkg.body);
+    // The shared layer is as it was: other sandboxes do not see the new package.
+    for e in std::fs::read_dir("/var/cache/kiln-sandbox/layers")
+        .unwrap()
+        .flatten()
+    {
+        assert!(
+            !e.path().join("node_modules/left-pad").exists(),
+            "{}",
+            e.path().display()
+        );
+    }
+    let (other, to) = s.create("dep2", "react-vite");
+    let (out, _, _) = s.sh(&other, &to, "ls node_modules/left-pad 2>&1 || echo absent");
+    assert!(out.contains("absent"), "{out}");
+}

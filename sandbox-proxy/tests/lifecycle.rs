@@ -28,7 +28,8 @@ fn nothing_is_left_behind_after_delete_crash_and_shutdown() {
         Some(r#"{"action":"start"}"#),
     );
     assert_eq!(r.json()["state"], "ready", "{}", r.body);
-    let (b, tb) = s.create("b", "static");
+    // B has a node_modules overlay: a host mount that a crash leaves behind.
+    let (b, tb) = s.create("b", "react-vite");
     assert_eq!(s.write(&b, &tb, &[("keep.txt", "kept")]).status, 200);
 
     // Capacity: a third sandbox is a clear 503.
@@ -67,7 +68,9 @@ fn nothing_is_left_behind_after_delete_crash_and_shutdown() {
     let mut child = child;
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(host_leftovers(inst).iter().any(|l| l.starts_with("netns")));
+    let left = host_leftovers(inst);
+    assert!(left.iter().any(|l| l.starts_with("netns")), "{left:?}");
+    assert!(left.iter().any(|l| l.starts_with("mount")), "{left:?}");
     // …which the next start cleans up, keeping B's files.
     let (child, s) = spawn(inst, 84, &[], false);
     let left: Vec<String> = host_leftovers(inst)
