@@ -442,7 +442,7 @@ async fn preview_any(st: Arc<AppState>, id: String, req: Request) -> ApiResult<R
         }
     };
     st.mgr.touch(&sb);
-    let mut resp = preview::forward(addr, req).await?;
+    let mut resp = preview::forward(addr, req, sb.busy()).await?;
     if let Some(token) = set_cookie {
         let c = format!(
             "{cookie_name}={token}; Path={}; HttpOnly; SameSite=Lax; Max-Age={}",

@@ -306,3 +306,74 @@ impl Cgroup {
 fn write(path: &Path, value: &str) -> io::Result<()> {
     fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let mut r = [0u8; 6];
+        crate::random_bytes(&mut r).unwrap();
+        let d = std::env::temp_dir().join(format!("kiln-cg-{tag}-{}", crate::files::hex(&r)));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const LIMITS: Limits = Limits {
+        memory_bytes: 256 << 20,
+        pids_max: 64,
+        cpu_percent: 50,
+    };
+
+    /// The same code path writes v2's unified files (checked on a scratch tree: these
+    /// machines run v1, production runs v2).
+    #[test]
+    fn v2_limits_go_to_the_unified_files() {
+        let root = scratch("v2");
+        let cg = Cgroups::init(Hierarchy::V2 { root: root.clone() }, "kiln-t").unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("kiln-t/cgroup.subtree_control")).unwrap(),
+            "+memory +pids +cpu"
+        );
+        let c = cg.create("p1-0", LIMITS).unwrap();
+        let d = root.join("kiln-t/p1-0");
+        let read = |f: &str| fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read("memory.max"), (256u64 << 20).to_string());
+        assert_eq!(read("pids.max"), "64");
+        assert_eq!(read("cpu.max"), "50000 100000");
+        fs::write(
+            d.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.oom_kills(), 1);
+        assert_eq!(cg.leftovers(), vec!["p1-0".to_string()]);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn v1_limits_go_to_one_directory_per_controller() {
+        let root = scratch("v1");
+        let h = Hierarchy::V1 {
+            memory: root.join("memory"),
+            pids: root.join("pids"),
+            cpu: root.join("cpu"),
+        };
+        let cg = Cgroups::init(h, "kiln-t").unwrap();
+        let c = cg.create("p1-0", LIMITS).unwrap();
+        let read = |f: &str| fs::read_to_string(root.join(f)).unwrap();
+        assert_eq!(
+            read("memory/kiln-t/p1-0/memory.limit_in_bytes"),
+            (256u64 << 20).to_string()
+        );
+        assert_eq!(read("pids/kiln-t/p1-0/pids.max"), "64");
+        assert_eq!(read("cpu/kiln-t/p1-0/cpu.cfs_quota_us"), "50000");
+        fs::write(
+            root.join("memory/kiln-t/p1-0/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.oom_kills(), 2);
+        fs::remove_dir_all(root).unwrap();
+    }
+}

@@ -20,7 +20,13 @@ const HOP: &[&str] = &[
     "upgrade",
 ];
 
-pub async fn forward(upstream: SocketAddr, mut req: Request<Body>) -> ApiResult<Response<Body>> {
+/// Forwards one request. `busy` is held for as long as an upgraded connection (HMR) lives, so
+/// the idle reaper leaves a sandbox with an open preview alone.
+pub async fn forward<G: Send + 'static>(
+    upstream: SocketAddr,
+    mut req: Request<Body>,
+    busy: G,
+) -> ApiResult<Response<Body>> {
     let upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -65,6 +71,7 @@ pub async fn forward(upstream: SocketAddr, mut req: Request<Body>) -> ApiResult<
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         if let Some(client_upgrade) = client_upgrade {
             tokio::spawn(async move {
+                let _busy = busy;
                 if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
                     let mut c = TokioIo::new(c);
                     let mut u = TokioIo::new(u);
