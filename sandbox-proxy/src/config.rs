@@ -35,6 +35,8 @@ pub struct Config {
     pub max_file_bytes: usize,
     pub max_files_per_call: usize,
     pub dev_server_ready_timeout: Duration,
+    /// PEM certificate chain and key: serve HTTPS (needs the `tls` cargo feature).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Clone)]
@@ -116,6 +118,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("max-body-mb", "largest request body (32)"),
     ("max-file-mb", "largest single file (8)"),
     ("max-files", "most files in one write call (5000)"),
+    (
+        "tls-cert",
+        "PEM certificate chain: serve HTTPS (built with --features tls)",
+    ),
+    ("tls-key", "PEM private key for --tls-cert"),
 ];
 
 impl Config {
@@ -195,6 +202,12 @@ impl Config {
                 .collect(),
             None => vec![default_registry_host()],
         };
+        let tls = match (get("tls-cert"), get("tls-key")) {
+            (Some(c), Some(k)) if cfg!(feature = "tls") => Some((c.into(), k.into())),
+            (Some(_), Some(_)) => return Err("this build has no TLS (cargo feature `tls`)".into()),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
         let ms = |v: u64| Duration::from_millis(v);
         Ok(Config {
             listen,
@@ -225,6 +238,7 @@ impl Config {
             max_file_bytes: num::<usize>("max-file-mb", get("max-file-mb"), 8)? << 20,
             max_files_per_call: num("max-files", get("max-files"), 5000)?,
             dev_server_ready_timeout: Duration::from_secs(60),
+            tls,
         })
     }
 

@@ -21,6 +21,8 @@ pub mod runtime;
 pub mod sandbox;
 pub mod templates;
 pub mod terminal;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -69,10 +71,22 @@ pub async fn serve(cfg: config::Config) -> Result<(), String> {
         state.mgr.cgroups.hierarchy.name(),
         state.mgr.cfg.instance
     );
-    let result = axum::serve(listener, api::router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string());
+    let app = api::router(state.clone());
+    let result = match state.mgr.cfg.tls.clone() {
+        #[cfg(feature = "tls")]
+        Some((cert, key)) => {
+            let tls = tls::listener(listener, &cert, &key)?;
+            axum::serve(tls, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        _ => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .map_err(|e| e.to_string());
     reaper.abort();
     state.mgr.shutdown().await;
     eprintln!("sandbox-proxy stopped");
