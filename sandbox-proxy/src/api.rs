@@ -352,45 +352,55 @@ async fn dev_server(
 ) -> ApiResult<Json<kiln_core::sandbox::DevServerStatus>> {
     let sb = authed(&st, &headers, &id)?;
     let req: DevServerRequest = json_body(body, 4096).await?;
-    let place = match req.action {
-        DevServerAction::Start | DevServerAction::Restart => {
-            Some(st.mgr.ensure_running(&sb).await?)
-        }
-        _ => None,
-    };
     let preview_url = format!(
         "{}?{PREVIEW_QUERY}={}",
         preview_base(&id),
         st.auth.preview_token(&id)
     );
-    let mut running = sb.running.lock().await;
-    let Some(r) = running.as_mut() else {
-        return Ok(Json(devserver::stopped_status()));
-    };
-    let restart = match req.action {
+    match req.action {
+        DevServerAction::Start => start_dev_server(&st, &sb, false, preview_url).await,
+        DevServerAction::Restart => start_dev_server(&st, &sb, true, preview_url).await,
         DevServerAction::Status => {
-            return Ok(Json(match &r.dev {
+            let running = sb.running.lock().await;
+            Ok(Json(match running.as_ref().and_then(|r| r.dev.as_ref()) {
                 Some(d) => d.status(Some(preview_url)),
                 None => devserver::stopped_status(),
             }))
         }
         DevServerAction::Stop => {
-            if let Some(d) = r.dev.take() {
+            let mut running = sb.running.lock().await;
+            if let Some(d) = running.as_mut().and_then(|r| r.dev.take()) {
                 d.stop().await;
             }
-            return Ok(Json(devserver::stopped_status()));
+            Ok(Json(devserver::stopped_status()))
         }
-        DevServerAction::Start => r.dev.as_ref().is_some_and(|d| d.exited()),
-        DevServerAction::Restart => true,
-    };
-    if restart {
+    }
+}
+
+/// Brings the sandbox up if needed, (re)starts its dev server and waits until its port
+/// accepts connections, it exits, or the readiness timeout passes.
+async fn start_dev_server(
+    st: &AppState,
+    sb: &Sandbox,
+    restart: bool,
+    preview_url: String,
+) -> ApiResult<Json<kiln_core::sandbox::DevServerStatus>> {
+    let place = st.mgr.ensure_running(sb).await?;
+    let mut running = sb.running.lock().await;
+    let r = running
+        .as_mut()
+        .ok_or_else(|| ApiError::unavailable("the sandbox stopped while starting"))?;
+    if restart || r.dev.as_ref().is_some_and(|d| d.exited()) {
         if let Some(d) = r.dev.take() {
             d.stop().await;
         }
     }
-    let place = place.unwrap_or_else(|| r.place.clone());
     if r.dev.is_none() {
-        r.dev = Some(DevServer::start(&place, sb.template, &preview_base(&id))?);
+        r.dev = Some(DevServer::start(
+            &place,
+            sb.template,
+            &preview_base(&sb.id),
+        )?);
     }
     let dev = r
         .dev
@@ -435,10 +445,31 @@ async fn preview_any(st: Arc<AppState>, id: String, req: Request) -> ApiResult<R
     let addr = {
         let running = sb.running.lock().await;
         match running.as_ref() {
-            Some(r) if r.dev.as_ref().is_some_and(|d| !d.exited()) => {
-                (r.place.net.sandbox_ip, devserver::PORT).into()
+            Some(r) => match &r.dev {
+                Some(d) if !d.exited() => Some((r.place.net.sandbox_ip, devserver::PORT).into()),
+                _ => return Err(ApiError::unavailable("the dev server is not running")),
+            },
+            // Stopped by the idle reaper (or never started since the service restarted):
+            // a preview hit brings it back.
+            None => None,
+        }
+    };
+    let addr: std::net::SocketAddr = match addr {
+        Some(a) => a,
+        None => {
+            let status = start_dev_server(&st, &sb, false, String::new()).await?;
+            if status.state != "ready" {
+                return Err(ApiError::unavailable(format!(
+                    "the dev server did not start: {}",
+                    status.log
+                )));
             }
-            _ => return Err(ApiError::unavailable("the dev server is not running")),
+            let running = sb.running.lock().await;
+            let ip = running
+                .as_ref()
+                .map(|r| r.place.net.sandbox_ip)
+                .ok_or_else(|| ApiError::unavailable("the sandbox stopped"))?;
+            (ip, devserver::PORT).into()
         }
     };
     st.mgr.touch(&sb);

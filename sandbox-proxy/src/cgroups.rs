@@ -142,6 +142,11 @@ impl Cgroups {
                         ],
                         vec![
                             (0, "memory.limit_in_bytes", limits.memory_bytes.to_string()),
+                            (
+                                0,
+                                "memory.memsw.limit_in_bytes",
+                                limits.memory_bytes.to_string(),
+                            ),
                             (1, "pids.max", limits.pids_max.to_string()),
                             (2, "cpu.cfs_period_us", CPU_PERIOD_US.to_string()),
                             (2, "cpu.cfs_quota_us", quota.to_string()),
@@ -159,8 +164,8 @@ impl Cgroups {
         }
         for (i, file, value) in writes {
             let p = dirs[i].join(file);
-            // memory.swap.max is absent without swap accounting; everything else must work.
-            if file == "memory.swap.max" && !p.exists() {
+            // The swap files are absent without swap accounting; everything else must work.
+            if (file == "memory.swap.max" || file == "memory.memsw.limit_in_bytes") && !p.exists() {
                 continue;
             }
             write(&p, &value)?;

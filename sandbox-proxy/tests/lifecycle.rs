@@ -98,7 +98,34 @@ fn idle_sandboxes_are_stopped_and_keep_their_files() {
     let inst = "r";
     let (child, s) = spawn(inst, 85, &[("KILN_SANDBOX_IDLE_SECS", "1")], true);
     let (id, t) = s.create("idle", "static");
-    assert_eq!(s.write(&id, &t, &[("note.txt", "still here")]).status, 200);
+    assert_eq!(
+        s.write(
+            &id,
+            &t,
+            &[
+                ("note.txt", "still here"),
+                ("index.html", "<p>back again</p>")
+            ]
+        )
+        .status,
+        200
+    );
+    let r = s.must(
+        "POST",
+        &format!("/v1/sandboxes/{id}/dev-server"),
+        &t,
+        Some(r#"{"action":"start"}"#),
+    );
+    let url = r.json()["preview_url"].as_str().unwrap().to_owned();
+    let first = s.call("GET", &url, None, None, None).unwrap();
+    assert_eq!(first.status, 200);
+    let cookie = first
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let deadline = Instant::now() + Duration::from_secs(60);
     // GET /v1/sandboxes/{id} does not count as use, so the reaper gets to it.
     loop {
@@ -110,6 +137,22 @@ fn idle_sandboxes_are_stopped_and_keep_their_files() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(host_leftovers(inst).iter().all(|l| !l.starts_with("netns")));
+    // A preview hit brings the sandbox and its dev server back.
+    let again = s
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/preview/"),
+            None,
+            None,
+            Some(&cookie),
+        )
+        .unwrap();
+    assert_eq!(
+        (again.status, again.body.contains("back again")),
+        (200, true),
+        "{}",
+        again.body
+    );
     let (out, _, _) = s.sh(&id, &t, "cat note.txt");
     assert_eq!(out, "still here");
     stop(child);
