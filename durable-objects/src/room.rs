@@ -300,9 +300,11 @@ impl ProjectRoom {
     pub fn broadcast(&self, event: ServerEvent) -> Result<()> {
         let wire = self.store.append(event, self.limits())?;
         for ws in self.state.get_websockets() {
-            if Conn::of(&ws).is_some_and(|c| c.live) {
-                // A socket that is going away is cleaned up by websocket_close.
-                let _ = ws.send_with_str(&wire);
+            if Conn::of(&ws).is_some_and(|c| c.live) && ws.send_with_str(&wire).is_err() {
+                // Never drop an event silently: close the socket, so the client reconnects
+                // with `hello {last_seq}` and gets what it missed from the log.
+                worker::console_warn!("broadcast send failed; closing the socket for replay");
+                let _ = ws.close(Some(1011), Some("send failed; reconnect with last_seq"));
             }
         }
         Ok(())

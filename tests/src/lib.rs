@@ -198,6 +198,31 @@ impl Kiln {
         self.raw(method, path, &headers, bytes.as_deref())
     }
 
+    /// A request whose response body is bytes (files, ZIPs): (status, body).
+    pub fn raw_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> (u16, Vec<u8>) {
+        let mut req = agent().request(method, &format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: transport error: {e}"),
+        };
+        let status = resp.status();
+        let mut body = vec![];
+        resp.into_reader()
+            .take(256 * 1024 * 1024)
+            .read_to_end(&mut body)
+            .expect("read body");
+        (status, body)
+    }
+
     /// Any request: `body` is sent as `application/json` unless `headers` say otherwise.
     pub fn raw(
         &self,

@@ -3,6 +3,7 @@ use crate::auth::authenticate;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, no_content, query_param, read_json};
+use crate::room::RoomCall;
 use crate::store::orgs::Orgs;
 use crate::store::projects::{ListQuery, Projects};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -11,7 +12,7 @@ use kiln_core::api::{CreateProject, Cursor, Page, Project, UpdateProject};
 use kiln_core::ids::ProjectId;
 use kiln_core::validate;
 use kiln_core::{Action, ErrorCode};
-use worker::{Request, Response};
+use worker::{Method, Request, Response};
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -132,12 +133,9 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
 pub async fn room_state(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
-    let stub = ctx
-        .env
-        .durable_object("PROJECT_ROOM")?
-        .get_by_name(project.id.as_str())?;
-    let url = format!("https://room/{}/state", project.id);
-    Ok(stub.fetch_with_str(&url).await?)
+    RoomCall::new(Method::Get, "state")
+        .send(ctx, &caller, &project)
+        .await
 }
 
 fn encode_cursor(created_at: i64, id: &ProjectId) -> String {
