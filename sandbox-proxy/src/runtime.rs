@@ -60,10 +60,14 @@ pub fn ensure_user(name: &str) -> io::Result<SandboxUser> {
                     name,
                 ])
                 .status()?;
-            if !st.success() {
-                return Err(io::Error::other(format!("useradd {name} failed")));
+            // Another service on this host may have created it meanwhile.
+            match find()? {
+                Some(u) => u,
+                None if !st.success() => {
+                    return Err(io::Error::other(format!("useradd {name} failed")))
+                }
+                None => return Err(io::Error::other(format!("user {name} missing"))),
             }
-            find()?.ok_or_else(|| io::Error::other(format!("user {name} missing")))?
         }
     };
     if user.uid.is_root() {

@@ -369,6 +369,9 @@ impl Manager {
     /// The template's shared `node_modules`, installed first if needed (one install at a
     /// time per service).
     pub async fn layer(&self, t: Template) -> Result<Option<PathBuf>, String> {
+        if templates::layer_dir(&self.cfg.cache_dir, t).is_none() {
+            return Ok(None);
+        }
         let _one_install_at_a_time = self.layers.lock().await;
         templates::ensure_layer(&self.cfg.cache_dir, t).await
     }

@@ -57,23 +57,13 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
         return Ok(None);
     };
     let nm = dir.join("node_modules");
+    remove_stale_installs(&dir).await;
     if nm.join(".package-lock.json").exists() {
         // Early layers had an empty root-owned `.vite-temp`, which hides the overlay's own.
         let _ = std::fs::remove_dir(nm.join(".vite-temp"));
         return Ok(Some(nm));
     }
     let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
-    // Installs interrupted by a stop or crash leave `<name>.tmp<pid>` behind.
-    if let (Some(parent), Some(stem)) = (dir.parent(), dir.file_name()) {
-        let stem = format!("{}.tmp", stem.to_string_lossy());
-        if let Ok(rd) = std::fs::read_dir(parent) {
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&stem) {
-                    let _ = tokio::fs::remove_dir_all(e.path()).await;
-                }
-            }
-        }
-    }
     tokio::fs::create_dir_all(&tmp)
         .await
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -113,11 +103,38 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let _ = tokio::fs::remove_dir_all(&dir).await;
+    if nm.join(".package-lock.json").exists() {
+        // Another service on this host finished first; its layer may be in use.
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        return Ok(Some(nm));
+    }
+    let _ = tokio::fs::remove_dir_all(&dir).await; // an incomplete one
     tokio::fs::rename(&tmp, &dir)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Some(nm))
+}
+
+/// Removes `<layer>.tmp<pid>` dirs of installs interrupted by a stop or crash; another live
+/// service's install in progress is left alone.
+async fn remove_stale_installs(dir: &Path) {
+    let (Some(parent), Some(stem)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    let stem = format!("{}.tmp", stem.to_string_lossy());
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&stem) else {
+            continue;
+        };
+        let alive = pid != std::process::id().to_string() && Path::new("/proc").join(pid).exists();
+        if !alive {
+            let _ = tokio::fs::remove_dir_all(e.path()).await;
+        }
+    }
 }
 
 /// Mounts a project's writable view of a layer: overlayfs with the shared layer as the

@@ -106,7 +106,7 @@ fn a_preview_needs_its_own_token_or_cookie() {
         &t,
         Some(r#"{"action":"start"}"#),
     );
-    let url = r.json()["preview_url"].as_str().unwrap().to_owned();
+    let url = r.json()["preview_url"].as_str().expect(&r.body).to_owned();
     let (b, tb) = s.create("prev2", "static");
     let rb = s.must(
         "POST",
