@@ -5,6 +5,7 @@
 //! takes values and returns values. Untrusted input is parsed here into types that cannot be
 //! wrong (`ProjectPath`, `Role`, `Email`, …) so deeper code never re-validates strings.
 
+pub mod agent;
 pub mod api;
 pub mod diff;
 pub mod error;
