@@ -369,3 +369,112 @@ fn egress_reaches_only_allow_listed_hosts_through_the_proxy() {
     );
     assert_eq!(out.trim(), "200", "registry via proxy: {out} {err}");
 }
+
+/// Host-side fixtures that make escapes *possible* if the firewall were missing: a listener on
+/// every host address (including addresses in private, link-local and CGNAT ranges), a "remote" peer behind a veth, and IP forwarding switched on. Removed on drop.
+struct Targets {
+    ip_forward: String,
+}
+
+const HOST_ADDRS: &[&str] = &[
+    "10.123.0.1",
+    "172.16.123.1",
+    "192.168.123.1",
+    "100.64.123.1",
+    "169.254.123.1",
+];
+const PEER_IP: &str = "10.124.0.2";
+
+fn sh_host(script: &str) {
+    let st = std::process::Command::new("bash")
+        .args(["-c", script])
+        .status()
+        .unwrap();
+    assert!(st.success(), "{script}");
+}
+
+impl Targets {
+    fn up() -> Targets {
+        let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+        let t = Targets { ip_forward };
+        let _ = t.down();
+        let mut s = String::from(
+            "set -e; ip netns add kilnx-peer\n\
+              ip link add kilnxpeerh type veth peer name kilnxpeerp netns kilnx-peer\n\
+              ip addr add 10.124.0.1/30 dev kilnxpeerh; ip link set kilnxpeerh up\n\
+              ip -n kilnx-peer link set lo up; ip -n kilnx-peer link set kilnxpeerp up\n\
+              ip -n kilnx-peer addr add 10.124.0.2/30 dev kilnxpeerp\n\
+              ip -n kilnx-peer route add default via 10.124.0.1\n\
+              echo 1 > /proc/sys/net/ipv4/ip_forward\n",
+        );
+        // Host addresses in the forbidden ranges (no dummy module here: on the veth).
+        for a in HOST_ADDRS {
+            s += &format!("ip addr add {a}/32 dev kilnxpeerh\n");
+        }
+        sh_host(&s);
+        t
+    }
+
+    fn down(&self) -> std::io::Result<()> {
+        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", self.ip_forward.trim());
+        let _ = std::process::Command::new("bash")
+            .args(["-c", "ip link del kilnxpeerh; ip netns del kilnx-peer"])
+            .stderr(std::process::Stdio::null())
+            .status();
+        Ok(())
+    }
+}
+
+impl Drop for Targets {
+    fn drop(&mut self) {
+        let _ = self.down();
+    }
+}
+
+/// A listener inside the peer namespace; returns its port.
+fn listen_in_peer() -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open("/run/netns/kilnx-peer").unwrap();
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let l = TcpListener::bind((PEER_IP, 0)).unwrap();
+        tx.send(l.local_addr().unwrap().port()).unwrap();
+        for c in l.incoming() {
+            drop(c);
+        }
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn with_listeners_everywhere_and_forwarding_on_nothing_but_the_proxy_is_reachable() {
+    let s = svc();
+    let (id, t) = s.create("fw", "static");
+    let targets = Targets::up();
+    let host = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in host.incoming() {
+            drop(c);
+        }
+    });
+    let peer_port = listen_in_peer();
+    // The fixtures work: the host reaches each of them.
+    for a in HOST_ADDRS {
+        assert!(std::net::TcpStream::connect((*a, port)).is_ok(), "{a}");
+    }
+    assert!(std::net::TcpStream::connect((PEER_IP, peer_port)).is_ok());
+    // The sandbox reaches none of them.
+    let gw = gateway(&address(s, &id, &t));
+    for a in HOST_ADDRS.iter().copied().chain([gw.as_str()]) {
+        assert!(
+            !connects(s, &id, &t, a, port),
+            "sandbox reached the host at {a}:{port}"
+        );
+    }
+    assert!(
+        !connects(s, &id, &t, PEER_IP, peer_port),
+        "sandbox was forwarded to a remote host"
+    );
+    drop(targets);
+}
