@@ -1,0 +1,309 @@
+//! The plan of an app: what the planner model must return (as JSON), validated here before
+//! anything is built from it.
+
+use crate::path::ProjectPath;
+use crate::sandbox::Template;
+use serde::{Deserialize, Serialize};
+
+pub const MAX_PHASES: usize = 6;
+pub const MAX_FILES_PER_PHASE: usize = 12;
+pub const MAX_IMAGES: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blueprint {
+    /// A short product name, e.g. "Crumb & Co. Bakery".
+    pub name: String,
+    /// One or two sentences: what the app does for whom.
+    pub summary: String,
+    pub template: Template,
+    pub design: DesignBrief,
+    #[serde(default)]
+    pub images: Vec<ImageSpec>,
+    /// Built in order; each small enough for a small model's context.
+    pub phases: Vec<Phase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesignBrief {
+    /// e.g. "warm, friendly, rounded cards, generous whitespace".
+    pub style: String,
+    pub palette: Vec<Swatch>,
+    /// e.g. "Georgia for headings, system-ui for body".
+    pub typography: String,
+    /// Sections or pages, in order.
+    #[serde(default)]
+    pub sections: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Swatch {
+    pub name: String,
+    /// `#rrggbb`.
+    pub hex: String,
+}
+
+/// An image the app shows. Becomes an SVG placeholder drawn from the spec (or a generated
+/// image when an image API is configured).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSpec {
+    pub path: ProjectPath,
+    pub description: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub goal: String,
+    /// The files this phase writes or changes.
+    pub files: Vec<ProjectPath>,
+    /// Concrete, checkable statements ("adding a task with Enter shows it in the list").
+    #[serde(default)]
+    pub acceptance: Vec<String>,
+}
+
+impl Blueprint {
+    /// Every problem found, so one repair request can fix them all.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errs = Vec::new();
+        let text = |errs: &mut Vec<String>, field: &str, v: &str, max: usize| {
+            if v.trim().is_empty() {
+                errs.push(format!("{field} is empty"));
+            } else if v.chars().count() > max {
+                errs.push(format!("{field} is longer than {max} characters"));
+            }
+        };
+        text(&mut errs, "name", &self.name, 80);
+        text(&mut errs, "summary", &self.summary, 600);
+        text(&mut errs, "design.style", &self.design.style, 400);
+        text(&mut errs, "design.typography", &self.design.typography, 200);
+        if !(2..=8).contains(&self.design.palette.len()) {
+            errs.push("design.palette needs 2 to 8 colours".into());
+        }
+        for (i, s) in self.design.palette.iter().enumerate() {
+            if !is_hex_colour(&s.hex) {
+                errs.push(format!(
+                    "design.palette[{i}].hex {:?} is not #rrggbb",
+                    s.hex
+                ));
+            }
+        }
+        if self.images.len() > MAX_IMAGES {
+            errs.push(format!("at most {MAX_IMAGES} images"));
+        }
+        for (i, img) in self.images.iter().enumerate() {
+            if !img.path.as_str().ends_with(".svg") {
+                errs.push(format!("images[{i}].path must end in .svg"));
+            }
+            if !(16..=4096).contains(&img.width) || !(16..=4096).contains(&img.height) {
+                errs.push(format!("images[{i}] must be 16 to 4096 pixels each way"));
+            }
+        }
+        if self.phases.is_empty() || self.phases.len() > MAX_PHASES {
+            errs.push(format!("1 to {MAX_PHASES} phases"));
+        }
+        for (i, ph) in self.phases.iter().enumerate() {
+            text(&mut errs, &format!("phases[{i}].name"), &ph.name, 80);
+            text(&mut errs, &format!("phases[{i}].goal"), &ph.goal, 1000);
+            if ph.files.is_empty() || ph.files.len() > MAX_FILES_PER_PHASE {
+                errs.push(format!(
+                    "phases[{i}] must list 1 to {MAX_FILES_PER_PHASE} files"
+                ));
+            }
+            if ph.acceptance.len() > 12 {
+                errs.push(format!("phases[{i}] has more than 12 acceptance points"));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// Parses the planner's answer: JSON, possibly wrapped in a code fence or prose.
+    pub fn from_model(text: &str) -> Result<Blueprint, Vec<String>> {
+        let start = text
+            .find('{')
+            .ok_or_else(|| vec!["no JSON object in the answer".to_owned()])?;
+        let end = text
+            .rfind('}')
+            .ok_or_else(|| vec!["no JSON object in the answer".to_owned()])?;
+        if end < start {
+            return Err(vec!["no JSON object in the answer".into()]);
+        }
+        let bp: Blueprint = serde_json::from_str(&text[start..=end])
+            .map_err(|e| vec![format!("invalid blueprint JSON: {e}")])?;
+        bp.validate()?;
+        Ok(bp)
+    }
+
+    /// The JSON schema given to providers that support `response_format: json_schema`.
+    pub fn json_schema() -> serde_json::Value {
+        let s = |d: &str| serde_json::json!({ "type": "string", "description": d });
+        let strings = |d: &str| serde_json::json!({ "type": "array", "items": { "type": "string" }, "description": d });
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "summary", "template", "design", "images", "phases"],
+            "properties": {
+                "name": s("short product name"),
+                "summary": s("one or two sentences: what it does, for whom"),
+                "template": { "type": "string", "enum": ["static", "react-vite"] },
+                "design": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["style", "palette", "typography", "sections"],
+                    "properties": {
+                        "style": s("visual style"),
+                        "palette": { "type": "array", "minItems": 2, "maxItems": 8, "items": {
+                            "type": "object", "additionalProperties": false,
+                            "required": ["name", "hex"],
+                            "properties": { "name": s("role, e.g. primary"), "hex": s("#rrggbb") } } },
+                        "typography": s("fonts for headings and body"),
+                        "sections": strings("sections or pages, in order")
+                    }
+                },
+                "images": { "type": "array", "maxItems": MAX_IMAGES, "items": {
+                    "type": "object", "additionalProperties": false,
+                    "required": ["path", "description", "width", "height"],
+                    "properties": {
+                        "path": s("relative path ending in .svg, e.g. public/hero.svg"),
+                        "description": s("what the image shows"),
+                        "width": { "type": "integer" }, "height": { "type": "integer" } } } },
+                "phases": { "type": "array", "minItems": 1, "maxItems": MAX_PHASES, "items": {
+                    "type": "object", "additionalProperties": false,
+                    "required": ["name", "goal", "files", "acceptance"],
+                    "properties": {
+                        "name": s("phase name"),
+                        "goal": s("what this phase delivers"),
+                        "files": strings("relative paths this phase writes"),
+                        "acceptance": strings("concrete, checkable behaviours") } } }
+            }
+        })
+    }
+}
+
+fn is_hex_colour(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An SVG placeholder drawn from an image spec: the palette's first two colours, the
+/// description as its title and caption.
+pub fn placeholder_svg(spec: &ImageSpec, palette: &[Swatch]) -> String {
+    let bg = palette.first().map_or("#e5e7eb", |s| s.hex.as_str());
+    let fg = palette.get(1).map_or("#374151", |s| s.hex.as_str());
+    let text: String = spec
+        .description
+        .chars()
+        .take(60)
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    let (w, h) = (spec.width, spec.height);
+    let font = (w.min(h) / 12).clamp(10, 48);
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{text}\">\n\
+         <title>{text}</title>\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"{bg}\"/>\n\
+         <circle cx=\"{cx}\" cy=\"{cy}\" r=\"{r}\" fill=\"{fg}\" opacity=\"0.25\"/>\n\
+         <text x=\"50%\" y=\"50%\" text-anchor=\"middle\" dominant-baseline=\"middle\" font-family=\"system-ui, sans-serif\" font-size=\"{font}\" fill=\"{fg}\">{text}</text>\n\
+         </svg>\n",
+        cx = w / 2,
+        cy = h / 2,
+        r = w.min(h) / 3,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn sample() -> Blueprint {
+        serde_json::from_value(serde_json::json!({
+            "name": "Todo",
+            "summary": "A todo list that survives reloads.",
+            "template": "static",
+            "design": {
+                "style": "clean",
+                "palette": [{"name": "bg", "hex": "#ffffff"}, {"name": "accent", "hex": "#ff6600"}],
+                "typography": "system-ui",
+                "sections": ["list"]
+            },
+            "images": [{"path": "public/hero.svg", "description": "a tidy desk", "width": 800, "height": 400}],
+            "phases": [{
+                "name": "Core",
+                "goal": "Add, tick, delete, filter, persist",
+                "files": ["index.html", "app.js", "style.css"],
+                "acceptance": ["Enter adds a task", "reload keeps tasks"]
+            }]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_good_blueprint_validates() {
+        assert_eq!(sample().validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut bp = sample();
+        bp.name = " ".into();
+        bp.design.palette[1].hex = "orange".into();
+        bp.phases[0].files.clear();
+        bp.images[0].width = 1;
+        let errs = bp.validate().unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+    }
+
+    #[test]
+    fn model_answers_with_fences_or_prose_parse() {
+        let json = serde_json::to_string(&sample()).unwrap();
+        for wrapped in [
+            json.clone(),
+            format!("```json\n{json}\n```"),
+            format!("Here you go:\n{json}\nEnjoy!"),
+        ] {
+            assert_eq!(Blueprint::from_model(&wrapped), Ok(sample()));
+        }
+        assert!(Blueprint::from_model("no json here").is_err());
+        assert!(Blueprint::from_model("{\"name\": 1}").is_err());
+        let traversal = json.replace("app.js", "../app.js");
+        assert!(
+            Blueprint::from_model(&traversal).is_err(),
+            "paths are validated"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_escaped_svg_of_the_right_size() {
+        let mut spec = sample().images[0].clone();
+        spec.description = "<script>alert(1)</script> & co".into();
+        let svg = placeholder_svg(&spec, &sample().design.palette);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("width=\"800\"") && svg.contains("#ff6600")
+        );
+        assert!(!svg.contains("<script>") && svg.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn the_schema_requires_what_the_type_requires() {
+        let schema = Blueprint::json_schema();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for field in ["name", "summary", "template", "design", "phases"] {
+            assert!(required.contains(&field));
+        }
+    }
+}
