@@ -1,6 +1,10 @@
 //! The agent's pure parts: what it plans (`blueprint`), how it reads model output
-//! (`file_stream`). No I/O: the room performs effects and feeds results back.
+//! (`file_stream`), the LLM wire formats (`llm`), the pipeline's state machine (`machine`)
+//! and what it asks the models (`prompts`). No I/O: the room performs effects and feeds
+//! results back.
 
 pub mod blueprint;
 pub mod file_stream;
 pub mod llm;
+pub mod machine;
+pub mod prompts;

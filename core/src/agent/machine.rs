@@ -1,0 +1,417 @@
+//! The generation pipeline as a pure state machine: `Generation::next` says what to do,
+//! `Generation::apply` takes what happened. The room performs the effects (LLM calls, sandbox
+//! calls, storage writes), persists the `Generation` after every `apply`, and drives one step
+//! per alarm — so resuming after a crash is just calling `next` on the persisted state, and a
+//! finished step (whose outcome was applied and persisted) is never run again.
+
+use super::blueprint::Blueprint;
+use crate::sandbox::Template;
+use serde::{Deserialize, Serialize};
+
+/// Plan attempts: the first, and one repair with the validation errors.
+pub const MAX_PLAN_ATTEMPTS: u32 = 2;
+/// Transient failures (5xx, 429, timeouts, truncated streams) tolerated per step.
+pub const MAX_STEP_ATTEMPTS: u32 = 4;
+/// Fix rounds per phase after a failing check.
+pub const MAX_FIX_ROUNDS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Plan,
+    Implement,
+    Install,
+    Check,
+    Fix,
+    Serve,
+    Snapshot,
+    Done,
+    Failed { reason: String },
+    Cancelled,
+}
+
+impl Step {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Step::Done | Step::Failed { .. } | Step::Cancelled)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Plan => "planning",
+            Step::Implement => "implementing",
+            Step::Install => "installing",
+            Step::Check => "checking",
+            Step::Fix => "fixing",
+            Step::Serve => "serving",
+            Step::Snapshot => "snapshotting",
+            Step::Done => "done",
+            Step::Failed { .. } => "failed",
+            Step::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Running totals for `generation_complete` and the cost log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub llm_calls: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_micros: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    pub id: String,
+    pub prompt: String,
+    pub template: Template,
+    pub step: Step,
+    pub blueprint: Option<Blueprint>,
+    /// Index of the phase being built.
+    pub phase: usize,
+    /// Failed attempts of the current step.
+    pub attempts: u32,
+    pub fix_round: u32,
+    /// Why the last plan was rejected (fed to the repair request).
+    pub plan_errors: Vec<String>,
+    /// What the last check reported (fed to the fixer).
+    pub check_errors: Vec<String>,
+    /// Check errors still open after the last fix round of each phase.
+    pub unresolved: Vec<String>,
+    /// Commands the current phase asked for (dependency installs).
+    pub commands: Vec<String>,
+    /// Prompts that arrived while running; folded into the next phase.
+    pub queued: Vec<String>,
+    pub totals: Totals,
+    pub preview_url: Option<String>,
+    pub version: Option<u64>,
+    pub started_at: i64,
+}
+
+/// What the room must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    CallPlanner,
+    CallCoder {
+        phase: usize,
+    },
+    Install {
+        commands: Vec<String>,
+    },
+    Check {
+        phase: usize,
+    },
+    CallFixer {
+        phase: usize,
+    },
+    Serve,
+    Snapshot,
+    /// Terminal: nothing more to do.
+    Idle,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Planned(Blueprint),
+    PlanRejected(Vec<String>),
+    /// Every file of the phase is written; `commands` were asked for.
+    PhaseWritten {
+        commands: Vec<String>,
+    },
+    Installed,
+    Checked {
+        errors: Vec<String>,
+    },
+    Fixed,
+    Served {
+        url: String,
+    },
+    Snapshotted {
+        version: u64,
+    },
+    /// A step failed; `retryable` for transient failures.
+    StepFailed {
+        reason: String,
+        retryable: bool,
+    },
+    Cancel,
+}
+
+impl Generation {
+    pub fn new(id: String, prompt: String, template: Template, now: i64) -> Generation {
+        Generation {
+            id,
+            prompt,
+            template,
+            step: Step::Plan,
+            blueprint: None,
+            phase: 0,
+            attempts: 0,
+            fix_round: 0,
+            plan_errors: vec![],
+            check_errors: vec![],
+            unresolved: vec![],
+            commands: vec![],
+            queued: vec![],
+            totals: Totals::default(),
+            preview_url: None,
+            version: None,
+            started_at: now,
+        }
+    }
+
+    pub fn next(&self) -> Next {
+        match self.step {
+            Step::Plan => Next::CallPlanner,
+            Step::Implement => Next::CallCoder { phase: self.phase },
+            Step::Install => Next::Install {
+                commands: self.commands.clone(),
+            },
+            Step::Check => Next::Check { phase: self.phase },
+            Step::Fix => Next::CallFixer { phase: self.phase },
+            Step::Serve => Next::Serve,
+            Step::Snapshot => Next::Snapshot,
+            Step::Done | Step::Failed { .. } | Step::Cancelled => Next::Idle,
+        }
+    }
+
+    fn phases(&self) -> usize {
+        self.blueprint.as_ref().map_or(0, |b| b.phases.len())
+    }
+
+    fn goto(&mut self, step: Step) {
+        self.step = step;
+        self.attempts = 0;
+    }
+
+    /// After a phase passes (or runs out of fix rounds): the next phase, or serve.
+    fn phase_done(&mut self) {
+        self.fix_round = 0;
+        self.check_errors.clear();
+        if self.phase + 1 < self.phases() {
+            self.phase += 1;
+            self.goto(Step::Implement);
+        } else {
+            self.goto(Step::Serve);
+        }
+    }
+
+    pub fn apply(&mut self, outcome: Outcome) {
+        if self.step.is_terminal() {
+            return;
+        }
+        match (self.step.clone(), outcome) {
+            (_, Outcome::Cancel) => self.goto(Step::Cancelled),
+            (_, Outcome::StepFailed { reason, retryable }) => {
+                self.attempts += 1;
+                if !retryable || self.attempts >= MAX_STEP_ATTEMPTS {
+                    self.goto(Step::Failed {
+                        reason: format!("{} failed: {reason}", self.step.name()),
+                    });
+                }
+            }
+            (Step::Plan, Outcome::Planned(bp)) => {
+                self.blueprint = Some(bp);
+                self.plan_errors.clear();
+                self.phase = 0;
+                self.goto(Step::Implement);
+            }
+            (Step::Plan, Outcome::PlanRejected(errors)) => {
+                self.attempts += 1;
+                if self.attempts >= MAX_PLAN_ATTEMPTS {
+                    self.goto(Step::Failed {
+                        reason: format!("the plan was invalid: {}", errors.join("; ")),
+                    });
+                } else {
+                    self.plan_errors = errors;
+                }
+            }
+            (Step::Implement, Outcome::PhaseWritten { commands }) => {
+                self.fix_round = 0;
+                self.commands = commands;
+                self.queued.clear();
+                let next = if self.commands.is_empty() {
+                    Step::Check
+                } else {
+                    Step::Install
+                };
+                self.goto(next);
+            }
+            (Step::Install, Outcome::Installed) => {
+                self.commands.clear();
+                self.goto(Step::Check);
+            }
+            (Step::Check, Outcome::Checked { errors }) => {
+                if errors.is_empty() {
+                    self.phase_done();
+                } else if self.fix_round < MAX_FIX_ROUNDS {
+                    self.check_errors = errors;
+                    self.goto(Step::Fix);
+                } else {
+                    // Out of fix rounds: keep going; the user sees what is still wrong.
+                    self.unresolved.extend(errors);
+                    self.phase_done();
+                }
+            }
+            (Step::Fix, Outcome::Fixed) => {
+                self.fix_round += 1;
+                self.goto(Step::Check);
+            }
+            (Step::Serve, Outcome::Served { url }) => {
+                self.preview_url = Some(url);
+                self.goto(Step::Snapshot);
+            }
+            (Step::Snapshot, Outcome::Snapshotted { version }) => {
+                self.version = Some(version);
+                self.goto(Step::Done);
+            }
+            // An outcome that does not belong to the current step (a late reply after a
+            // resume) changes nothing.
+            _ => {}
+        }
+    }
+
+    /// A prompt that arrived while this generation runs: folded into the next phase.
+    pub fn enqueue(&mut self, prompt: String) {
+        if !self.step.is_terminal() {
+            self.queued.push(prompt);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bp(phases: usize) -> Blueprint {
+        let phases: Vec<serde_json::Value> = (0..phases)
+            .map(|i| serde_json::json!({"name": format!("p{i}"), "goal": "g", "files": ["index.html"], "acceptance": []}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "name": "x", "summary": "y", "template": "static",
+            "design": {"style": "s", "palette": [{"name":"a","hex":"#000000"},{"name":"b","hex":"#ffffff"}], "typography": "t", "sections": []},
+            "images": [], "phases": phases
+        }))
+        .unwrap()
+    }
+
+    fn gen() -> Generation {
+        Generation::new("g1".into(), "a todo app".into(), Template::Static, 0)
+    }
+
+    #[test]
+    fn a_clean_run_goes_plan_phases_serve_snapshot_done() {
+        let mut g = gen();
+        assert_eq!(g.next(), Next::CallPlanner);
+        g.apply(Outcome::Planned(bp(2)));
+        assert_eq!(g.next(), Next::CallCoder { phase: 0 });
+        g.apply(Outcome::PhaseWritten {
+            commands: vec!["npm install zustand".into()],
+        });
+        assert_eq!(
+            g.next(),
+            Next::Install {
+                commands: vec!["npm install zustand".into()]
+            }
+        );
+        g.apply(Outcome::Installed);
+        assert_eq!(g.next(), Next::Check { phase: 0 });
+        g.apply(Outcome::Checked { errors: vec![] });
+        assert_eq!(g.next(), Next::CallCoder { phase: 1 });
+        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        assert_eq!(g.next(), Next::Check { phase: 1 });
+        g.apply(Outcome::Checked { errors: vec![] });
+        assert_eq!(g.next(), Next::Serve);
+        g.apply(Outcome::Served {
+            url: "/preview/p/".into(),
+        });
+        assert_eq!(g.next(), Next::Snapshot);
+        g.apply(Outcome::Snapshotted { version: 1 });
+        assert_eq!(g.step, Step::Done);
+        assert_eq!(g.next(), Next::Idle);
+    }
+
+    #[test]
+    fn a_rejected_plan_gets_one_repair_then_fails() {
+        let mut g = gen();
+        g.apply(Outcome::PlanRejected(vec!["name is empty".into()]));
+        assert_eq!(g.next(), Next::CallPlanner);
+        assert_eq!(g.plan_errors, vec!["name is empty".to_owned()]);
+        g.apply(Outcome::PlanRejected(vec!["still bad".into()]));
+        assert!(matches!(&g.step, Step::Failed { reason } if reason.contains("still bad")));
+    }
+
+    #[test]
+    fn failing_checks_loop_through_bounded_fixes() {
+        let mut g = gen();
+        g.apply(Outcome::Planned(bp(1)));
+        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        for round in 0..MAX_FIX_ROUNDS {
+            g.apply(Outcome::Checked {
+                errors: vec![format!("error {round}")],
+            });
+            assert_eq!(g.next(), Next::CallFixer { phase: 0 });
+            assert_eq!(g.check_errors, vec![format!("error {round}")]);
+            g.apply(Outcome::Fixed);
+            assert_eq!(g.next(), Next::Check { phase: 0 });
+        }
+        g.apply(Outcome::Checked {
+            errors: vec!["still broken".into()],
+        });
+        assert_eq!(g.next(), Next::Serve, "out of rounds: go on");
+        assert_eq!(g.unresolved, vec!["still broken".to_owned()]);
+    }
+
+    #[test]
+    fn transient_failures_retry_the_same_step_then_fail() {
+        let mut g = gen();
+        g.apply(Outcome::Planned(bp(1)));
+        for _ in 0..MAX_STEP_ATTEMPTS - 1 {
+            g.apply(Outcome::StepFailed {
+                reason: "HTTP 500".into(),
+                retryable: true,
+            });
+            assert_eq!(g.next(), Next::CallCoder { phase: 0 });
+        }
+        g.apply(Outcome::StepFailed {
+            reason: "HTTP 500".into(),
+            retryable: true,
+        });
+        assert!(matches!(&g.step, Step::Failed { reason } if reason.contains("implementing")));
+        let mut h = gen();
+        h.apply(Outcome::StepFailed {
+            reason: "HTTP 401".into(),
+            retryable: false,
+        });
+        assert!(matches!(h.step, Step::Failed { .. }));
+    }
+
+    #[test]
+    fn cancel_stops_and_terminal_states_ignore_everything() {
+        let mut g = gen();
+        g.apply(Outcome::Planned(bp(1)));
+        g.apply(Outcome::Cancel);
+        assert_eq!(g.step, Step::Cancelled);
+        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        assert_eq!(g.step, Step::Cancelled);
+        assert_eq!(g.next(), Next::Idle);
+    }
+
+    #[test]
+    fn late_outcomes_of_other_steps_change_nothing_and_state_round_trips() {
+        let mut g = gen();
+        g.apply(Outcome::Planned(bp(1)));
+        let before = g.clone();
+        g.apply(Outcome::Snapshotted { version: 9 });
+        assert_eq!(g, before);
+        g.enqueue("make it dark".into());
+        let json = serde_json::to_string(&g).unwrap();
+        assert_eq!(serde_json::from_str::<Generation>(&json).unwrap(), g);
+        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        assert!(
+            g.queued.is_empty(),
+            "queued prompts were folded into that phase"
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! Prompt builders. Written for small local models first (Qwen2.5-Coder-1.5B follows a
+//! `<file path="…">` format exactly, and JSON with a schema): short, concrete, one job per
+//! call, and everything the model needs in the prompt — it cannot look around.
+
+use super::blueprint::Blueprint;
+use super::llm::ChatMessage;
+use crate::sandbox::Template;
+
+/// Budget for existing file contents quoted in one prompt (bytes).
+const CONTEXT_BUDGET: usize = 24 * 1024;
+
+const FORMAT: &str = "Write each file completely, in this exact format, one block per file:\n\
+<file path=\"relative/path.ext\">\n\
+…the whole file…\n\
+</file>\n\
+To add an npm package, write <command>npm install NAME</command>.\n\
+No explanations are needed; only the blocks are used.";
+
+fn template_notes(t: Template) -> &'static str {
+    match t {
+        Template::Static => {
+            "Template `static`: plain HTML, CSS and JavaScript served as files. \
+            It starts with index.html (loads style.css and main.js), style.css and main.js. \
+            No build step and no npm packages; use localStorage for persistence."
+        }
+        Template::ReactVite => {
+            "Template `react-vite`: React 19 + TypeScript + Vite + Tailwind CSS. \
+            It starts with index.html, src/main.tsx (renders <App/>), src/App.tsx and \
+            src/index.css (Tailwind directives). Put components in src/components/, use \
+            Tailwind classes for styling, useState/useEffect for state, localStorage for \
+            persistence. The code must type-check (tsc --noEmit)."
+        }
+    }
+}
+
+pub fn planner(prompt: &str, template: Template) -> Vec<ChatMessage> {
+    let system = format!(
+        "You are the planner of an app builder. Turn the user's request into a blueprint: \
+         a JSON object with name, summary, template, design (style, palette of #rrggbb \
+         colours, typography, sections), images (SVG placeholders under public/, may be \
+         empty) and phases. Make 1 to 3 small phases; each lists the files it writes (at \
+         most 6) and concrete acceptance points a tester can check in a browser, e.g. \
+         \"pressing Enter in the input adds the task to the list\". Cover every feature the \
+         user asked for with an acceptance point, including persistence and live updates \
+         when asked.\n{}\nUse template \"{}\". Answer with the JSON object only.",
+        template_notes(template),
+        template.as_str()
+    );
+    vec![ChatMessage::system(system), ChatMessage::user(prompt)]
+}
+
+/// A second planner call after the first answer did not validate.
+pub fn plan_repair(
+    prompt: &str,
+    template: Template,
+    previous: &str,
+    errors: &[String],
+) -> Vec<ChatMessage> {
+    let mut m = planner(prompt, template);
+    m.push(ChatMessage::assistant(previous));
+    m.push(ChatMessage::user(format!(
+        "That blueprint is invalid:\n- {}\nAnswer again with the corrected JSON object only.",
+        errors.join("\n- ")
+    )));
+    m
+}
+
+fn brief(bp: &Blueprint) -> String {
+    let palette: Vec<String> = bp
+        .design
+        .palette
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.hex))
+        .collect();
+    let mut s = format!(
+        "App: {} — {}\nStyle: {}\nPalette: {}\nTypography: {}\n",
+        bp.name,
+        bp.summary,
+        bp.design.style,
+        palette.join(", "),
+        bp.design.typography
+    );
+    if !bp.design.sections.is_empty() {
+        s += &format!("Sections: {}\n", bp.design.sections.join(", "));
+    }
+    for img in &bp.images {
+        s += &format!(
+            "Image {} ({}x{}): {}\n",
+            img.path, img.width, img.height, img.description
+        );
+    }
+    s
+}
+
+/// Quotes existing files, newest-relevant first, within the context budget.
+fn quote_files(files: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (path, content) in files {
+        let block = format!("<file path=\"{path}\">\n{content}\n</file>\n");
+        if out.len() + block.len() > CONTEXT_BUDGET {
+            out += &format!("(file {path} exists; not shown)\n");
+            continue;
+        }
+        out += &block;
+    }
+    out
+}
+
+/// Implement one phase. `files` are the current project files worth showing (the phase's
+/// own files first); `queued` are user messages that arrived during the generation.
+pub fn coder(
+    bp: &Blueprint,
+    phase: usize,
+    files: &[(String, String)],
+    queued: &[String],
+) -> Vec<ChatMessage> {
+    let ph = &bp.phases[phase];
+    let system = format!(
+        "You are a senior front-end engineer. You write complete, working files.\n{}\n{FORMAT}",
+        template_notes(bp.template)
+    );
+    let mut user = brief(bp);
+    user += &format!(
+        "\nPhase {} of {}: {}\nGoal: {}\nWrite these files: {}\n",
+        phase + 1,
+        bp.phases.len(),
+        ph.name,
+        ph.goal,
+        ph.files
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !ph.acceptance.is_empty() {
+        user += "It must satisfy:\n";
+        for a in &ph.acceptance {
+            user += &format!("- {a}\n");
+        }
+    }
+    if !queued.is_empty() {
+        user += "The user also asked, while you were working:\n";
+        for q in queued {
+            user += &format!("- {q}\n");
+        }
+    }
+    if !files.is_empty() {
+        user += &format!("\nCurrent files:\n{}", quote_files(files));
+    }
+    vec![ChatMessage::system(system), ChatMessage::user(user)]
+}
+
+/// Fix what the check reported.
+pub fn fixer(
+    bp: &Blueprint,
+    phase: usize,
+    errors: &[String],
+    files: &[(String, String)],
+) -> Vec<ChatMessage> {
+    let system = format!(
+        "You fix bugs in a small web app. {}\nRewrite only the files that need changes. {FORMAT}",
+        template_notes(bp.template)
+    );
+    let ph = &bp.phases[phase];
+    let mut user = brief(bp);
+    user += &format!("\nThe phase \"{}\" must satisfy:\n", ph.name);
+    for a in &ph.acceptance {
+        user += &format!("- {a}\n");
+    }
+    user += "\nThe check failed with:\n";
+    for e in errors {
+        user += &format!("- {}\n", e.chars().take(2000).collect::<String>());
+    }
+    user += &format!("\nCurrent files:\n{}", quote_files(files));
+    vec![ChatMessage::system(system), ChatMessage::user(user)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bp() -> Blueprint {
+        serde_json::from_value(serde_json::json!({
+            "name": "Todo", "summary": "tasks", "template": "react-vite",
+            "design": {"style": "clean", "palette": [{"name":"bg","hex":"#ffffff"},{"name":"ink","hex":"#111111"}], "typography": "system-ui", "sections": ["list"]},
+            "images": [],
+            "phases": [{"name": "Core", "goal": "add and tick", "files": ["src/App.tsx"], "acceptance": ["Enter adds a task"]}]
+        })).unwrap()
+    }
+
+    #[test]
+    fn the_planner_asks_for_json_for_the_template() {
+        let m = planner("a todo list", Template::Static);
+        assert_eq!(m.len(), 2);
+        assert!(m[0].content.contains("JSON") && m[0].content.contains("\"static\""));
+        assert_eq!(m[1].content, "a todo list");
+        let r = plan_repair(
+            "a todo list",
+            Template::Static,
+            "{}",
+            &["name is empty".into()],
+        );
+        assert_eq!(r.len(), 4);
+        assert!(r[3].content.contains("name is empty"));
+    }
+
+    #[test]
+    fn the_coder_prompt_carries_the_phase_acceptance_and_format() {
+        let m = coder(
+            &bp(),
+            0,
+            &[("src/App.tsx".into(), "export {}".into())],
+            &["dark mode".into()],
+        );
+        let u = &m[1].content;
+        for needle in [
+            "Phase 1 of 1",
+            "Enter adds a task",
+            "src/App.tsx",
+            "dark mode",
+            "#ffffff",
+        ] {
+            assert!(u.contains(needle), "{needle} missing");
+        }
+        assert!(m[0].content.contains("<file path="));
+    }
+
+    #[test]
+    fn quoted_files_respect_the_budget() {
+        let big = "x".repeat(CONTEXT_BUDGET);
+        let m = fixer(
+            &bp(),
+            0,
+            &["TS2304".into()],
+            &[("a.ts".into(), big), ("b.ts".into(), "small".into())],
+        );
+        assert!(m[1].content.contains("(file a.ts exists; not shown)"));
+        assert!(m[1].content.contains("<file path=\"b.ts\">"));
+        assert!(m[1].content.contains("TS2304"));
+    }
+}
