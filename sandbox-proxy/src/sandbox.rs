@@ -177,9 +177,13 @@ impl Manager {
             last_used: AtomicU64::new(self.now()),
             busy: Arc::default(),
         });
-        let fresh = !dir.exists();
+        // Whoever creates the directory seeds it (two concurrent creates: one seeds).
+        let fresh = match std::fs::create_dir(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e.into()),
+        };
         if fresh {
-            std::fs::create_dir(&dir)?;
             nix::unistd::chown(
                 &dir,
                 Some(nix::unistd::Uid::from_raw(self.user.uid)),

@@ -316,3 +316,28 @@ fn a_project_adds_a_dependency_through_the_egress_proxy_without_touching_the_sha
     let (out, _, _) = s.sh(&other, &to, "ls node_modules/left-pad 2>&1 || echo absent");
     assert!(out.contains("absent"), "{out}");
 }
+
+#[test]
+fn concurrent_creates_of_one_project_make_one_sandbox() {
+    let s = svc();
+    let id = common::project_id("race");
+    let t = common::token(&id, 120);
+    let body = serde_json::json!({"project_id": id, "template": "static"}).to_string();
+    let statuses: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| sc.spawn(|| s.must("POST", "/v1/sandboxes", &t, Some(&body)).status))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 200),
+        "{statuses:?}"
+    );
+    let (out, _, _) = s.sh(&id, &t, "ls /work");
+    assert!(out.contains("index.html"), "{out}");
+}
