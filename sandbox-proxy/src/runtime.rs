@@ -145,6 +145,8 @@ impl Place {
         let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
         push(&[
             "--unshare-user",
+            // No nested user namespaces: their kernel surface is the usual way out.
+            "--disable-userns",
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",

@@ -55,6 +55,16 @@ fn commands_run_as_an_unprivileged_user_in_their_own_namespaces() {
 }
 
 #[test]
+fn no_nested_user_namespaces_and_no_capabilities() {
+    let s = svc();
+    let (id, t) = s.create("userns", "static");
+    let (out, _, end) = s.sh(&id, &t, "unshare -Ur id -u");
+    assert!(!ok(&end), "a nested user namespace was created: {out}");
+    let (out, _, _) = s.sh(&id, &t, "grep CapEff /proc/self/status");
+    assert!(out.contains("0000000000000000"), "{out}");
+}
+
+#[test]
 fn host_files_outside_work_cannot_be_read() {
     let s = svc();
     let (id, t) = s.create("read", "static");
