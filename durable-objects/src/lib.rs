@@ -6,6 +6,7 @@
 
 mod conn;
 mod export;
+pub mod llm_client;
 mod room;
 mod store;
 mod versions;
