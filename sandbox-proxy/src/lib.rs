@@ -19,6 +19,7 @@ pub mod net;
 pub mod preview;
 pub mod runtime;
 pub mod sandbox;
+pub mod seccomp;
 pub mod templates;
 pub mod terminal;
 #[cfg(feature = "tls")]

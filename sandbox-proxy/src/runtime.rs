@@ -8,7 +8,7 @@
 
 use crate::cgroups::Cgroup;
 use crate::net::SandboxNet;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -92,7 +92,18 @@ pub struct Place {
     /// The service's helper scripts, mounted read-only at `/opt/kiln`.
     pub lib_dir: PathBuf,
     pub egress_port: u16,
+    /// The seccomp filter's BPF bytes (see `seccomp.rs`).
+    pub seccomp: std::sync::Arc<Vec<u8>>,
 }
+
+/// The fd number the seccomp program is read from in the child.
+const SECCOMP_FD: i32 = 255;
+
+/// File descriptors the child needs until it is spawned (the netns, the seccomp pipe).
+pub struct Keep(
+    #[allow(dead_code)] std::fs::File,
+    #[allow(dead_code)] std::os::fd::OwnedFd,
+);
 
 pub struct Spec {
     pub argv: Vec<String>,
@@ -198,6 +209,7 @@ impl Place {
         for (k, v) in self.base_env().iter().chain(spec.env.iter()) {
             push(&["--setenv", k, v]);
         }
+        push(&["--seccomp", &SECCOMP_FD.to_string()]);
         if !spec.tty {
             // A new session: the command cannot reach a terminal of ours (TIOCSTI).
             push(&["--new-session"]);
@@ -209,9 +221,13 @@ impl Place {
 
     /// A command that runs `spec` in this sandbox. The returned file (the netns) must live
     /// until the command is spawned.
-    pub fn command(&self, spec: &Spec) -> io::Result<(tokio::process::Command, std::fs::File)> {
+    pub fn command(&self, spec: &Spec) -> io::Result<(tokio::process::Command, Keep)> {
         let netns = std::fs::File::open(self.net.netns_path())?;
         let netns_fd = netns.as_raw_fd();
+        // The filter goes through a pipe (it fits its buffer), dup'ed to SECCOMP_FD in the child.
+        let (seccomp_r, seccomp_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        std::fs::File::from(seccomp_w).write_all(&self.seccomp)?;
+        let seccomp_fd = seccomp_r.as_raw_fd();
         let cgroup = self.cgroup.clone();
         let SandboxUser { uid, gid } = self.user;
         let tty = spec.tty;
@@ -231,6 +247,9 @@ impl Place {
         // setresuid); it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
+                if nix::libc::dup2(seccomp_fd, SECCOMP_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
                 let fd = BorrowedFd::borrow_raw(netns_fd);
                 nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)?;
                 cgroup.attach_self()?;
@@ -248,6 +267,6 @@ impl Place {
                 Ok(())
             });
         }
-        Ok((cmd, netns))
+        Ok((cmd, Keep(netns, seccomp_r)))
     }
 }

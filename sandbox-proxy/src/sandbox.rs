@@ -60,6 +60,7 @@ pub struct Manager {
     layers: tokio::sync::Mutex<()>,
     started: Instant,
     allow: Arc<Vec<String>>,
+    seccomp: Arc<Vec<u8>>,
 }
 
 /// Project ids become directory and cgroup names: letters, digits, `_` and `-` only.
@@ -83,6 +84,7 @@ impl Manager {
         let cgroups = Cgroups::init(hierarchy, &cfg.cgroup_base()).map_err(|e| e.to_string())?;
         let m = Manager {
             allow: Arc::new(cfg.egress_allow.clone()),
+            seccomp: Arc::new(crate::seccomp::program()?),
             cfg,
             cgroups,
             user,
@@ -364,6 +366,7 @@ impl Manager {
                 node_modules,
                 lib_dir: self.lib_dir(),
                 egress_port: cfg.egress_port,
+                seccomp: self.seccomp.clone(),
             },
             egress,
             dev: None,

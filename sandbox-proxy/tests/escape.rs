@@ -65,6 +65,45 @@ fn no_nested_user_namespaces_and_no_capabilities() {
 }
 
 #[test]
+fn dangerous_syscalls_are_refused_by_seccomp() {
+    if !cfg!(target_arch = "x86_64") {
+        return; // the syscall numbers below are x86_64's
+    }
+    let s = svc();
+    let (id, t) = s.create("seccomp", "static");
+    // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING) answers an id without a filter.
+    let (out, err, _) = s.sh(
+        &id,
+        &t,
+        "perl -e '$r = syscall(250, 0, -3, 0); print \"$r $!\\n\"'",
+    );
+    assert!(
+        out.starts_with("-1 Operation not permitted"),
+        "keyctl: {out} {err}"
+    );
+    // userfaultfd(UFFD_USER_MODE_ONLY) answers an fd without a filter.
+    let (out, _, _) = s.sh(
+        &id,
+        &t,
+        "perl -e '$r = syscall(323, 1); print \"$r $!\\n\"'",
+    );
+    assert!(
+        out.starts_with("-1 Operation not permitted"),
+        "userfaultfd: {out}"
+    );
+    // open_by_handle_at, the classic container escape (EFAULT, not EPERM, without a filter).
+    let (out, _, _) = s.sh(
+        &id,
+        &t,
+        "perl -e '$r = syscall(304, -100, 0, 0); print \"$r $!\\n\"'",
+    );
+    assert!(
+        out.starts_with("-1 Operation not permitted"),
+        "open_by_handle_at: {out}"
+    );
+}
+
+#[test]
 fn host_files_outside_work_cannot_be_read() {
     let s = svc();
     let (id, t) = s.create("read", "static");
