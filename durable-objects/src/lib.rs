@@ -8,6 +8,7 @@ mod conn;
 mod export;
 pub mod llm_client;
 mod room;
+pub mod sandbox_client;
 mod store;
 mod versions;
 

@@ -1,0 +1,205 @@
+//! The room's client of the sandbox-proxy (invariant 7): every call carries a JWT the room
+//! mints for its own project only, valid for two minutes. Configuration: `KILN_SANDBOX_URL`
+//! (e.g. `http://127.0.0.1:8790`) and the secret `KILN_SANDBOX_JWT_SECRET` (HS256, shared
+//! with the proxy).
+
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions};
+use kiln_core::sandbox::{
+    CreateSandbox, DevServerAction, DevServerRequest, DevServerStatus, ExecFrame, ExecRequest,
+    SandboxClaims, SandboxInfo, Template, WriteFiles,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::JsValue;
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+
+const TOKEN_SECS: i64 = 120;
+
+pub struct SandboxClient {
+    base: String,
+    secret: String,
+    project: String,
+}
+
+/// A failed sandbox call. `lost` when the proxy no longer knows the sandbox (it restarted
+/// or its host was replaced): the caller re-creates it from the latest files.
+#[derive(Debug, Clone)]
+pub struct SandboxError {
+    pub message: String,
+    pub status: Option<u16>,
+    pub lost: bool,
+}
+
+impl std::fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+type SbResult<T> = Result<T, SandboxError>;
+
+fn err(message: impl Into<String>) -> SandboxError {
+    SandboxError {
+        message: message.into(),
+        status: None,
+        lost: false,
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Default)]
+pub struct ExecResult {
+    pub output: String,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+}
+
+impl ExecResult {
+    pub fn ok(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+impl SandboxClient {
+    pub fn from_env(env: &Env, project: &str) -> Option<SandboxClient> {
+        let get = |n: &str| {
+            env.secret(n)
+                .map(|s| s.to_string())
+                .or_else(|_| env.var(n).map(|v| v.to_string()))
+                .ok()
+                .filter(|v| !v.is_empty())
+        };
+        Some(SandboxClient {
+            base: get("KILN_SANDBOX_URL")?.trim_end_matches('/').to_owned(),
+            secret: get("KILN_SANDBOX_JWT_SECRET")?,
+            project: project.to_owned(),
+        })
+    }
+
+    fn token(&self) -> SbResult<String> {
+        let now = DateTime::<Utc>::from_timestamp_millis(worker::Date::now().as_millis() as i64)
+            .unwrap_or_default();
+        let opts = TimeOptions::new(Duration::seconds(0), move || now);
+        let claims = Claims::new(SandboxClaims {
+            project_id: self.project.clone(),
+        })
+        .set_duration_and_issuance(&opts, Duration::seconds(TOKEN_SECS));
+        Hs256
+            .token(
+                &Header::empty(),
+                &claims,
+                &Hs256Key::new(self.secret.as_bytes()),
+            )
+            .map_err(|e| err(format!("minting the sandbox token: {e}")))
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<String>) -> SbResult<Response> {
+        let headers = Headers::new();
+        let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| err(e.to_string()));
+        set("authorization", &format!("Bearer {}", self.token()?))?;
+        set("content-type", "application/json")?;
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers.clone());
+        if let Some(b) = body {
+            init.with_body(Some(JsValue::from_str(&b)));
+        }
+        let url = format!("{}/v1/sandboxes{path}", self.base);
+        let req = Request::new_with_init(&url, &init).map_err(|e| err(e.to_string()))?;
+        let mut resp = Fetch::Request(req)
+            .send()
+            .await
+            .map_err(|e| err(format!("sandbox-proxy unreachable: {e}")))?;
+        let status = resp.status_code();
+        if status >= 400 {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(SandboxError {
+                message: format!("sandbox-proxy {path}: HTTP {status}: {text}"),
+                status: Some(status),
+                lost: status == 404,
+            });
+        }
+        Ok(resp)
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> SbResult<T> {
+        let body = body
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| err(e.to_string()))?;
+        let mut resp = self.call(method, path, body).await?;
+        resp.json()
+            .await
+            .map_err(|e| err(format!("bad reply from {path}: {e}")))
+    }
+
+    /// Creates the project's sandbox (idempotent).
+    pub async fn ensure(&self, template: Template) -> SbResult<SandboxInfo> {
+        let body = CreateSandbox {
+            project_id: self.project.clone(),
+            template,
+        };
+        self.json(Method::Post, "", Some(&body)).await
+    }
+
+    pub async fn write_files(&self, files: &WriteFiles) -> SbResult<()> {
+        let path = format!("/{}/files", self.project);
+        let body = serde_json::to_string(files).map_err(|e| err(e.to_string()))?;
+        self.call(Method::Put, &path, Some(body)).await.map(|_| ())
+    }
+
+    /// Runs a command, handing each output piece to `on_output` as it streams.
+    pub async fn exec(
+        &self,
+        req: &ExecRequest,
+        mut on_output: impl FnMut(&str),
+    ) -> SbResult<ExecResult> {
+        let path = format!("/{}/exec", self.project);
+        let body = serde_json::to_string(req).map_err(|e| err(e.to_string()))?;
+        let mut resp = self.call(Method::Post, &path, Some(body)).await?;
+        let mut stream = resp.stream().map_err(|e| err(e.to_string()))?;
+        let (mut buf, mut result) = (Vec::new(), ExecResult::default());
+        let mut finished = false;
+        while let Some(chunk) = stream.next().await {
+            buf.extend(chunk.map_err(|e| err(format!("exec stream broke: {e}")))?);
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let Ok(frame) = serde_json::from_slice::<ExecFrame>(&line) else {
+                    continue;
+                };
+                finished |= frame.is_final();
+                match frame {
+                    ExecFrame::Output { data, .. } => {
+                        on_output(&data);
+                        if result.output.len() < 64 * 1024 {
+                            result.output.push_str(&data);
+                        }
+                    }
+                    ExecFrame::Exit { exit_code } => result.exit_code = Some(exit_code),
+                    ExecFrame::Signal { .. } => {}
+                    ExecFrame::TimedOut { .. } => result.timed_out = true,
+                    ExecFrame::OomKilled { .. } => result.oom_killed = true,
+                    ExecFrame::Error { error } => return Err(err(format!("exec: {error}"))),
+                }
+            }
+        }
+        if !finished {
+            return Err(err("the exec stream ended without a final frame"));
+        }
+        Ok(result)
+    }
+
+    pub async fn dev_server(&self, action: DevServerAction) -> SbResult<DevServerStatus> {
+        let path = format!("/{}/dev-server", self.project);
+        self.json(Method::Post, &path, Some(&DevServerRequest { action }))
+            .await
+    }
+}
