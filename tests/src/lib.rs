@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod llm;
 pub mod process;
 pub mod ws;
 use process::Group;

@@ -1,0 +1,750 @@
+//! Tests of the scripted LLM test fixture (`kiln_e2e::llm`), over loopback with ureq and raw
+//! sockets. They start no Worker.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use kiln_e2e::llm::{Fault, Outcome, Reply, Script, ScriptedLlm, Turn, Usage};
+use serde_json::{json, Value};
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .build()
+}
+
+fn request(user: &str, stream: bool) -> Value {
+    json!({
+        "model": "test-model",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": user},
+        ],
+        "stream": stream,
+        "temperature": 0.2,
+        "max_tokens": 512,
+    })
+}
+
+/// POSTs a chat request; returns (status, response) for any status.
+fn post(agent: &ureq::Agent, llm: &ScriptedLlm, body: &Value) -> (u16, ureq::Response) {
+    match agent
+        .post(&format!("{}/chat/completions", llm.base_url()))
+        .set("authorization", "Bearer sk-test")
+        .send_json(body)
+    {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(s, r)) => (s, r),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+/// A read SSE body: the `data:` payloads in order, and whether reading ended in an error.
+struct Events {
+    data: Vec<String>,
+    error: Option<std::io::Error>,
+}
+
+impl Events {
+    fn read(resp: ureq::Response) -> Events {
+        Events::from_reader(resp.into_reader())
+    }
+
+    fn from_reader(reader: impl Read) -> Events {
+        let mut reader = BufReader::new(reader);
+        let mut data = vec![];
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return Events { data, error: None },
+                Ok(_) => {
+                    if let Some(d) = line.trim_end_matches('\n').strip_prefix("data: ") {
+                        data.push(d.to_owned());
+                    }
+                }
+                Err(e) => {
+                    return Events {
+                        data,
+                        error: Some(e),
+                    }
+                }
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.data.iter().any(|d| d == "[DONE]")
+    }
+
+    /// The parsed chunks (every data line but `[DONE]`), panicking on one that is not JSON.
+    fn chunks(&self) -> Vec<Value> {
+        self.data
+            .iter()
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+            .collect()
+    }
+
+    /// The concatenated content deltas of the chunks that parse.
+    fn text(&self) -> String {
+        self.data
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+}
+
+const TEXT: &str = "Here is your app: a counter with a button — «incrémenter» adds one. \
+                    ```tsx\nexport default function App() { return <button>+1</button>; }\n```";
+
+#[test]
+fn streamed_deltas_concatenate_to_the_scripted_text() {
+    let llm = ScriptedLlm::start(Script::new().turn(Turn::text(TEXT)));
+    let (status, resp) = post(&agent(), &llm, &request("make a counter", true));
+    assert_eq!(status, 200);
+    assert_eq!(resp.header("content-type"), Some("text/event-stream"));
+    let events = Events::read(resp);
+    assert!(events.error.is_none(), "{:?}", events.error);
+    assert_eq!(events.data.last().map(String::as_str), Some("[DONE]"));
+    let chunks = events.chunks();
+    assert_eq!(events.text(), TEXT);
+
+    let id = chunks[0]["id"].as_str().expect("id");
+    assert!(id.starts_with("chatcmpl-"), "{id}");
+    for c in &chunks {
+        assert_eq!(c["id"], id);
+        assert_eq!(c["object"], "chat.completion.chunk");
+        assert_eq!(c["model"], "test-model");
+        assert!(c["created"].as_u64().is_some());
+        assert_eq!(c["choices"][0]["index"], 0);
+        assert!(c.get("usage").is_none(), "usage without include_usage: {c}");
+    }
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let last = chunks.last().expect("chunks");
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    assert_eq!(last["choices"][0]["delta"], json!({}));
+    let middle = &chunks[1..chunks.len() - 1];
+    for c in middle {
+        assert!(c["choices"][0]["finish_reason"].is_null());
+        let delta = c["choices"][0]["delta"]["content"]
+            .as_str()
+            .expect("content");
+        // 24 bytes, or up to 3 more to finish a UTF-8 character.
+        assert!(!delta.is_empty() && delta.len() <= 24 + 3, "{delta:?}");
+    }
+    assert_eq!(middle.len(), Reply::new(TEXT).deltas().len());
+    assert!(middle.len() > 3);
+}
+
+#[test]
+fn exact_chunks_and_chunk_size_are_honoured() {
+    let recorded = vec![
+        "He".to_owned(),
+        "llo".to_owned(),
+        ", wor".to_owned(),
+        "ld".to_owned(),
+    ];
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(Turn::new(Reply::from_chunks(recorded.clone())))
+            .turn(Turn::text("abcdefghij").chunk_size(4)),
+    );
+    let agent = agent();
+    let deltas = |events: &Events| -> Vec<String> {
+        events.chunks()[1..]
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let (_, resp) = post(&agent, &llm, &request("one", true));
+    assert_eq!(deltas(&Events::read(resp)), recorded);
+    let (_, resp) = post(&agent, &llm, &request("two", true));
+    assert_eq!(deltas(&Events::read(resp)), ["abcd", "efgh", "ij"]);
+}
+
+#[test]
+fn usage_is_in_the_final_chunk_when_requested() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(Turn::text(TEXT).usage(812, 301))
+            .turn(Turn::text("no usage given")),
+    );
+    let mut body = request("plan it", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (_, resp) = post(&agent(), &llm, &body);
+    let events = Events::read(resp);
+    assert!(events.done());
+    let chunks = events.chunks();
+    let last = chunks.last().expect("chunks");
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 812, "completion_tokens": 301, "total_tokens": 1113})
+    );
+    for c in &chunks[..chunks.len() - 1] {
+        assert!(c["usage"].is_null(), "{c}");
+    }
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+        "stop"
+    );
+    assert_eq!(events.text(), TEXT);
+
+    // Without scripted usage the fixture estimates it (bytes / 4, rounded up).
+    let (_, resp) = post(&agent(), &llm, &body);
+    let usage = Events::read(resp).chunks().last().expect("chunks")["usage"].clone();
+    assert_eq!(
+        usage["completion_tokens"],
+        "no usage given".len().div_ceil(4)
+    );
+    assert!(usage["prompt_tokens"].as_u64().expect("prompt_tokens") > 0);
+}
+
+#[test]
+fn non_streaming_requests_get_a_chat_completion() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(Turn::text(r#"{"name":"todo"}"#).usage(10, 5))
+            .turn(Turn::text("cut short").finish_reason("length")),
+    );
+    let mut body = request("plan", false);
+    body["response_format"] = json!({"type": "json_object"});
+    let (status, resp) = post(&agent(), &llm, &body);
+    assert_eq!(status, 200);
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let v: Value = resp.into_json().expect("json");
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("chatcmpl-")));
+    assert_eq!(v["model"], "test-model");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["message"]["content"], r#"{"name":"todo"}"#);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
+    );
+    // `stream` absent means not streaming.
+    let mut body = request("again", false);
+    body.as_object_mut().expect("object").remove("stream");
+    let (_, resp) = post(&agent(), &llm, &body);
+    let v: Value = resp.into_json().expect("json");
+    assert_eq!(v["choices"][0]["message"]["content"], "cut short");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    let recorded = llm.requests();
+    assert_eq!(
+        recorded[0].body.as_ref().expect("body")["response_format"]["type"],
+        "json_object"
+    );
+    assert!(!recorded[0].stream());
+}
+
+#[test]
+fn matchers_route_requests_regardless_of_order() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(
+                Turn::text("PLAN")
+                    .named("planner")
+                    .matching("You are the planner"),
+            )
+            .turn(
+                Turn::text("CODE")
+                    .named("coder")
+                    .matching("Implement phase"),
+            )
+            .turn(Turn::text("FIRST"))
+            .turn(Turn::text("SECOND")),
+    );
+    let agent = agent();
+    let ask = |system: &str, user: &str| -> String {
+        let body = json!({
+            "model": "m",
+            "stream": true,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": "an earlier message: You are the planner"},
+                {"role": "assistant", "content": "ok"},
+                // Content parts are searched too.
+                {"role": "user", "content": [{"type": "text", "text": user}]},
+            ],
+        });
+        let (status, resp) = post(&agent, &llm, &body);
+        assert_eq!(status, 200);
+        Events::read(resp).text()
+    };
+    // Only the *last* user message and system messages are searched.
+    assert_eq!(ask("You are Kiln.", "hello"), "FIRST");
+    assert_eq!(ask("You are Kiln.", "Implement phase 1: the list"), "CODE");
+    assert_eq!(
+        ask("You are the planner. Answer JSON.", "a todo app"),
+        "PLAN"
+    );
+    assert_eq!(ask("You are Kiln.", "hello again"), "SECOND");
+    let turns: Vec<_> = llm.requests().iter().map(|r| r.turn).collect();
+    assert_eq!(turns, [Some(2), Some(1), Some(0), Some(3)]);
+    assert!(llm.unused_turns().is_empty());
+}
+
+#[test]
+fn server_error_then_success() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(Turn::text("recovered").fail_times(2, Fault::ServerError)),
+    );
+    let agent = agent();
+    for _ in 0..2 {
+        let (status, resp) = post(&agent, &llm, &request("go", true));
+        assert_eq!(status, 500);
+        let v: Value = resp.into_json().expect("json error body");
+        assert_eq!(v["error"]["type"], "server_error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let (status, resp) = post(&agent, &llm, &request("go", true));
+    assert_eq!(status, 200);
+    assert_eq!(Events::read(resp).text(), "recovered");
+    assert_eq!(llm.calls_to(0), 3);
+    assert_eq!(llm.completions(0), 1);
+    let outcomes: Vec<_> = llm
+        .requests()
+        .into_iter()
+        .map(|r| (r.status, r.attempt, r.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (500, 0, Outcome::Fault(Fault::ServerError)),
+            (500, 1, Outcome::Fault(Fault::ServerError)),
+            (200, 2, Outcome::Replied),
+        ]
+    );
+}
+
+#[test]
+fn rate_limited_with_retry_after() {
+    let llm = ScriptedLlm::start(Script::new().turn(Turn::text("ok").fail(Fault::RateLimited)));
+    let (status, resp) = post(&agent(), &llm, &request("go", false));
+    assert_eq!(status, 429);
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    let v: Value = resp.into_json().expect("json error body");
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    let (status, resp) = post(&agent(), &llm, &request("go", false));
+    assert_eq!(status, 200);
+    let v: Value = resp.into_json().expect("json");
+    assert_eq!(v["choices"][0]["message"]["content"], "ok");
+}
+
+#[test]
+fn truncated_stream_has_no_done() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(Turn::text(TEXT).fail(Fault::Truncated { after_chunks: 2 })),
+    );
+    let (status, resp) = post(&agent(), &llm, &request("go", true));
+    assert_eq!(status, 200);
+    assert_eq!(resp.header("connection"), Some("close"));
+    let events = Events::read(resp);
+    assert!(events.error.is_none(), "a clean close: {:?}", events.error);
+    assert!(!events.done());
+    let chunks = events.chunks();
+    assert_eq!(chunks.len(), 3, "role chunk + 2 deltas");
+    assert!(chunks
+        .iter()
+        .all(|c| c["choices"][0]["finish_reason"].is_null()));
+    let partial = events.text();
+    assert!(TEXT.starts_with(&partial) && partial.len() < TEXT.len());
+    assert!(llm.unused_turns().contains(&0));
+    // The retry gets the whole reply.
+    let events = Events::read(post(&agent(), &llm, &request("go", true)).1);
+    assert!(events.done());
+    assert_eq!(events.text(), TEXT);
+    assert!(llm.unused_turns().is_empty());
+}
+
+#[test]
+fn malformed_json_line_is_sent() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(Turn::text(TEXT).fail(Fault::MalformedJson { after_chunks: 1 })),
+    );
+    let events = Events::read(post(&agent(), &llm, &request("go", true)).1);
+    let bad: Vec<_> = events
+        .data
+        .iter()
+        .filter(|d| *d != "[DONE]" && serde_json::from_str::<Value>(d).is_err())
+        .collect();
+    assert_eq!(bad.len(), 1, "{:?}", events.data);
+    assert_eq!(
+        events.data[2], *bad[0],
+        "after the role chunk and one delta"
+    );
+    // The rest of the stream follows, so a client skipping the bad line would be fooled.
+    assert!(events.done());
+    assert_eq!(events.text(), TEXT);
+    assert_eq!(llm.completions(0), 0);
+    assert_eq!(
+        llm.requests()[0].outcome,
+        Outcome::Fault(Fault::MalformedJson { after_chunks: 1 })
+    );
+    // Non-streaming: a 200 whose body is not JSON; then the real reply.
+    let llm = ScriptedLlm::start(
+        Script::new().turn(Turn::text("fine").fail(Fault::MalformedJson { after_chunks: 1 })),
+    );
+    let (status, resp) = post(&agent(), &llm, &request("go", false));
+    assert_eq!(status, 200);
+    assert!(resp.into_json::<Value>().is_err());
+    let v: Value = post(&agent(), &llm, &request("go", false))
+        .1
+        .into_json()
+        .expect("json");
+    assert_eq!(v["choices"][0]["message"]["content"], "fine");
+}
+
+#[test]
+fn stalled_stream_times_out_the_client_then_the_retry_succeeds() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(Turn::text(TEXT).fail(Fault::Stall { after_chunks: 2 })),
+    );
+    let impatient = ureq::AgentBuilder::new()
+        .timeout_read(Duration::from_millis(300))
+        .build();
+    let (status, resp) = post(&impatient, &llm, &request("go", true));
+    assert_eq!(status, 200);
+    let events = Events::read(resp);
+    let error = events.error.as_ref().expect("the read timed out");
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ),
+        "{error:?}"
+    );
+    assert!(!events.done());
+    assert_eq!(events.chunks().len(), 3, "role chunk + 2 deltas");
+    drop(events);
+    // The client hung up: the stalled response ends.
+    assert!(llm.wait_idle(Duration::from_secs(10)));
+    let events = Events::read(post(&agent(), &llm, &request("go", true)).1);
+    assert_eq!(events.text(), TEXT);
+    assert_eq!(llm.calls_to(0), 2);
+    assert_eq!(llm.completions(0), 1);
+}
+
+#[test]
+fn dropping_the_fixture_ends_a_stall_and_closes_the_port() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(Turn::text(TEXT).fail(Fault::Stall { after_chunks: 0 })),
+    );
+    let addr = llm.addr();
+    let url = format!("{}/chat/completions", llm.base_url());
+    // A patient client: no read timeout.
+    let client = std::thread::spawn(move || {
+        let resp = ureq::AgentBuilder::new()
+            .build()
+            .post(&url)
+            .send_json(request("go", true))
+            .expect("200");
+        Events::read(resp)
+    });
+    assert_eq!(llm.wait_for_requests(1, Duration::from_secs(10)).len(), 1);
+    drop(llm);
+    let events = client.join().expect("client thread");
+    assert!(!events.done());
+    assert_eq!(events.chunks().len(), 1, "just the role chunk");
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+}
+
+#[test]
+fn an_abandoned_reply_leaves_its_turn_free() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(
+                Turn::text(TEXT)
+                    .chunk_size(2)
+                    .chunk_delay(Duration::from_millis(20)),
+            )
+            .turn(Turn::text("next")),
+    );
+    let (_, resp) = post(&agent(), &llm, &request("go", true));
+    let mut reader = BufReader::new(resp.into_reader());
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("first event");
+    assert!(line.starts_with("data: {"), "{line:?}");
+    drop(reader); // hang up midway, like a killed workerd
+    assert!(llm.wait_idle(Duration::from_secs(10)));
+    assert_eq!(llm.requests()[0].outcome, Outcome::Interrupted);
+    assert_eq!(llm.unused_turns(), [0, 1]);
+    // A repeat of the interrupted call gets the same turn, in full.
+    let events = Events::read(post(&agent(), &llm, &request("go", true)).1);
+    assert_eq!(events.text(), TEXT);
+    assert_eq!(llm.calls_to(0), 2);
+    assert_eq!(llm.completions(0), 1);
+    assert_eq!(llm.unused_turns(), [1]);
+}
+
+#[test]
+fn every_request_is_recorded() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .model("scripted-coder")
+            .turn(Turn::text("one"))
+            .turn(Turn::text("always").matching("ping").reusable()),
+    );
+    let agent = agent();
+    let models: Value = agent
+        .get(&format!("{}/models", llm.base_url()))
+        .call()
+        .expect("models")
+        .into_json()
+        .expect("json");
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(models["data"][0]["id"], "scripted-coder");
+
+    let mut first = request("hello", true);
+    first["stream_options"] = json!({"include_usage": true});
+    assert!(Events::read(post(&agent, &llm, &first).1).done());
+    for _ in 0..3 {
+        assert!(Events::read(post(&agent, &llm, &request("ping", true)).1).done());
+    }
+    // The script is used up: a repeated call is refused and recorded as such.
+    let (status, resp) = post(&agent, &llm, &request("hello", true));
+    assert_eq!(status, 400);
+    let v: Value = resp.into_json().expect("json");
+    assert_eq!(v["error"]["code"], "fixture_script_exhausted");
+    // Not a chat request.
+    let bad = agent
+        .post(&format!("{}/chat/completions", llm.base_url()))
+        .set("content-type", "application/json")
+        .send_string("{not json");
+    assert!(matches!(bad, Err(ureq::Error::Status(400, _))));
+    let missing = agent.get(&format!("{}/nope", llm.base_url())).call();
+    assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
+    let wrong_method = agent
+        .get(&format!("{}/chat/completions", llm.base_url()))
+        .call();
+    assert!(matches!(wrong_method, Err(ureq::Error::Status(405, _))));
+
+    let all = llm.requests();
+    assert_eq!(all.len(), 9);
+    assert_eq!(
+        (all[0].method.as_str(), all[0].path.as_str()),
+        ("GET", "/v1/models")
+    );
+    assert_eq!(all[0].outcome, Outcome::Models);
+    let chat = &all[1];
+    assert_eq!(
+        (chat.method.as_str(), chat.path.as_str()),
+        ("POST", "/v1/chat/completions")
+    );
+    assert_eq!(chat.header("authorization"), Some("Bearer sk-test"));
+    assert_eq!(chat.body.as_ref(), Some(&first));
+    assert_eq!(chat.last_user_message().as_deref(), Some("hello"));
+    assert_eq!(chat.system_messages(), ["You are a helpful assistant."]);
+    assert!(chat.stream());
+    assert_eq!(
+        (chat.turn, chat.status, &chat.outcome),
+        (Some(0), 200, &Outcome::Replied)
+    );
+    assert_eq!(all[5].outcome, Outcome::NoTurn);
+    assert_eq!(all[5].turn, None);
+    assert!(matches!(all[6].outcome, Outcome::BadRequest(_)));
+    assert_eq!(all[6].body, None);
+    assert_eq!((all[7].status, &all[7].outcome), (404, &Outcome::NotFound));
+    assert_eq!((all[8].status, &all[8].outcome), (405, &Outcome::NotFound));
+    assert_eq!(llm.calls_to(0), 1);
+    assert_eq!(llm.calls_to(1), 3);
+    assert_eq!(llm.completions(1), 3);
+    assert!(llm.unused_turns().is_empty());
+    assert_eq!(llm.chat_requests().len(), 6);
+
+    // Turns can be added while running.
+    let t = llm.add_turn(Turn::text("follow-up"));
+    assert_eq!(t, 2);
+    let events = Events::read(post(&agent, &llm, &request("change the title", true)).1);
+    assert_eq!(events.text(), "follow-up");
+    assert_eq!(llm.completions(2), 1);
+}
+
+const SCRIPT_JSON: &str = r#"{
+  "model": "kiln-scripted",
+  "turns": [
+    {
+      "name": "plan",
+      "matcher": "You are the planner",
+      "faults": [
+        { "kind": "server_error" },
+        { "kind": "rate_limited" },
+        { "kind": "stall", "after_chunks": 2 },
+        { "kind": "truncated" },
+        { "kind": "malformed_json", "after_chunks": 0 }
+      ],
+      "reply": {
+        "content": "the assistant text",
+        "chunk_size": 8,
+        "chunk_delay_ms": 5,
+        "usage": { "prompt_tokens": 812, "completion_tokens": 301 }
+      }
+    },
+    { "reply": { "chunks": ["the ", "deltas"], "finish_reason": "length" }, "reusable": true }
+  ]
+}"#;
+
+#[test]
+fn scripts_load_from_json_and_round_trip() {
+    let script = Script::from_json(SCRIPT_JSON).expect("valid script");
+    let plan = &script.turns[0];
+    assert_eq!(plan.matcher.as_deref(), Some("You are the planner"));
+    assert_eq!(
+        plan.faults,
+        [
+            Fault::ServerError,
+            Fault::RateLimited,
+            Fault::Stall { after_chunks: 2 },
+            Fault::Truncated { after_chunks: 1 },
+            Fault::MalformedJson { after_chunks: 0 },
+        ]
+    );
+    assert_eq!(
+        plan.reply.usage,
+        Some(Usage {
+            prompt_tokens: 812,
+            completion_tokens: 301
+        })
+    );
+    assert_eq!(plan.reply.finish_reason, "stop");
+    assert_eq!(script.turns[1].reply.text(), "the deltas");
+    assert_eq!(script.turns[1].reply.chunk_size, 24);
+    assert!(script.turns[1].reusable);
+
+    // Through a file, and back.
+    let path = std::env::temp_dir().join(format!("kiln-llm-script-{}.json", std::process::id()));
+    std::fs::write(&path, script.to_json()).expect("write");
+    let loaded = Script::load(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(loaded.expect("load"), script);
+    // Built in code, the same.
+    let built = Script::new()
+        .turn(
+            Turn::text("x")
+                .named("plan")
+                .fail(Fault::ServerError)
+                .chunk_delay(Duration::from_millis(5)),
+        )
+        .turn(Turn::new(Reply::from_chunks(vec!["a".into()])).reusable());
+    assert_eq!(
+        Script::from_json(&built.to_json()).expect("round trip"),
+        built
+    );
+
+    // Mistakes are errors, not silently ignored.
+    for bad in [
+        r#"{"turns":[{"reply":{"content":"x"},"matcher":"a","extra":1}]}"#,
+        r#"{"turns":[{"reply":{"content":"x","chunks":["y"]}}]}"#,
+        r#"{"turns":[{"reply":{"content":"x","chunk_size":0}}]}"#,
+        r#"{"turns":[{"reply":{"content":"x"},"matcher":""}]}"#,
+        r#"{"turns":[{"reply":{"content":"x"},"faults":[{"kind":"explode"}]}]}"#,
+        r#"{"turns":[{"faults":[]}]}"#,
+    ] {
+        assert!(Script::from_json(bad).is_err(), "accepted: {bad}");
+    }
+    assert!(Script::load("/nonexistent/script.json").is_err());
+}
+
+/// Reads one HTTP response with a `Content-Length` body from a raw socket.
+fn read_response(reader: &mut impl BufRead) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("status line");
+    let mut headers = vec![];
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').expect("header line");
+        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().expect("length"))
+        .expect("content-length");
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).expect("body");
+    (status.trim_end().to_owned(), headers, body)
+}
+
+#[test]
+fn raw_http_keep_alive_chunked_bodies_and_http10() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(Turn::text("first"))
+            .turn(Turn::text("second"))
+            .turn(Turn::text("third")),
+    );
+    let mut conn = TcpStream::connect(llm.addr()).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = request("hi", false).to_string();
+    // Two requests pipelined on one connection: one by Content-Length, one chunked.
+    let (a, b) = body.split_at(body.len() / 2);
+    let raw = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}\
+         POST /v1/chat/completions?api-version=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x};ext=1\r\n{b}\r\n0\r\n\r\n",
+        body.len(),
+        a.len(),
+        b.len(),
+    );
+    conn.write_all(raw.as_bytes()).expect("write");
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    for expected in ["first", "second"] {
+        let (status, headers, body) = read_response(&mut reader);
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(headers.contains(&("connection".into(), "keep-alive".into())));
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["choices"][0]["message"]["content"], expected);
+    }
+    assert_eq!(llm.requests()[1].path, "/v1/chat/completions");
+
+    // HTTP/1.0 streaming: a close-delimited SSE body.
+    let mut conn = TcpStream::connect(llm.addr()).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = request("hi", true).to_string();
+    write!(
+        conn,
+        "POST /v1/chat/completions HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut all = String::new();
+    conn.read_to_string(&mut all).expect("read to close");
+    let (head, sse) = all.split_once("\r\n\r\n").expect("head");
+    assert!(head.starts_with("HTTP/1.1 200 OK"));
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding"));
+    let events = Events::from_reader(sse.as_bytes());
+    assert!(events.done());
+    assert_eq!(events.text(), "third");
+
+    // A malformed request line gets a 400 and the connection is closed.
+    let mut conn = TcpStream::connect(llm.addr()).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    conn.write_all(b"NONSENSE\r\n\r\n").expect("write");
+    let mut all = String::new();
+    conn.read_to_string(&mut all).expect("read to close");
+    assert!(all.starts_with("HTTP/1.1 400 "), "{all}");
+}
