@@ -748,3 +748,77 @@ fn raw_http_keep_alive_chunked_bodies_and_http10() {
     conn.read_to_string(&mut all).expect("read to close");
     assert!(all.starts_with("HTTP/1.1 400 "), "{all}");
 }
+
+#[test]
+fn concurrent_requests_get_distinct_turns() {
+    let texts: Vec<String> = (0..8)
+        .map(|i| format!("reply number {i} ").repeat(4))
+        .collect();
+    let mut script = Script::new();
+    for t in &texts {
+        script = script.turn(Turn::text(t.clone()).chunk_delay(Duration::from_millis(5)));
+    }
+    let llm = ScriptedLlm::start(script);
+    let got: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..texts.len())
+            .map(|_| s.spawn(|| Events::read(post(&agent(), &llm, &request("go", true)).1)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let events = h.join().expect("client");
+                assert!(events.done());
+                events.text()
+            })
+            .collect()
+    });
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut want = texts.clone();
+    want.sort();
+    assert_eq!(got_sorted, want, "each turn served once: {got:?}");
+    assert!(llm.unused_turns().is_empty());
+    assert!((0..texts.len()).all(|i| llm.calls_to(i) == 1 && llm.completions(i) == 1));
+}
+
+#[test]
+fn non_streaming_stall_and_truncation_cut_the_body() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(
+            Turn::text(TEXT)
+                .fail(Fault::Truncated { after_chunks: 1 })
+                .fail(Fault::Stall { after_chunks: 1 }),
+        ),
+    );
+    // Truncated: the body ends before its Content-Length.
+    let (status, resp) = post(&agent(), &llm, &request("go", false));
+    assert_eq!(status, 200);
+    let mut body = vec![];
+    assert!(resp.into_reader().read_to_end(&mut body).is_err());
+    assert!(!body.is_empty());
+    // Stall: half the body, then nothing.
+    let impatient = ureq::AgentBuilder::new()
+        .timeout_read(Duration::from_millis(300))
+        .build();
+    let (status, resp) = post(&impatient, &llm, &request("go", false));
+    assert_eq!(status, 200);
+    let mut body = vec![];
+    let err = resp
+        .into_reader()
+        .read_to_end(&mut body)
+        .expect_err("timed out");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ),
+        "{err:?}"
+    );
+    assert!(llm.wait_idle(Duration::from_secs(10)));
+    let v: Value = post(&agent(), &llm, &request("go", false))
+        .1
+        .into_json()
+        .expect("json");
+    assert_eq!(v["choices"][0]["message"]["content"], TEXT);
+    assert_eq!(llm.calls_to(0), 3);
+}
