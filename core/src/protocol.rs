@@ -6,7 +6,9 @@
 //! after `last_seq`. Replies to one client (`state`, `edit_rejected`, `error`,
 //! `resync_required`) are not logged: they carry the `seq` of the last event they reflect.
 
+use crate::agent::blueprint::Blueprint;
 use crate::path::ProjectPath;
+use crate::sandbox::Template;
 use crate::tree::FileMeta;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +39,15 @@ pub enum ClientMsg {
         to: ProjectPath,
         base_rev: u64,
     },
+    /// Build or change the app. While a generation runs, the prompt is folded into its next
+    /// phase.
+    Generate {
+        prompt: String,
+        #[serde(default)]
+        template: Option<Template>,
+    },
+    /// Stop the running generation.
+    Cancel,
 }
 
 /// A room event as sent on the wire: `{"seq": N, "type": "…", …}`.
@@ -138,18 +149,82 @@ pub enum ServerEvent {
         code: String,
         message: String,
     },
+
+    // --- generation progress (all broadcast) ---
+    StateChange {
+        generation_id: String,
+        /// `planning`, `implementing`, `installing`, `checking`, `fixing`, `serving`,
+        /// `snapshotting`, `done`, `failed`, `cancelled`.
+        step: String,
+        phase: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Blueprint {
+        blueprint: Blueprint,
+    },
+    PhaseDesigning {
+        phase: usize,
+        name: String,
+        goal: String,
+    },
+    PhaseDesigned {
+        phase: usize,
+        files: Vec<String>,
+    },
+    FileStart {
+        path: ProjectPath,
+    },
+    FileChunk {
+        path: ProjectPath,
+        chunk: String,
+    },
+    FileEnd {
+        path: ProjectPath,
+        size: u64,
+    },
+    FilesWritten {
+        phase: usize,
+        files: Vec<String>,
+    },
+    CommandOutput {
+        command: String,
+        output: String,
+    },
+    DepsInstalled {
+        commands: Vec<String>,
+    },
+    CheckResult {
+        phase: usize,
+        passed: bool,
+        errors: Vec<String>,
+    },
+    ServerStarted {
+        preview_url: String,
+    },
+    GenerationComplete {
+        generation_id: String,
+        version: Option<u64>,
+        preview_url: Option<String>,
+        elapsed_ms: i64,
+        llm_calls: u32,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_micros: u64,
+        /// Check errors still open when the fix rounds ran out.
+        unresolved: Vec<String>,
+    },
 }
 
 impl ServerEvent {
     /// Whether the event goes to every client through the log (`true`) or is a reply to one.
     pub fn is_broadcast(&self) -> bool {
-        matches!(
+        !matches!(
             self,
-            ServerEvent::FileEdited { .. }
-                | ServerEvent::FileDeleted { .. }
-                | ServerEvent::FileRenamed { .. }
-                | ServerEvent::Presence { .. }
-                | ServerEvent::VersionCreated { .. }
+            ServerEvent::State { .. }
+                | ServerEvent::EditRejected { .. }
+                | ServerEvent::ResyncRequired { .. }
+                | ServerEvent::Error { .. }
         )
     }
 

@@ -6,6 +6,7 @@
 
 mod conn;
 mod export;
+mod generation;
 pub mod llm_client;
 mod room;
 pub mod sandbox_client;

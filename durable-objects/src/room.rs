@@ -20,7 +20,7 @@ use worker::{
 
 use crate::conn::{presence, Conn};
 use crate::store::{LogLimits, RoomStore};
-use crate::{export, versions};
+use crate::{export, generation, versions};
 
 /// Largest client frame: a 1 MiB file plus its JSON envelope and escaping.
 const MAX_FRAME_BYTES: usize = 3 * 1024 * 1024;
@@ -88,6 +88,28 @@ impl DurableObject for ProjectRoom {
                     Ok(v) => Ok(Response::from_json(&v)?.with_status(201)),
                     Err(resp) => Ok(resp),
                 }
+            }
+            ("generate", Method::Post) => {
+                #[derive(Deserialize)]
+                struct Body {
+                    prompt: String,
+                    #[serde(default)]
+                    template: Option<kiln_core::sandbox::Template>,
+                }
+                let body: Body = req.json().await?;
+                let id = generation::start(self, body.prompt, body.template).await?;
+                Ok(
+                    Response::from_json(&serde_json::json!({ "generation_id": id }))?
+                        .with_status(202),
+                )
+            }
+            ("generation", Method::Get) => match generation::load(self)? {
+                Some(g) => Response::from_json(&g),
+                None => error(ErrorCode::NotFound, "no generation yet"),
+            },
+            ("cancel", Method::Post) => {
+                generation::cancel(self)?;
+                Ok(Response::empty()?.with_status(204))
             }
             ("export", Method::Get) => {
                 let version = query(&req, "version").and_then(|v| v.parse().ok());
@@ -159,6 +181,16 @@ impl DurableObject for ProjectRoom {
                 Ok(_) => Ok(()),
                 Err(r) => self.reject(&ws, &path, r),
             },
+            ClientMsg::Generate { prompt, template } => {
+                if prompt.trim().is_empty() || prompt.len() > 20_000 {
+                    return self.reply(
+                        &ws,
+                        ServerEvent::error("invalid_message", "prompt must be 1 to 20,000 bytes"),
+                    );
+                }
+                generation::start(self, prompt, template).await.map(|_| ())
+            }
+            ClientMsg::Cancel => generation::cancel(self),
             ClientMsg::Rename { from, to, base_rev } => {
                 match self.rename_file(&by, &from, &to, base_rev)? {
                     Ok(_) => Ok(()),
@@ -166,6 +198,12 @@ impl DurableObject for ProjectRoom {
                 }
             }
         }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let project = self.store.meta("project_id")?.unwrap_or_default();
+        generation::run_step(self, &project).await?;
+        Response::ok("")
     }
 
     async fn websocket_close(
@@ -190,6 +228,10 @@ impl ProjectRoom {
 
     pub fn env(&self) -> &Env {
         &self.env
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
     }
 
     /// A room serves exactly one project: the first request names it.

@@ -62,6 +62,9 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
             files::restore(ctx, req, id, n).await
         }
         (["api", "projects", id, "export.zip"], Get) => files::export(ctx, req, id).await,
+        (["api", "projects", id, "generate"], Post) => files::generate(ctx, req, id).await,
+        (["api", "projects", id, "generation"], Get) => files::generation(ctx, req, id).await,
+        (["api", "projects", id, "cancel"], Post) => files::cancel(ctx, req, id).await,
 
         (segments, method) => Err(unmatched(segments, method)),
     }

@@ -162,6 +162,42 @@ pub async fn restore(ctx: &Ctx, req: Request, id: &str, number: &str) -> ApiResu
         .await
 }
 
+pub async fn generate(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    #[derive(Deserialize, serde::Serialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        prompt: String,
+        #[serde(default)]
+        template: Option<kiln_core::sandbox::Template>,
+    }
+    let body: Body = read_json(&mut req).await?;
+    if body.prompt.trim().is_empty() || body.prompt.len() > 20_000 {
+        return Err(ApiError::field("prompt", "must be 1 to 20,000 bytes"));
+    }
+    RoomCall::new(Method::Post, "generate")
+        .body(serde_json::to_vec(&body).map_err(ApiError::internal)?)
+        .send(ctx, &caller, &project)
+        .await
+}
+
+pub async fn generation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    RoomCall::new(Method::Get, "generation")
+        .send(ctx, &caller, &project)
+        .await
+}
+
+pub async fn cancel(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    RoomCall::new(Method::Post, "cancel")
+        .send(ctx, &caller, &project)
+        .await
+}
+
 pub async fn export(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;

@@ -1,0 +1,688 @@
+//! The generation pipeline's imperative shell. `kiln_core::agent::machine::Generation` decides;
+//! this module performs one step per alarm (an LLM call, a sandbox call, a snapshot), feeds the
+//! outcome back, persists the state, broadcasts what happened and sets the next alarm.
+//!
+//! Durability: before a step runs, a watchdog alarm is set a few minutes out, so a step cut
+//! off by eviction, a crash or a deploy runs again; a step whose outcome was applied and
+//! persisted never runs again, so a finished LLM call is never paid for twice.
+
+use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
+use kiln_core::agent::file_stream::{apply_edit, FileParser, StreamEvent};
+use kiln_core::agent::llm::{backoff_ms, cost_micros, ChatRequest};
+use kiln_core::agent::machine::{Generation, Next, Outcome, Step};
+use kiln_core::agent::prompts;
+use kiln_core::path::ProjectPath;
+use kiln_core::protocol::ServerEvent;
+use kiln_core::sandbox::{
+    DevServerAction, ExecRequest, FileEncoding, FileWrite, Template, WriteFiles,
+};
+use wasm_bindgen::JsValue;
+use worker::Result;
+
+use crate::llm_client::{CallError, LlmConfig, Role};
+use crate::room::{encode, now, ProjectRoom};
+use crate::sandbox_client::{SandboxClient, SandboxError};
+use crate::versions;
+
+const AGENT: &str = "agent";
+const STATE_KEY: &str = "generation";
+/// A step cut off for longer than this is run again (alarms take offsets in ms).
+const WATCHDOG_MS: i64 = 5 * 60 * 1000;
+const INSTALL_TIMEOUT_MS: u64 = 180_000;
+const CHECK_TIMEOUT_MS: u64 = 120_000;
+
+pub fn load(room: &ProjectRoom) -> Result<Option<Generation>> {
+    Ok(room
+        .store()
+        .meta(STATE_KEY)?
+        .and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+fn save(room: &ProjectRoom, g: &Generation) -> Result<()> {
+    room.store().set_meta(STATE_KEY, &serde_json::to_string(g)?)
+}
+
+/// Starts a generation, or folds the prompt into the running one. Returns its id.
+pub async fn start(
+    room: &ProjectRoom,
+    prompt: String,
+    template: Option<Template>,
+) -> Result<String> {
+    if let Some(mut g) = load(room)?.filter(|g| !g.step.is_terminal()) {
+        g.enqueue(prompt);
+        save(room, &g)?;
+        return Ok(g.id);
+    }
+    let n = room
+        .store()
+        .meta("generation_counter")?
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    room.store()
+        .set_meta("generation_counter", &n.to_string())?;
+    let g = Generation::new(
+        format!("g{n}"),
+        prompt,
+        template.unwrap_or(Template::ReactVite),
+        now(),
+    );
+    save(room, &g)?;
+    announce(room, &g)?;
+    room.state().storage().set_alarm(0i64).await?;
+    Ok(g.id)
+}
+
+pub fn cancel(room: &ProjectRoom) -> Result<()> {
+    if let Some(mut g) = load(room)?.filter(|g| !g.step.is_terminal()) {
+        g.apply(Outcome::Cancel);
+        save(room, &g)?;
+        announce(room, &g)?;
+    }
+    Ok(())
+}
+
+fn cancelled(room: &ProjectRoom) -> bool {
+    matches!(load(room), Ok(Some(g)) if g.step == Step::Cancelled)
+}
+
+fn announce(room: &ProjectRoom, g: &Generation) -> Result<()> {
+    room.broadcast(ServerEvent::StateChange {
+        generation_id: g.id.clone(),
+        step: g.step.name().into(),
+        phase: g.phase,
+        reason: match &g.step {
+            Step::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        },
+    })
+}
+
+/// One step; called from the room's `alarm()`.
+pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
+    let Some(mut g) = load(room)? else {
+        return Ok(());
+    };
+    if g.step.is_terminal() {
+        return Ok(());
+    }
+    let storage = room.state().storage();
+    storage.set_alarm(WATCHDOG_MS).await?;
+    let outcome = match perform(room, project, &mut g).await {
+        Ok(o) => o,
+        Err(e) => Outcome::StepFailed {
+            reason: e.to_string(),
+            retryable: true,
+        },
+    };
+    // A cancel that arrived during the step wins over its outcome.
+    if cancelled(room) {
+        return Ok(());
+    }
+    let retry_in = match &outcome {
+        Outcome::StepFailed { .. } => backoff_ms(g.attempts, None) as i64,
+        _ => 0,
+    };
+    g.apply(outcome);
+    save(room, &g)?;
+    announce(room, &g)?;
+    match &g.step {
+        Step::Done => {
+            room.broadcast(ServerEvent::GenerationComplete {
+                generation_id: g.id.clone(),
+                version: g.version,
+                preview_url: g.preview_url.clone(),
+                elapsed_ms: now() - g.started_at,
+                llm_calls: g.totals.llm_calls,
+                input_tokens: g.totals.input_tokens,
+                output_tokens: g.totals.output_tokens,
+                cost_micros: g.totals.cost_micros,
+                unresolved: g.unresolved.clone(),
+            })?;
+            storage.delete_alarm().await?;
+        }
+        s if s.is_terminal() => storage.delete_alarm().await?,
+        _ => storage.set_alarm(retry_in).await?,
+    }
+    Ok(())
+}
+
+/// Performs what `g.next()` asks for and reports the outcome. Totals are updated in `g`.
+async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Result<Outcome> {
+    let Some(llm) = LlmConfig::from_env(room.env()) else {
+        return Ok(Outcome::StepFailed {
+            reason: "no model configured (KILN_LLM_BASE_URL)".into(),
+            retryable: false,
+        });
+    };
+    match g.next() {
+        Next::Idle => Ok(Outcome::Cancel),
+        Next::CallPlanner => {
+            let messages = match room.store().meta("plan_answer")? {
+                Some(prev) if !g.plan_errors.is_empty() => {
+                    prompts::plan_repair(&g.prompt, g.template, &prev, &g.plan_errors)
+                }
+                _ => prompts::planner(&g.prompt, g.template),
+            };
+            let req = ChatRequest {
+                model: llm.model(Role::Planner, g.attempts),
+                messages,
+                max_tokens: 2048,
+                temperature: 0.2,
+                json_schema: Some(("blueprint".into(), Blueprint::json_schema())),
+            };
+            let text = match call(room, project, g, &llm, Role::Planner, &req, |_| {}).await? {
+                Ok(t) => t,
+                Err(o) => return Ok(o),
+            };
+            room.store().set_meta("plan_answer", &text)?;
+            match Blueprint::from_model(&text) {
+                Ok(mut bp) => {
+                    bp.template = g.template;
+                    room.broadcast(ServerEvent::Blueprint {
+                        blueprint: bp.clone(),
+                    })?;
+                    Ok(Outcome::Planned(bp))
+                }
+                Err(errors) => Ok(Outcome::PlanRejected(errors)),
+            }
+        }
+        Next::CallCoder { phase } => {
+            let bp = g.blueprint.clone().ok_or("no blueprint")?;
+            if phase == 0 {
+                for img in &bp.images {
+                    let svg = placeholder_svg(img, &bp.design.palette);
+                    write_agent_file(room, &img.path, svg.as_bytes())?;
+                }
+            }
+            let ph = &bp.phases[phase];
+            room.broadcast(ServerEvent::PhaseDesigning {
+                phase,
+                name: ph.name.clone(),
+                goal: ph.goal.clone(),
+            })?;
+            let files = context_files(room, ph.files.iter().map(|p| p.as_str()))?;
+            let req = ChatRequest {
+                model: llm.model(Role::Coder, g.attempts),
+                messages: prompts::coder(&bp, phase, &files, &g.queued),
+                max_tokens: 8192,
+                temperature: 0.2,
+                json_schema: None,
+            };
+            match stream_files(room, project, g, &llm, Role::Coder, &req).await? {
+                Ok((written, commands)) => {
+                    room.broadcast(ServerEvent::PhaseDesigned {
+                        phase,
+                        files: written.clone(),
+                    })?;
+                    sync_sandbox(room, project, g.template)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    room.broadcast(ServerEvent::FilesWritten {
+                        phase,
+                        files: written,
+                    })?;
+                    Ok(Outcome::PhaseWritten { commands })
+                }
+                Err(o) => Ok(o),
+            }
+        }
+        Next::Install { commands } => {
+            let sandbox = sandbox(room, project)?;
+            for command in &commands {
+                let Some(packages) = npm_install_packages(command) else {
+                    room.broadcast(ServerEvent::CommandOutput {
+                        command: command.clone(),
+                        output: "skipped: only `npm install <packages>` is run".into(),
+                    })?;
+                    continue;
+                };
+                let mut args = vec![
+                    "install".to_owned(),
+                    "--no-audit".into(),
+                    "--no-fund".into(),
+                ];
+                args.extend(packages);
+                let req = ExecRequest {
+                    cmd: "npm".into(),
+                    args,
+                    cwd: None,
+                    timeout_ms: Some(INSTALL_TIMEOUT_MS),
+                    env: Default::default(),
+                };
+                let r = sandbox
+                    .exec(&req, |out| {
+                        let _ = room.broadcast(ServerEvent::CommandOutput {
+                            command: command.clone(),
+                            output: out.to_owned(),
+                        });
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !r.ok() {
+                    return Ok(Outcome::StepFailed {
+                        reason: format!("{command} failed: {}", tail(&r.output)),
+                        retryable: false,
+                    });
+                }
+            }
+            room.broadcast(ServerEvent::DepsInstalled { commands })?;
+            Ok(Outcome::Installed)
+        }
+        Next::Check { phase } => {
+            let sandbox = sandbox(room, project)?;
+            let errors = check(room, &sandbox, g.template)
+                .await
+                .map_err(|e| e.to_string())?;
+            room.broadcast(ServerEvent::CheckResult {
+                phase,
+                passed: errors.is_empty(),
+                errors: errors.clone(),
+            })?;
+            Ok(Outcome::Checked { errors })
+        }
+        Next::CallFixer { phase } => {
+            let bp = g.blueprint.clone().ok_or("no blueprint")?;
+            let all: Vec<String> = room
+                .store()
+                .list()?
+                .into_iter()
+                .map(|f| f.path.to_string())
+                .collect();
+            let files = context_files(room, all.iter().map(String::as_str))?;
+            let req = ChatRequest {
+                model: llm.model(Role::Fixer, g.attempts),
+                messages: prompts::fixer(&bp, phase, &g.check_errors, &files),
+                max_tokens: 8192,
+                temperature: 0.1,
+                json_schema: None,
+            };
+            match stream_files(room, project, g, &llm, Role::Fixer, &req).await? {
+                Ok(_) => {
+                    sync_sandbox(room, project, g.template)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(Outcome::Fixed)
+                }
+                Err(o) => Ok(o),
+            }
+        }
+        Next::Serve => {
+            let sandbox = sandbox(room, project)?;
+            let status = sandbox
+                .dev_server(DevServerAction::Restart)
+                .await
+                .map_err(|e| e.to_string())?;
+            if status.state != "ready" {
+                return Ok(Outcome::StepFailed {
+                    reason: format!(
+                        "the dev server did not start ({}): {}",
+                        status.state,
+                        tail(&status.log)
+                    ),
+                    retryable: true,
+                });
+            }
+            let url = format!("/preview/{project}/");
+            room.broadcast(ServerEvent::ServerStarted {
+                preview_url: url.clone(),
+            })?;
+            Ok(Outcome::Served { url })
+        }
+        Next::Snapshot => {
+            let name = g
+                .blueprint
+                .as_ref()
+                .map_or("app", |b| b.name.as_str())
+                .to_owned();
+            let v = versions::create(room, project, AGENT, &format!("Generated: {name}")).await?;
+            Ok(Outcome::Snapshotted { version: v.number })
+        }
+    }
+}
+
+/// One LLM call with its cost logged; `Err(outcome)` when it failed.
+async fn call(
+    room: &ProjectRoom,
+    project: &str,
+    g: &mut Generation,
+    llm: &LlmConfig,
+    role: Role,
+    req: &ChatRequest,
+    on_text: impl FnMut(&str),
+) -> Result<std::result::Result<String, Outcome>> {
+    let result = llm.stream(req, on_text).await;
+    let (status, usage, latency, error) = match &result {
+        Ok(r) => ("ok", r.usage, r.latency_ms, None),
+        Err(e) => (
+            "error",
+            Default::default(),
+            e.latency_ms,
+            Some(e.reason.clone()),
+        ),
+    };
+    let cost = cost_micros(&req.model, usage);
+    g.totals.llm_calls += 1;
+    g.totals.input_tokens += usage.input_tokens;
+    g.totals.output_tokens += usage.output_tokens;
+    g.totals.cost_micros += cost;
+    log_call(
+        room,
+        project,
+        g,
+        role,
+        &req.model,
+        usage,
+        cost,
+        latency,
+        status,
+        error.as_deref(),
+    )
+    .await?;
+    match result {
+        Ok(r) => Ok(Ok(r.text)),
+        Err(CallError {
+            reason, retryable, ..
+        }) => Ok(Err(Outcome::StepFailed { reason, retryable })),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn log_call(
+    room: &ProjectRoom,
+    project: &str,
+    g: &Generation,
+    role: Role,
+    model: &str,
+    usage: kiln_core::agent::llm::Usage,
+    cost: u64,
+    latency: u64,
+    status: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let f = |v: u64| JsValue::from_f64(v as f64);
+    room.env()
+        .d1("DB")?
+        .prepare(
+            "INSERT INTO ai_calls (project_id, generation_id, role, model, input_tokens, \
+             output_tokens, cost_micros, latency_ms, status, error, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .bind(&[
+            project.into(),
+            g.id.as_str().into(),
+            role.as_str().into(),
+            model.into(),
+            f(usage.input_tokens),
+            f(usage.output_tokens),
+            f(cost),
+            f(latency),
+            status.into(),
+            error.map_or(JsValue::NULL, JsValue::from_str),
+            JsValue::from_f64(now() as f64),
+        ])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Streams a call whose answer is file blocks: every file is broadcast as it is written and
+/// stored whole when its block closes. A stream that fails leaves no half file behind.
+async fn stream_files(
+    room: &ProjectRoom,
+    project: &str,
+    g: &mut Generation,
+    llm: &LlmConfig,
+    role: Role,
+    req: &ChatRequest,
+) -> Result<std::result::Result<(Vec<String>, Vec<String>), Outcome>> {
+    let mut parser = FileParser::new();
+    let mut events: Vec<StreamEvent> = Vec::new();
+    let mut failure: Option<String> = None;
+    let answer = call(room, project, g, llm, role, req, |text| {
+        if failure.is_some() || cancelled(room) {
+            return;
+        }
+        for ev in parser.feed(text.as_bytes()) {
+            if let Err(e) = live(room, &ev) {
+                failure = Some(e.to_string());
+            }
+            events.push(ev);
+        }
+    })
+    .await?;
+    if let Err(o) = answer {
+        return Ok(Err(o));
+    }
+    if let Some(f) = failure {
+        return Ok(Err(Outcome::StepFailed {
+            reason: f,
+            retryable: true,
+        }));
+    }
+    let tail_events = parser.finish();
+    if let Some(StreamEvent::Error { message }) = tail_events
+        .iter()
+        .find(|e| matches!(e, StreamEvent::Error { .. }))
+    {
+        // An unclosed block: the answer was cut off. Retry the phase.
+        return Ok(Err(Outcome::StepFailed {
+            reason: message.clone(),
+            retryable: true,
+        }));
+    }
+    events.extend(tail_events);
+    let (mut written, mut commands) = (Vec::new(), Vec::new());
+    for ev in events {
+        match ev {
+            StreamEvent::FileEnd { path, content } => {
+                write_agent_file(room, &path, content.as_bytes())?;
+                written.push(path.to_string());
+            }
+            StreamEvent::Edit {
+                path,
+                search,
+                replace,
+            } => {
+                let current = room
+                    .store()
+                    .content(&path)?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+                match current.map(|c| apply_edit(&c, &search, &replace)) {
+                    Some(Ok(updated)) => {
+                        write_agent_file(room, &path, updated.as_bytes())?;
+                        written.push(path.to_string());
+                    }
+                    Some(Err(e)) => g.check_errors.push(format!("edit of {path}: {e}")),
+                    None => g.check_errors.push(format!("edit of {path}: no such file")),
+                }
+            }
+            StreamEvent::Command { command } => commands.push(command),
+            _ => {}
+        }
+    }
+    Ok(Ok((written, commands)))
+}
+
+/// Broadcasts parser progress so every browser watches the files stream in.
+fn live(room: &ProjectRoom, ev: &StreamEvent) -> Result<()> {
+    match ev {
+        StreamEvent::FileStart { path } => {
+            room.broadcast(ServerEvent::FileStart { path: path.clone() })
+        }
+        StreamEvent::FileChunk { path, text } => room.broadcast(ServerEvent::FileChunk {
+            path: path.clone(),
+            chunk: text.clone(),
+        }),
+        StreamEvent::FileEnd { path, content } => room.broadcast(ServerEvent::FileEnd {
+            path: path.clone(),
+            size: content.len() as u64,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a file as the agent: the next rev, whatever it is (the agent owns the step).
+fn write_agent_file(room: &ProjectRoom, path: &ProjectPath, content: &[u8]) -> Result<()> {
+    let slot = room.store().slot(path)?;
+    let totals = room.store().totals()?;
+    kiln_core::tree::check_fits(slot, content.len() as u64, totals).map_err(|r| r.message())?;
+    room.apply_write(AGENT, path, slot.rev + 1, content)?;
+    Ok(())
+}
+
+fn context_files<'a>(
+    room: &ProjectRoom,
+    first: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |path: &str| -> Result<()> {
+        if out.iter().any(|(p, _)| p == path) {
+            return Ok(());
+        }
+        let Ok(p) = ProjectPath::parse(path) else {
+            return Ok(());
+        };
+        if let Some(bytes) = room.store().content(&p)? {
+            if let Ok(text) = String::from_utf8(bytes) {
+                out.push((path.to_owned(), text));
+            }
+        }
+        Ok(())
+    };
+    for p in first {
+        add(p)?;
+    }
+    for f in room.store().list()? {
+        if !f.path.as_str().starts_with("public/") {
+            add(f.path.as_str())?;
+        }
+    }
+    Ok(out)
+}
+
+fn sandbox(room: &ProjectRoom, project: &str) -> std::result::Result<SandboxClient, String> {
+    SandboxClient::from_env(room.env(), project).ok_or_else(|| {
+        "no sandbox-proxy configured (KILN_SANDBOX_URL, KILN_SANDBOX_JWT_SECRET)".to_owned()
+    })
+}
+
+/// Makes the sandbox hold exactly the working tree (creating it if the proxy lost it).
+async fn sync_sandbox(
+    room: &ProjectRoom,
+    project: &str,
+    template: Template,
+) -> std::result::Result<(), SandboxError> {
+    let Some(sb) = SandboxClient::from_env(room.env(), project) else {
+        return Err(SandboxError {
+            message: "no sandbox-proxy configured".into(),
+            status: None,
+            lost: false,
+        });
+    };
+    sb.ensure(template).await?;
+    let mut files = Vec::new();
+    for meta in room.store().list().map_err(|e| SandboxError {
+        message: e.to_string(),
+        status: None,
+        lost: false,
+    })? {
+        let bytes = room
+            .store()
+            .content(&meta.path)
+            .map_err(|e| SandboxError {
+                message: e.to_string(),
+                status: None,
+                lost: false,
+            })?
+            .unwrap_or_default();
+        let (content, enc) = encode(bytes);
+        files.push(FileWrite {
+            path: meta.path,
+            content,
+            encoding: if enc.is_utf8() {
+                FileEncoding::Utf8
+            } else {
+                FileEncoding::Base64
+            },
+        });
+    }
+    // The proxy bounds one request; send in batches.
+    for batch in files.chunks(200) {
+        sb.write_files(&WriteFiles {
+            files: batch.to_vec(),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The template's check: a type-check for react-vite, a syntax check for static JS.
+async fn check(
+    room: &ProjectRoom,
+    sb: &SandboxClient,
+    template: Template,
+) -> std::result::Result<Vec<String>, SandboxError> {
+    let runs: Vec<(String, Vec<String>)> = match template {
+        Template::ReactVite => vec![(
+            "npx".into(),
+            vec!["tsc".into(), "--noEmit".into(), "-p".into(), ".".into()],
+        )],
+        Template::Static => room
+            .store()
+            .list()
+            .map_err(|e| SandboxError {
+                message: e.to_string(),
+                status: None,
+                lost: false,
+            })?
+            .into_iter()
+            .filter(|f| f.path.as_str().ends_with(".js"))
+            .map(|f| {
+                (
+                    "node".to_owned(),
+                    vec!["--check".to_owned(), f.path.to_string()],
+                )
+            })
+            .collect(),
+    };
+    let mut errors = Vec::new();
+    for (cmd, args) in runs {
+        let req = ExecRequest {
+            cmd,
+            args,
+            cwd: None,
+            timeout_ms: Some(CHECK_TIMEOUT_MS),
+            env: Default::default(),
+        };
+        let r = sb.exec(&req, |_| {}).await?;
+        if r.timed_out {
+            errors.push("the check timed out".into());
+        } else if !r.ok() {
+            errors.push(tail(&r.output));
+        }
+    }
+    Ok(errors)
+}
+
+/// `npm install a b@1` → `[a, b@1]`; anything else (flags, scripts, other programs) → None.
+fn npm_install_packages(command: &str) -> Option<Vec<String>> {
+    let mut words = command.split_whitespace();
+    if words.next()? != "npm" || !matches!(words.next()?, "install" | "i" | "add") {
+        return None;
+    }
+    let pkgs: Vec<String> = words.map(str::to_owned).collect();
+    let ok = !pkgs.is_empty()
+        && pkgs.iter().all(|p| {
+            !p.starts_with('-')
+                && p.len() <= 214
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@/._-^~".contains(c))
+        });
+    ok.then_some(pkgs)
+}
+
+fn tail(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    chars[chars.len().saturating_sub(3000)..].iter().collect()
+}

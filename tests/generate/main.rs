@@ -1,0 +1,289 @@
+//! End-to-end generation: a prompt on the socket becomes files streamed to every client, a
+//! checked app running in a real sandbox, and version 1 — with the scripted model (a test
+//! fixture) in place of an LLM and the real sandbox-proxy (needs root, as CI has).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions};
+use kiln_e2e::llm::{Script, ScriptedLlm, Turn};
+use kiln_e2e::process::Group;
+use kiln_e2e::ws::Auth;
+use kiln_e2e::{register, Kiln};
+use serde_json::{json, Value};
+
+const SANDBOX_SECRET: &str = "e2e-sandbox-secret-0123456789abcdef0123456789";
+
+struct Sandbox {
+    url: String,
+    _group: Group,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// The real sandbox-proxy, built alongside the tests (`cargo test` builds workspace bins).
+fn start_sandbox() -> Sandbox {
+    let exe = std::env::current_exe().unwrap();
+    let bin: PathBuf = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("kiln-sandbox-proxy");
+    if !bin.exists() {
+        let status = Command::new("cargo")
+            .args(["build", "-p", "kiln-sandbox-proxy"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let port = free_port();
+    let state = std::env::temp_dir().join(format!("kiln-e2e-sandbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let log = std::fs::File::create(state.join("proxy.log")).unwrap();
+    let group = Group::spawn(
+        Command::new(&bin)
+            .env("KILN_SANDBOX_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KILN_SANDBOX_STATE_DIR", &state)
+            .env("KILN_SANDBOX_INSTANCE", "e2g")
+            .env("KILN_SANDBOX_SUBNET_OCTET", "211")
+            .env("KILN_SANDBOX_JWT_SECRET", SANDBOX_SECRET)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+        None,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&format!("{url}/healthz")).call().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "sandbox-proxy did not start: {}",
+            std::fs::read_to_string(state.join("proxy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Sandbox { url, _group: group }
+}
+
+fn sandbox_token(project: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct C {
+        project_id: String,
+    }
+    let claims = Claims::new(C {
+        project_id: project.into(),
+    })
+    .set_duration_and_issuance(&TimeOptions::default(), chrono::Duration::seconds(60));
+    Hs256
+        .token(
+            &Header::empty(),
+            &claims,
+            &Hs256Key::new(SANDBOX_SECRET.as_bytes()),
+        )
+        .unwrap()
+}
+
+const BLUEPRINT: &str = r##"{"name":"Tally","summary":"A counter that remembers its count.","template":"static",
+"design":{"style":"calm","palette":[{"name":"bg","hex":"#fdf6e3"},{"name":"ink","hex":"#073642"}],"typography":"system-ui","sections":["counter"]},
+"images":[{"path":"public/hero.svg","description":"a tally sheet","width":320,"height":160}],
+"phases":[{"name":"Counter","goal":"A button that counts clicks, kept in localStorage","files":["index.html","style.css","main.js"],
+"acceptance":["clicking + adds one","the count survives a reload"]}]}"##;
+
+const INDEX: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Tally</title><link rel=\"stylesheet\" href=\"style.css\"></head>\n<body>\n<h1>Tally</h1>\n<button id=\"plus\">+</button> <output id=\"count\">0</output>\n<script src=\"main.js\"></script>\n</body>\n</html>\n";
+const STYLE: &str = "body { font-family: system-ui; background: #fdf6e3; color: #073642; }\n";
+const MAIN: &str = "const out = document.getElementById('count');\nlet n = Number(localStorage.getItem('count') || 0);\nout.textContent = n;\ndocument.getElementById('plus').onclick = () => {\n  n += 1;\n  localStorage.setItem('count', n);\n  out.textContent = n;\n};\n";
+
+fn coder_reply() -> String {
+    format!(
+        "Here is the app.\n<file path=\"index.html\">\n{INDEX}</file>\n<file path=\"style.css\">\n```css\n{STYLE}```\n</file>\n<file path=\"main.js\">\n{MAIN}</file>\nDone."
+    )
+}
+
+#[test]
+fn a_prompt_becomes_a_running_checked_versioned_app() {
+    let sandbox = start_sandbox();
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(
+                Turn::text(BLUEPRINT)
+                    .named("plan")
+                    .matching("planner of an app builder")
+                    .usage(900, 300),
+            )
+            .turn(
+                Turn::text(coder_reply())
+                    .named("phase 1")
+                    .matching("Phase 1 of 1")
+                    .usage(1500, 700),
+            ),
+    );
+    let base = llm.base_url();
+    let kiln = Kiln::start_with(&[
+        ("KILN_LLM_BASE_URL", base.as_str()),
+        ("KILN_LLM_MODEL", "kiln-scripted"),
+        ("KILN_SANDBOX_URL", sandbox.url.as_str()),
+        ("KILN_SANDBOX_JWT_SECRET", SANDBOX_SECRET),
+    ]);
+    let owner = register(&kiln, "gen");
+    let pid = kiln
+        .post("/api/projects", owner.token(), json!({ "name": "tally" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ws = kiln.ws(&pid, Auth::Bearer(&owner.token)).unwrap();
+    ws.send(json!({ "type": "hello" }));
+    ws.recv_type("state");
+    ws.send(json!({ "type": "generate", "prompt": "a tally counter that remembers", "template": "static" }));
+
+    let mut events: Vec<Value> = vec![];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no generation_complete; got {:?}\n{}\nLLM requests: {:?}",
+            events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>(),
+            kiln.log(),
+            llm.requests()
+                .iter()
+                .map(|r| (r.path.clone(), format!("{:?}", r.outcome)))
+                .collect::<Vec<_>>()
+        );
+        let Some(e) = ws.try_recv(Duration::from_secs(1)) else {
+            continue;
+        };
+        let done = e["type"] == "generation_complete";
+        let failed = e["type"] == "state_change" && e["step"] == "failed";
+        events.push(e);
+        assert!(
+            !failed,
+            "generation failed: {}\n{}",
+            events.last().unwrap(),
+            kiln.log()
+        );
+        if done {
+            break;
+        }
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .filter(|t| *t != "presence")
+        .collect();
+    let pos = |t: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == t)
+            .unwrap_or_else(|| panic!("no {t} in {kinds:?}"))
+    };
+    assert!(pos("blueprint") < pos("phase_designing"));
+    assert!(pos("phase_designing") < pos("file_start"));
+    assert!(pos("file_end") < pos("files_written"));
+    assert!(pos("files_written") < pos("check_result"));
+    assert!(pos("check_result") < pos("server_started"));
+    assert!(pos("server_started") < pos("version_created"));
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    // Every file's chunks join into the file in the room and in the sandbox.
+    let token = sandbox_token(&pid);
+    for (path, want) in [
+        ("index.html", INDEX),
+        ("style.css", STYLE),
+        ("main.js", MAIN),
+    ] {
+        let streamed: String = events
+            .iter()
+            .filter(|e| e["type"] == "file_chunk" && e["path"] == path)
+            .map(|e| e["chunk"].as_str().unwrap())
+            .collect();
+        assert_eq!(streamed, want, "{path} as streamed");
+        let room = kiln.get(&format!("/api/projects/{pid}/files/{path}"), owner.token());
+        assert_eq!(room.text, want, "{path} in the room");
+        let in_sandbox = ureq::get(&format!("{}/v1/sandboxes/{pid}/files/{path}", sandbox.url))
+            .set("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        assert_eq!(in_sandbox, want, "{path} in the sandbox");
+    }
+    let check = events.iter().find(|e| e["type"] == "check_result").unwrap();
+    assert_eq!(check["passed"], true, "{check}");
+    let svg = kiln.get(
+        &format!("/api/projects/{pid}/files/public/hero.svg"),
+        owner.token(),
+    );
+    assert!(
+        svg.status == 200 && svg.text.starts_with("<svg"),
+        "the image spec became an SVG"
+    );
+
+    // The app runs: the dev server answers with the app's HTML.
+    let status: Value = ureq::post(&format!("{}/v1/sandboxes/{pid}/dev-server", sandbox.url))
+        .set("authorization", &format!("Bearer {token}"))
+        .send_json(json!({ "action": "status" }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(status["state"], "ready", "{status}");
+    let preview = ureq::get(&format!(
+        "{}{}",
+        sandbox.url,
+        status["preview_url"].as_str().unwrap()
+    ))
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    assert!(preview.contains("<h1>Tally</h1>"), "{preview}");
+
+    // Version 1, totals, and one logged call per LLM request.
+    let versions = kiln
+        .get(&format!("/api/projects/{pid}/versions"), owner.token())
+        .expect(200);
+    assert_eq!(versions["items"][0]["number"], 1);
+    let complete = events.last().unwrap();
+    assert_eq!(complete["version"], 1);
+    assert_eq!(complete["llm_calls"], 2);
+    assert_eq!(complete["input_tokens"], 2400);
+    assert_eq!(llm.requests().len(), 2, "no call was repeated");
+    let rows = d1(
+        &kiln,
+        "SELECT role, model, input_tokens, output_tokens, status FROM ai_calls ORDER BY id",
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["role"], "planner");
+    assert_eq!(rows[1]["role"], "coder");
+    assert_eq!(rows[1]["input_tokens"], 1500);
+    let _ = Utc::now();
+}
+
+/// Rows of a query against the local D1, through wrangler.
+fn d1(kiln: &Kiln, sql: &str) -> Vec<Value> {
+    let root = kiln_e2e::repo_root();
+    let out = Command::new(root.join("node_modules/.bin/wrangler"))
+        .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+        .arg(&kiln.state_dir)
+        .args(["--command", sql])
+        .current_dir(&root)
+        .output()
+        .expect("wrangler d1 execute");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from wrangler");
+    v[0]["results"].as_array().cloned().unwrap_or_default()
+}
