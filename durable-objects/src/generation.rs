@@ -107,7 +107,13 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
         return Ok(());
     }
     let storage = room.state().storage();
-    storage.set_alarm(WATCHDOG_MS).await?;
+    let watchdog = room
+        .env()
+        .var("KILN_STEP_WATCHDOG_MS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(WATCHDOG_MS);
+    storage.set_alarm(watchdog).await?;
     let outcome = match perform(room, project, &mut g).await {
         Ok(o) => o,
         Err(e) => Outcome::StepFailed {
@@ -171,7 +177,11 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 temperature: 0.2,
                 json_schema: Some(("blueprint".into(), Blueprint::json_schema())),
             };
-            let text = match call(room, project, g, &llm, Role::Planner, &req, |_| {}).await? {
+            let text = match call(room, project, g, &llm, Role::Planner, &req, |_| {
+                !cancelled(room)
+            })
+            .await?
+            {
                 Ok(t) => t,
                 Err(o) => return Ok(o),
             };
@@ -349,7 +359,7 @@ async fn call(
     llm: &LlmConfig,
     role: Role,
     req: &ChatRequest,
-    on_text: impl FnMut(&str),
+    on_text: impl FnMut(&str) -> bool,
 ) -> Result<std::result::Result<String, Outcome>> {
     let result = llm.stream(req, on_text).await;
     let (status, usage, latency, error) = match &result {
@@ -441,7 +451,7 @@ async fn stream_files(
     let mut failure: Option<String> = None;
     let answer = call(room, project, g, llm, role, req, |text| {
         if failure.is_some() || cancelled(room) {
-            return;
+            return false;
         }
         for ev in parser.feed(text.as_bytes()) {
             if let Err(e) = live(room, &ev) {
@@ -449,6 +459,7 @@ async fn stream_files(
             }
             events.push(ev);
         }
+        true
     })
     .await?;
     if let Err(o) = answer {

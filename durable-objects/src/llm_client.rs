@@ -122,11 +122,12 @@ impl LlmConfig {
         self.fallbacks[(idx - 1).min(self.fallbacks.len() - 1)].clone()
     }
 
-    /// Streams one chat call, handing every piece of text to `on_text` as it arrives.
+    /// Streams one chat call, handing every piece of text to `on_text` as it arrives;
+    /// `on_text` returning `false` abandons the call (cancel).
     pub async fn stream(
         &self,
         req: &ChatRequest,
-        mut on_text: impl FnMut(&str),
+        mut on_text: impl FnMut(&str) -> bool,
     ) -> Result<CallResult, CallError> {
         let started = worker::Date::now().as_millis();
         let elapsed = || worker::Date::now().as_millis().saturating_sub(started);
@@ -212,7 +213,10 @@ impl LlmConfig {
                 for d in deltas {
                     match d {
                         Delta::Text(t) => {
-                            on_text(&t);
+                            if !on_text(&t) {
+                                abort.abort();
+                                return Err(fail("cancelled".into(), false, None, None));
+                            }
                             text.push_str(&t);
                         }
                         Delta::Usage(u) => {

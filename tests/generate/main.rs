@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions};
-use kiln_e2e::llm::{Script, ScriptedLlm, Turn};
+use kiln_e2e::llm::{Fault, Script, ScriptedLlm, Turn};
 use kiln_e2e::process::Group;
 use kiln_e2e::ws::Auth;
 use kiln_e2e::{register, Kiln};
@@ -27,6 +27,12 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap()
+}
+
+/// One sandbox-proxy for the tests of this binary.
+fn sandbox() -> &'static Sandbox {
+    static SB: std::sync::OnceLock<Sandbox> = std::sync::OnceLock::new();
+    SB.get_or_init(start_sandbox)
 }
 
 /// The real sandbox-proxy, built alongside the tests (`cargo test` builds workspace bins).
@@ -60,7 +66,7 @@ fn start_sandbox() -> Sandbox {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log),
-        None,
+        Some(&state),
     );
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -109,31 +115,40 @@ fn coder_reply() -> String {
     )
 }
 
-#[test]
-fn a_prompt_becomes_a_running_checked_versioned_app() {
-    let sandbox = start_sandbox();
-    let llm = ScriptedLlm::start(
-        Script::new()
-            .turn(
-                Turn::text(BLUEPRINT)
-                    .named("plan")
-                    .matching("planner of an app builder")
-                    .usage(900, 300),
-            )
-            .turn(
-                Turn::text(coder_reply())
-                    .named("phase 1")
-                    .matching("Phase 1 of 1")
-                    .usage(1500, 700),
-            ),
-    );
+fn plan_turn() -> Turn {
+    Turn::text(BLUEPRINT)
+        .named("plan")
+        .matching("planner of an app builder")
+        .usage(900, 300)
+}
+
+fn code_turn() -> Turn {
+    Turn::text(coder_reply())
+        .named("phase 1")
+        .matching("Phase 1 of 1")
+        .usage(1500, 700)
+}
+
+struct Run {
+    llm: ScriptedLlm,
+    kiln: Kiln,
+    owner: kiln_e2e::User,
+    pid: String,
+}
+
+/// Kiln wired to a scripted model and the real sandbox-proxy, with one project.
+fn setup(script: Script, vars: &[(&str, &str)]) -> Run {
+    let sandbox = sandbox();
+    let llm = ScriptedLlm::start(script);
     let base = llm.base_url();
-    let kiln = Kiln::start_with(&[
+    let mut all = vec![
         ("KILN_LLM_BASE_URL", base.as_str()),
         ("KILN_LLM_MODEL", "kiln-scripted"),
         ("KILN_SANDBOX_URL", sandbox.url.as_str()),
         ("KILN_SANDBOX_JWT_SECRET", SANDBOX_SECRET),
-    ]);
+    ];
+    all.extend_from_slice(vars);
+    let kiln = Kiln::start_with(&all);
     let owner = register(&kiln, "gen");
     let pid = kiln
         .post("/api/projects", owner.token(), json!({ "name": "tally" }))
@@ -141,10 +156,58 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut ws = kiln.ws(&pid, Auth::Bearer(&owner.token)).unwrap();
+    Run {
+        llm,
+        kiln,
+        owner,
+        pid,
+    }
+}
+
+/// Events until the generation ends (complete, failed or cancelled).
+fn until_done(run: &Run, ws: &mut kiln_e2e::ws::Socket) -> Vec<Value> {
+    let mut events: Vec<Value> = vec![];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no end of generation; got {:?}\n{}",
+            events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>(),
+            run.kiln.log()
+        );
+        let Some(e) = ws.try_recv(Duration::from_secs(1)) else {
+            continue;
+        };
+        let end = e["type"] == "generation_complete"
+            || (e["type"] == "state_change" && (e["step"] == "failed" || e["step"] == "cancelled"));
+        events.push(e);
+        if end {
+            return events;
+        }
+    }
+}
+
+fn socket(run: &Run) -> kiln_e2e::ws::Socket {
+    let mut ws = run
+        .kiln
+        .ws(&run.pid, Auth::Bearer(&run.owner.token))
+        .unwrap();
     ws.send(json!({ "type": "hello" }));
     ws.recv_type("state");
+    ws
+}
+
+fn generate(ws: &mut kiln_e2e::ws::Socket) {
     ws.send(json!({ "type": "generate", "prompt": "a tally counter that remembers", "template": "static" }));
+}
+
+#[test]
+fn a_prompt_becomes_a_running_checked_versioned_app() {
+    let run = setup(Script::new().turn(plan_turn()).turn(code_turn()), &[]);
+    let (llm, kiln, owner, pid) = (&run.llm, &run.kiln, &run.owner, run.pid.clone());
+    let sandbox = sandbox();
+    let mut ws = socket(&run);
+    generate(&mut ws);
 
     let mut events: Vec<Value> = vec![];
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -286,4 +349,141 @@ fn d1(kiln: &Kiln, sql: &str) -> Vec<Value> {
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from wrangler");
     v[0]["results"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_500_is_retried_and_a_cut_stream_leaves_no_half_file() {
+    let run = setup(
+        Script::new()
+            .turn(plan_turn().fail(Fault::ServerError))
+            .turn(
+                code_turn()
+                    .chunk_size(40)
+                    .fail(Fault::Truncated { after_chunks: 6 }),
+            ),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    let events = until_done(&run, &mut ws);
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "generation_complete",
+        "{:?}",
+        events.last()
+    );
+    assert_eq!(run.llm.calls_to(0), 2, "the plan: a 500, then the reply");
+    assert_eq!(
+        run.llm.calls_to(1),
+        2,
+        "the phase: a cut stream, then the reply"
+    );
+    // Whatever was stored was whole: every stored version of a file is its full content.
+    for e in events.iter().filter(|e| e["type"] == "file_edited") {
+        let want = match e["path"].as_str().unwrap() {
+            "index.html" => INDEX,
+            "style.css" => STYLE,
+            "main.js" => MAIN,
+            _ => continue,
+        };
+        assert_eq!(e["content"], want, "a half file was stored: {e}");
+    }
+    let rows = d1(&run.kiln, "SELECT status FROM ai_calls ORDER BY id");
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, vec!["error", "ok", "error", "ok"]);
+}
+
+#[test]
+fn cancel_stops_a_running_generation() {
+    let run = setup(
+        Script::new().turn(plan_turn()).turn(
+            code_turn()
+                .chunk_size(8)
+                .chunk_delay(Duration::from_millis(100)),
+        ),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    ws.recv_type("file_chunk");
+    ws.send(json!({ "type": "cancel" }));
+    let events = until_done(&run, &mut ws);
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["step"].as_str()),
+        (Some("state_change"), Some("cancelled"))
+    );
+    assert!(
+        !events.iter().any(|e| e["type"] == "file_edited"),
+        "no phase file was stored"
+    );
+    let versions = run
+        .kiln
+        .get(
+            &format!("/api/projects/{}/versions", run.pid),
+            run.owner.token(),
+        )
+        .expect(200);
+    assert!(versions["items"].as_array().unwrap().is_empty());
+    // The room stays usable: a new generation runs to the end.
+    run.llm.add_turn(code_turn());
+    run.llm.add_turn(plan_turn());
+    generate(&mut ws);
+    let again = until_done(&run, &mut ws);
+    assert_eq!(again.last().unwrap()["type"], "generation_complete");
+}
+
+#[test]
+fn a_restart_mid_phase_resumes_without_repeating_finished_calls() {
+    let run = setup(
+        Script::new().turn(plan_turn()).turn(
+            code_turn()
+                .chunk_size(8)
+                .chunk_delay(Duration::from_millis(50)),
+        ),
+        &[("KILN_STEP_WATCHDOG_MS", "3000")],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    ws.recv_type("file_chunk");
+    drop(ws);
+    let Run {
+        llm,
+        kiln,
+        owner,
+        pid,
+    } = run;
+    let kiln = kiln.restart();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let state = loop {
+        let g = kiln
+            .get(&format!("/api/projects/{pid}/generation"), owner.token())
+            .expect(200);
+        if g["step"]["step"] == "done" || g["step"]["step"] == "failed" {
+            break g;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not resume: {g}\n{}",
+            kiln.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(state["step"]["step"], "done", "{state}");
+    assert_eq!(
+        llm.completions(0),
+        1,
+        "the finished plan was not asked for again"
+    );
+    assert_eq!(llm.completions(1), 1);
+    let main = kiln.get(&format!("/api/projects/{pid}/files/main.js"), owner.token());
+    assert_eq!(main.text, MAIN);
+    let versions = kiln
+        .get(&format!("/api/projects/{pid}/versions"), owner.token())
+        .expect(200);
+    assert_eq!(
+        versions["items"].as_array().unwrap().len(),
+        1,
+        "one version, not two"
+    );
 }
