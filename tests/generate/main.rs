@@ -322,7 +322,7 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     assert_eq!(complete["input_tokens"], 2400);
     assert_eq!(llm.requests().len(), 2, "no call was repeated");
     let rows = d1(
-        &kiln,
+        kiln,
         "SELECT role, model, input_tokens, output_tokens, status FROM ai_calls ORDER BY id",
     );
     assert_eq!(rows.len(), 2, "{rows:?}");
