@@ -225,7 +225,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                         phase,
                         files: written.clone(),
                     })?;
-                    sync_sandbox(room, project, g.template)
+                    sync_sandbox(room, project, g.template, true)
                         .await
                         .map_err(|e| e.to_string())?;
                     room.broadcast(ServerEvent::FilesWritten {
@@ -239,6 +239,9 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         }
         Next::Install { commands } => {
             let sandbox = sandbox(room, project)?;
+            sync_sandbox(room, project, g.template, false)
+                .await
+                .map_err(|e| e.to_string())?;
             for command in &commands {
                 let Some(packages) = npm_install_packages(command) else {
                     room.broadcast(ServerEvent::CommandOutput {
@@ -281,6 +284,9 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         }
         Next::Check { phase } => {
             let sandbox = sandbox(room, project)?;
+            sync_sandbox(room, project, g.template, false)
+                .await
+                .map_err(|e| e.to_string())?;
             let errors = check(room, &sandbox, g.template)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -309,7 +315,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             };
             match stream_files(room, project, g, &llm, Role::Fixer, &req).await? {
                 Ok(_) => {
-                    sync_sandbox(room, project, g.template)
+                    sync_sandbox(room, project, g.template, true)
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok(Outcome::Fixed)
@@ -319,6 +325,9 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         }
         Next::Serve => {
             let sandbox = sandbox(room, project)?;
+            sync_sandbox(room, project, g.template, false)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = sandbox
                 .dev_server(DevServerAction::Restart)
                 .await
@@ -578,11 +587,13 @@ fn sandbox(room: &ProjectRoom, project: &str) -> std::result::Result<SandboxClie
     })
 }
 
-/// Makes the sandbox hold exactly the working tree (creating it if the proxy lost it).
+/// Makes the sandbox hold the working tree. With `always == false` the files are only sent
+/// when the sandbox had to be created — the proxy restarted on a fresh host, or lost it.
 async fn sync_sandbox(
     room: &ProjectRoom,
     project: &str,
     template: Template,
+    always: bool,
 ) -> std::result::Result<(), SandboxError> {
     let Some(sb) = SandboxClient::from_env(room.env(), project) else {
         return Err(SandboxError {
@@ -591,7 +602,10 @@ async fn sync_sandbox(
             lost: false,
         });
     };
-    sb.ensure(template).await?;
+    let info = sb.ensure(template).await?;
+    if !always && !info.created {
+        return Ok(());
+    }
     let mut files = Vec::new();
     for meta in room.store().list().map_err(|e| SandboxError {
         message: e.to_string(),

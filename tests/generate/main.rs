@@ -19,7 +19,11 @@ const SANDBOX_SECRET: &str = "e2e-sandbox-secret-0123456789abcdef0123456789";
 
 struct Sandbox {
     url: String,
-    _group: Group,
+    port: u16,
+    instance: &'static str,
+    octet: u8,
+    state: PathBuf,
+    group: std::sync::Mutex<Group>,
 }
 
 fn free_port() -> u16 {
@@ -32,11 +36,28 @@ fn free_port() -> u16 {
 /// One sandbox-proxy for the tests of this binary.
 fn sandbox() -> &'static Sandbox {
     static SB: std::sync::OnceLock<Sandbox> = std::sync::OnceLock::new();
-    SB.get_or_init(start_sandbox)
+    SB.get_or_init(|| start_sandbox("e2g", 211))
 }
 
 /// The real sandbox-proxy, built alongside the tests (`cargo test` builds workspace bins).
-fn start_sandbox() -> Sandbox {
+fn start_sandbox(instance: &'static str, octet: u8) -> Sandbox {
+    let port = free_port();
+    let state = std::env::temp_dir().join(format!(
+        "kiln-e2e-sandbox-{instance}-{}",
+        std::process::id()
+    ));
+    let group = spawn_proxy(instance, octet, port, &state);
+    Sandbox {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        instance,
+        octet,
+        state,
+        group: std::sync::Mutex::new(group),
+    }
+}
+
+fn spawn_proxy(instance: &str, octet: u8, port: u16, state: &std::path::Path) -> Group {
     let exe = std::env::current_exe().unwrap();
     let bin: PathBuf = exe
         .parent()
@@ -51,22 +72,20 @@ fn start_sandbox() -> Sandbox {
             .unwrap();
         assert!(status.success());
     }
-    let port = free_port();
-    let state = std::env::temp_dir().join(format!("kiln-e2e-sandbox-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
-    let log = std::fs::File::create(state.join("proxy.log")).unwrap();
+    let _ = std::fs::remove_dir_all(state);
+    std::fs::create_dir_all(state).unwrap();
+    let log = std::fs::File::create(state.with_extension("log")).unwrap();
     let group = Group::spawn(
         Command::new(&bin)
             .env("KILN_SANDBOX_LISTEN", format!("127.0.0.1:{port}"))
-            .env("KILN_SANDBOX_STATE_DIR", &state)
-            .env("KILN_SANDBOX_INSTANCE", "e2g")
-            .env("KILN_SANDBOX_SUBNET_OCTET", "211")
+            .env("KILN_SANDBOX_STATE_DIR", state)
+            .env("KILN_SANDBOX_INSTANCE", instance)
+            .env("KILN_SANDBOX_SUBNET_OCTET", octet.to_string())
             .env("KILN_SANDBOX_JWT_SECRET", SANDBOX_SECRET)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log),
-        Some(&state),
+        Some(state),
     );
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -74,11 +93,21 @@ fn start_sandbox() -> Sandbox {
         assert!(
             Instant::now() < deadline,
             "sandbox-proxy did not start: {}",
-            std::fs::read_to_string(state.join("proxy.log")).unwrap_or_default()
+            std::fs::read_to_string(state.with_extension("log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Sandbox { url, _group: group }
+    group
+}
+
+impl Sandbox {
+    /// Stops the proxy and starts it again on an empty state directory: the host was
+    /// replaced, every sandbox is gone.
+    fn restart_fresh(&self) {
+        let mut g = self.group.lock().unwrap();
+        g.stop();
+        *g = spawn_proxy(self.instance, self.octet, self.port, &self.state);
+    }
 }
 
 fn sandbox_token(project: &str) -> String {
@@ -138,7 +167,10 @@ struct Run {
 
 /// Kiln wired to a scripted model and the real sandbox-proxy, with one project.
 fn setup(script: Script, vars: &[(&str, &str)]) -> Run {
-    let sandbox = sandbox();
+    setup_on(sandbox(), script, vars)
+}
+
+fn setup_on(sandbox: &Sandbox, script: Script, vars: &[(&str, &str)]) -> Run {
     let llm = ScriptedLlm::start(script);
     let base = llm.base_url();
     let mut all = vec![
@@ -486,4 +518,40 @@ fn a_restart_mid_phase_resumes_without_repeating_finished_calls() {
         1,
         "one version, not two"
     );
+}
+
+#[test]
+fn a_sandbox_proxy_restart_mid_generation_recreates_the_sandbox() {
+    let proxy = start_sandbox("e2r", 212);
+    let run = setup_on(
+        &proxy,
+        Script::new().turn(plan_turn()).turn(
+            code_turn()
+                .chunk_size(8)
+                .chunk_delay(Duration::from_millis(30)),
+        ),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    ws.recv_type("file_chunk");
+    proxy.restart_fresh();
+    let events = until_done(&run, &mut ws);
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "generation_complete",
+        "{:?}",
+        events.last()
+    );
+    let token = sandbox_token(&run.pid);
+    let main = ureq::get(&format!(
+        "{}/v1/sandboxes/{}/files/main.js",
+        proxy.url, run.pid
+    ))
+    .set("authorization", &format!("Bearer {token}"))
+    .call()
+    .expect("the re-created sandbox has the files")
+    .into_string()
+    .unwrap();
+    assert_eq!(main, MAIN);
 }
