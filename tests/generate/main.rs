@@ -555,3 +555,84 @@ fn a_sandbox_proxy_restart_mid_generation_recreates_the_sandbox() {
     .unwrap();
     assert_eq!(main, MAIN);
 }
+
+/// The files a client knows from the `file_edited` events it received.
+fn files_seen(events: &[Value]) -> std::collections::BTreeMap<String, String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "file_edited")
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_owned(),
+                e["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_client_joining_midway_and_one_reconnecting_end_with_the_same_files() {
+    let run = setup(
+        Script::new().turn(plan_turn()).turn(
+            code_turn()
+                .chunk_size(8)
+                .chunk_delay(Duration::from_millis(20)),
+        ),
+        &[],
+    );
+    let mut first = socket(&run);
+    let mut leaver = socket(&run);
+    generate(&mut first);
+    // The leaver drops after seeing the first chunk…
+    let mut leaver_events = vec![];
+    loop {
+        let f = leaver.recv();
+        let chunk = f["type"] == "file_chunk";
+        leaver_events.push(f);
+        if chunk {
+            break;
+        }
+    }
+    let n = leaver.last_seq;
+    leaver.close();
+    // …a newcomer joins while the phase streams: it starts from the snapshot (contents
+    // over REST) and follows the events…
+    let mut late = run
+        .kiln
+        .ws(&run.pid, Auth::Bearer(&run.owner.token))
+        .unwrap();
+    late.send(json!({ "type": "hello" }));
+    let snapshot = late.recv_type("state");
+    let mut late_files = std::collections::BTreeMap::new();
+    for f in snapshot["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        let body = run.kiln.get(
+            &format!("/api/projects/{}/files/{path}", run.pid),
+            run.owner.token(),
+        );
+        late_files.insert(path.to_owned(), body.text);
+    }
+    // …and the leaver comes back with what it had.
+    let mut back = run
+        .kiln
+        .ws(&run.pid, Auth::Bearer(&run.owner.token))
+        .unwrap();
+    back.send(json!({ "type": "hello", "last_seq": n }));
+    let all = until_done(&run, &mut first);
+    let late_events = until_done(&run, &mut late);
+    let back_events = until_done(&run, &mut back);
+    let want = files_seen(&all);
+    assert!(want.contains_key("main.js"), "{want:?}");
+    late_files.extend(files_seen(&late_events));
+    assert_eq!(late_files, want);
+    let mut back_files = files_seen(&leaver_events);
+    back_files.extend(files_seen(&back_events));
+    assert_eq!(back_files, want);
+    for (path, content) in &want {
+        let stored = run.kiln.get(
+            &format!("/api/projects/{}/files/{path}", run.pid),
+            run.owner.token(),
+        );
+        assert_eq!(&stored.text, content, "{path}");
+    }
+}
