@@ -424,7 +424,7 @@ async fn preview_path(
     preview_any(st, id, req).await
 }
 
-async fn preview_any(st: Arc<AppState>, id: String, req: Request) -> ApiResult<Response> {
+async fn preview_any(st: Arc<AppState>, id: String, mut req: Request) -> ApiResult<Response> {
     let t = Instant::now();
     st.mgr.metrics.preview_requests.inc();
     let from_query = req.uri().query().and_then(|q| {
@@ -436,7 +436,12 @@ async fn preview_any(st: Arc<AppState>, id: String, req: Request) -> ApiResult<R
             .map(str::to_owned)
     });
     let cookie_name = auth::preview_cookie_name(&id);
+    // The edge proxies previews with its own project-scoped token; the dev server never
+    // sees it.
+    let from_edge = st.auth.require(req.headers(), &id).is_ok();
+    req.headers_mut().remove(axum::http::header::AUTHORIZATION);
     let set_cookie = match (&from_query, auth::cookie(req.headers(), &cookie_name)) {
+        _ if from_edge => None,
         (Some(t), _) if st.auth.check_preview_token(t, &id) => Some(t.clone()),
         (_, Some(c)) if st.auth.check_preview_token(c, &id) => None,
         _ => return Err(ApiError::unauthorized("preview needs its token")),

@@ -120,9 +120,12 @@ fn a_preview_needs_its_own_token_or_cookie() {
 
     let no_token = s.call("GET", &base, None, None, None).unwrap();
     assert_eq!(no_token.status, 401, "{}", no_token.body);
-    // The edge's bearer token is not a preview token, nor is another project's preview token.
+    // The edge proxies previews with its own bearer token: good for its project only. Another
+    // project's preview token is no good either.
     let bearer = s.call("GET", &base, Some(&t), None, None).unwrap();
-    assert_eq!(bearer.status, 401);
+    assert_eq!(bearer.status, 200, "{}", bearer.body);
+    let other_bearer = s.call("GET", &base, Some(&tb), None, None).unwrap();
+    assert_eq!(other_bearer.status, 401);
     let other = s
         .call(
             "GET",

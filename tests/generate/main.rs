@@ -343,6 +343,35 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     .unwrap();
     assert!(preview.contains("<h1>Tally</h1>"), "{preview}");
 
+    // …and through Kiln's own origin, for signed-in members only.
+    let redirect = kiln.get(&format!("/preview/{pid}/"), None);
+    assert_eq!(redirect.status, 302);
+    assert_eq!(
+        redirect.header("location"),
+        Some(format!("/v1/sandboxes/{pid}/preview/").as_str())
+    );
+    let cookie = vec![("cookie".to_owned(), format!("kiln_session={}", owner.token))];
+    let page = kiln.raw(
+        "GET",
+        &format!("/v1/sandboxes/{pid}/preview/"),
+        &cookie,
+        None,
+    );
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("<h1>Tally</h1>"), "{}", page.text);
+    let js = kiln.raw(
+        "GET",
+        &format!("/v1/sandboxes/{pid}/preview/main.js"),
+        &cookie,
+        None,
+    );
+    assert_eq!(js.text, MAIN);
+    kiln.get(&format!("/v1/sandboxes/{pid}/preview/"), None)
+        .expect_error(401, "unauthorized");
+    let stranger = register(kiln, "stranger");
+    kiln.get(&format!("/v1/sandboxes/{pid}/preview/"), stranger.token())
+        .expect_error(404, "not_found");
+
     // Version 1, totals, and one logged call per LLM request.
     let versions = kiln
         .get(&format!("/api/projects/{pid}/versions"), owner.token())

@@ -4,7 +4,7 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
-use crate::routes::{auth, files, orgs, projects, versions};
+use crate::routes::{auth, files, orgs, preview, projects, versions};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
 
@@ -65,6 +65,11 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id, "generate"], Post) => files::generate(ctx, req, id).await,
         (["api", "projects", id, "generation"], Get) => files::generation(ctx, req, id).await,
         (["api", "projects", id, "cancel"], Post) => files::cancel(ctx, req, id).await,
+
+        (["preview", id] | ["preview", id, ""], _) => preview::redirect(id),
+        (["v1", "sandboxes", id, "preview", rest @ ..], _) => {
+            preview::proxy(ctx, req, id, rest).await
+        }
 
         (segments, method) => Err(unmatched(segments, method)),
     }

@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod files;
 pub mod orgs;
+pub mod preview;
 pub mod projects;
 pub mod versions;
