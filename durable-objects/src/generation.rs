@@ -8,9 +8,10 @@
 
 use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
 use kiln_core::agent::file_stream::{apply_edit, FileParser, StreamEvent};
-use kiln_core::agent::llm::{backoff_ms, cost_micros, ChatRequest};
+use kiln_core::agent::llm::{backoff_ms, cost_micros, ChatMessage, ChatRequest};
 use kiln_core::agent::machine::{Generation, Next, Outcome, Step};
 use kiln_core::agent::prompts;
+use kiln_core::agent::tools::{self, ToolCall};
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::ServerEvent;
 use kiln_core::sandbox::{
@@ -61,12 +62,14 @@ pub async fn start(
         + 1;
     room.store()
         .set_meta("generation_counter", &n.to_string())?;
-    let g = Generation::new(
-        format!("g{n}"),
-        prompt,
-        template.unwrap_or(Template::ReactVite),
-        now(),
-    );
+    // After a finished generation, a prompt is a change request: the tool loop over the
+    // existing files, keeping the app's blueprint.
+    let previous = load(room)?.filter(|g| g.step == Step::Done && g.blueprint.is_some());
+    let id = format!("g{n}");
+    let g = match previous {
+        Some(prev) => Generation::follow_up(id, prompt, prev.template, prev.blueprint, now()),
+        None => Generation::new(id, prompt, template.unwrap_or(Template::ReactVite), now()),
+    };
     save(room, &g)?;
     announce(room, &g)?;
     room.state().storage().set_alarm(0i64).await?;
@@ -163,6 +166,51 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
     };
     match g.next() {
         Next::Idle => Ok(Outcome::Cancel),
+        Next::CallEditor => {
+            if g.transcript.is_empty() {
+                let files: Vec<String> = room
+                    .store()
+                    .list()?
+                    .into_iter()
+                    .map(|f| f.path.to_string())
+                    .collect();
+                let mut request = g.prompt.clone();
+                for q in &g.queued {
+                    request += &format!("\nAlso: {q}");
+                }
+                g.transcript = tools::start(g.template, &request, &files);
+            }
+            let req = ChatRequest {
+                model: llm.model(Role::Coder, g.attempts),
+                messages: g.transcript.clone(),
+                max_tokens: 4096,
+                temperature: 0.1,
+                json_schema: Some(("tool_call".into(), tools::schema())),
+            };
+            let text = match call(room, project, g, &llm, Role::Coder, &req, |_| {
+                !cancelled(room)
+            })
+            .await?
+            {
+                Ok(t) => t,
+                Err(o) => return Ok(o),
+            };
+            g.transcript.push(ChatMessage::assistant(text.clone()));
+            let (result, finished) = match tools::parse(&text) {
+                Ok(call) => run_tool(room, g, call)?,
+                Err(e) => (
+                    format!("Error: {e}. Answer with one JSON tool call."),
+                    false,
+                ),
+            };
+            g.transcript.push(ChatMessage::user(result));
+            if finished || g.tool_rounds + 1 >= tools::MAX_TOOL_ROUNDS {
+                sync_sandbox(room, project, g.template, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(Outcome::ToolRound { finished })
+        }
         Next::CallPlanner => {
             let messages = match room.store().meta("plan_answer")? {
                 Some(prev) if !g.plan_errors.is_empty() => {
@@ -522,6 +570,84 @@ async fn stream_files(
         }
     }
     Ok(Ok((written, commands)))
+}
+
+/// Runs one tool call against the working tree; returns what the model is told, and whether
+/// it finished.
+fn run_tool(room: &ProjectRoom, g: &mut Generation, call: ToolCall) -> Result<(String, bool)> {
+    const MAX_READ: usize = 12 * 1024;
+    let text_of = |path: &ProjectPath| -> Result<Option<String>> {
+        Ok(room
+            .store()
+            .content(path)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    Ok(match call {
+        ToolCall::ListFiles => {
+            let files: Vec<String> = room
+                .store()
+                .list()?
+                .into_iter()
+                .map(|f| format!("{} ({} bytes)", f.path, f.size))
+                .collect();
+            (files.join("\n"), false)
+        }
+        ToolCall::ReadFile { path } => match text_of(&path)? {
+            Some(t) if t.len() > MAX_READ => (
+                format!("{}\n… (truncated)", &t[..t.floor_char_boundary(MAX_READ)]),
+                false,
+            ),
+            Some(t) => (t, false),
+            None => (format!("no file {path}"), false),
+        },
+        ToolCall::Search { query } => {
+            let mut hits = Vec::new();
+            for f in room.store().list()? {
+                let Some(t) = text_of(&f.path)? else { continue };
+                for (n, line) in t.lines().enumerate() {
+                    if line.contains(&query) && hits.len() < 40 {
+                        hits.push(format!("{}:{}: {}", f.path, n + 1, line.trim()));
+                    }
+                }
+            }
+            (
+                if hits.is_empty() {
+                    "no matches".into()
+                } else {
+                    hits.join("\n")
+                },
+                false,
+            )
+        }
+        ToolCall::WriteFile { path, content } => {
+            match write_agent_file(room, &path, content.as_bytes()) {
+                Ok(()) => (format!("wrote {path}"), false),
+                Err(e) => (format!("could not write {path}: {e}"), false),
+            }
+        }
+        ToolCall::EditFile {
+            path,
+            search,
+            replace,
+        } => match text_of(&path)? {
+            None => (format!("no file {path}"), false),
+            Some(current) => match apply_edit(&current, &search, &replace) {
+                Ok(updated) => {
+                    write_agent_file(room, &path, updated.as_bytes())?;
+                    (format!("edited {path}"), false)
+                }
+                Err(e) => (format!("edit of {path} failed: {e}"), false),
+            },
+        },
+        ToolCall::Exec { command } => match npm_install_packages(&command) {
+            Some(_) => {
+                g.commands.push(command.clone());
+                (format!("{command} will run before the check"), false)
+            }
+            None => ("only `npm install <packages>` can be run".into(), false),
+        },
+        ToolCall::Finish { summary } => (summary, true),
+    })
 }
 
 /// Broadcasts parser progress so every browser watches the files stream in.

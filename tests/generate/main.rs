@@ -665,3 +665,76 @@ fn a_client_joining_midway_and_one_reconnecting_end_with_the_same_files() {
         assert_eq!(&stored.text, content, "{path}");
     }
 }
+
+#[test]
+fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
+    let tool = |json: &str| Turn::text(json).matching("You change an existing web app");
+    let run = setup(
+        Script::new()
+            .turn(plan_turn())
+            .turn(code_turn())
+            .turn(tool(r#"{"tool":"read_file","path":"main.js"}"#))
+            .turn(tool(
+                r#"{"tool":"edit_file","path":"main.js","search":"n += 1;","replace":"n += 2;"}"#,
+            ))
+            .turn(tool(
+                r#"{"tool":"finish","summary":"the button now counts by two"}"#,
+            )),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    let first = until_done(&run, &mut ws);
+    assert_eq!(first.last().unwrap()["version"], 1);
+    ws.send(json!({ "type": "generate", "prompt": "make the button count by two" }));
+    let events = until_done(&run, &mut ws);
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "generation_complete", "{done}");
+    assert_eq!(done["version"], 2);
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "state_change" && e["step"] == "editing"));
+    assert!(
+        !events.iter().any(|e| e["type"] == "blueprint"),
+        "no new plan for a follow-up"
+    );
+    let edited = events
+        .iter()
+        .find(|e| e["type"] == "file_edited" && e["path"] == "main.js")
+        .expect("main.js was edited");
+    assert_eq!(edited["by"], "agent");
+    let want = MAIN.replace("n += 1;", "n += 2;");
+    let stored = run.kiln.get(
+        &format!("/api/projects/{}/files/main.js", run.pid),
+        run.owner.token(),
+    );
+    assert_eq!(stored.text, want);
+    let token = sandbox_token(&run.pid);
+    let in_sandbox = ureq::get(&format!(
+        "{}/v1/sandboxes/{}/files/main.js",
+        sandbox().url,
+        run.pid
+    ))
+    .set("authorization", &format!("Bearer {token}"))
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    assert_eq!(in_sandbox, want);
+    // The model saw the file it asked for before it edited it.
+    let chats = run.llm.chat_requests();
+    assert_eq!(chats.len(), 5);
+    let edit_request = chats[3].body.as_ref().unwrap().to_string();
+    assert!(
+        edit_request.contains("localStorage.setItem"),
+        "the read_file result was in the conversation"
+    );
+    let versions = run
+        .kiln
+        .get(
+            &format!("/api/projects/{}/versions", run.pid),
+            run.owner.token(),
+        )
+        .expect(200);
+    assert_eq!(versions["items"].as_array().unwrap().len(), 2);
+}

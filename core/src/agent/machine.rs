@@ -19,6 +19,8 @@ pub const MAX_FIX_ROUNDS: u32 = 3;
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     Plan,
+    /// A follow-up: the tool loop over the existing files.
+    Edit,
     Implement,
     Install,
     Check,
@@ -26,7 +28,9 @@ pub enum Step {
     Serve,
     Snapshot,
     Done,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     Cancelled,
 }
 
@@ -38,6 +42,7 @@ impl Step {
     pub fn name(&self) -> &'static str {
         match self {
             Step::Plan => "planning",
+            Step::Edit => "editing",
             Step::Implement => "implementing",
             Step::Install => "installing",
             Step::Check => "checking",
@@ -86,12 +91,19 @@ pub struct Generation {
     pub preview_url: Option<String>,
     pub version: Option<u64>,
     pub started_at: i64,
+    /// The follow-up tool loop's conversation so far (persisted, so a resumed step never
+    /// repeats a paid call).
+    #[serde(default)]
+    pub transcript: Vec<super::llm::ChatMessage>,
+    #[serde(default)]
+    pub tool_rounds: u32,
 }
 
 /// What the room must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     CallPlanner,
+    CallEditor,
     CallCoder {
         phase: usize,
     },
@@ -114,6 +126,10 @@ pub enum Next {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Planned(Blueprint),
+    /// One tool round of a follow-up; `finished` when the model called `finish`.
+    ToolRound {
+        finished: bool,
+    },
     PlanRejected(Vec<String>),
     /// Every file of the phase is written; `commands` were asked for.
     PhaseWritten {
@@ -158,12 +174,33 @@ impl Generation {
             preview_url: None,
             version: None,
             started_at: now,
+            transcript: vec![],
+            tool_rounds: 0,
         }
+    }
+
+    /// A change to an app that exists: the tool loop, then check, serve and snapshot like a
+    /// phase of the first generation.
+    pub fn follow_up(
+        id: String,
+        prompt: String,
+        template: Template,
+        blueprint: Option<Blueprint>,
+        now: i64,
+    ) -> Generation {
+        let mut g = Generation::new(id, prompt, template, now);
+        g.step = Step::Edit;
+        g.phase = blueprint
+            .as_ref()
+            .map_or(0, |b| b.phases.len().saturating_sub(1));
+        g.blueprint = blueprint;
+        g
     }
 
     pub fn next(&self) -> Next {
         match self.step {
             Step::Plan => Next::CallPlanner,
+            Step::Edit => Next::CallEditor,
             Step::Implement => Next::CallCoder { phase: self.phase },
             Step::Install => Next::Install {
                 commands: self.commands.clone(),
@@ -225,6 +262,19 @@ impl Generation {
                     });
                 } else {
                     self.plan_errors = errors;
+                }
+            }
+            (Step::Edit, Outcome::ToolRound { finished }) => {
+                self.tool_rounds += 1;
+                self.attempts = 0;
+                if finished || self.tool_rounds >= super::tools::MAX_TOOL_ROUNDS {
+                    self.queued.clear();
+                    let next = if self.commands.is_empty() {
+                        Step::Check
+                    } else {
+                        Step::Install
+                    };
+                    self.goto(next);
                 }
             }
             (Step::Implement, Outcome::PhaseWritten { commands }) => {
@@ -385,6 +435,34 @@ mod tests {
             retryable: false,
         });
         assert!(matches!(h.step, Step::Failed { .. }));
+    }
+
+    #[test]
+    fn a_follow_up_loops_tools_then_checks_serves_and_snapshots() {
+        let mut g = Generation::follow_up(
+            "g2".into(),
+            "count by two".into(),
+            Template::Static,
+            Some(bp(2)),
+            0,
+        );
+        assert_eq!(g.next(), Next::CallEditor);
+        assert_eq!(g.phase, 1, "fixes refer to the last phase");
+        g.apply(Outcome::ToolRound { finished: false });
+        assert_eq!(g.next(), Next::CallEditor);
+        g.apply(Outcome::ToolRound { finished: true });
+        assert_eq!(g.next(), Next::Check { phase: 1 });
+        g.apply(Outcome::Checked { errors: vec![] });
+        assert_eq!(g.next(), Next::Serve);
+        let mut capped = Generation::follow_up("g3".into(), "x".into(), Template::Static, None, 0);
+        for _ in 0..crate::agent::tools::MAX_TOOL_ROUNDS {
+            capped.apply(Outcome::ToolRound { finished: false });
+        }
+        assert_eq!(
+            capped.next(),
+            Next::Check { phase: 0 },
+            "the loop is capped"
+        );
     }
 
     #[test]

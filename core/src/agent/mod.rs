@@ -8,3 +8,4 @@ pub mod file_stream;
 pub mod llm;
 pub mod machine;
 pub mod prompts;
+pub mod tools;
