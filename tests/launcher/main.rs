@@ -14,15 +14,20 @@ use serde_json::json;
 struct Up {
     group: Group,
     url: String,
+    sandbox_url: String,
 }
 
 /// Runs `./kiln up` on `port` and `state`, and waits for its ready line.
 fn kiln_up(port: u16, state: &std::path::Path) -> Up {
+    let sandbox_port = free_port();
     let mut group = Group::spawn(
         Command::new(repo_root().join("kiln"))
             .arg("up")
             .env("KILN_PORT", port.to_string())
             .env("KILN_STATE_DIR", state)
+            .env("KILN_SANDBOX_INSTANCE", "lt")
+            .env("KILN_SANDBOX_SUBNET_OCTET", "213")
+            .env("KILN_SANDBOX_PORT", sandbox_port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
@@ -50,6 +55,7 @@ fn kiln_up(port: u16, state: &std::path::Path) -> Up {
     Up {
         group,
         url: format!("http://127.0.0.1:{port}"),
+        sandbox_url: format!("http://127.0.0.1:{sandbox_port}"),
     }
 }
 
@@ -83,6 +89,9 @@ fn kiln_up_serves_persists_and_stops_cleanly() {
     let mut up = kiln_up(port, &state);
     let (status, body) = call("GET", &format!("{}/api/me", up.url), None);
     assert_eq!(status, 401);
+    // The sandbox-proxy that runs generated apps is up too (the tests run as root).
+    let (status, _) = call("GET", &format!("{}/healthz", up.sandbox_url), None);
+    assert_eq!(status, 200);
     assert_eq!(body["error"]["code"], "unauthorized");
     let creds = json!({ "email": "persist@example.test", "password": "persist-password" });
     let (status, _) = call(
@@ -106,6 +115,12 @@ fn kiln_up_serves_persists_and_stops_cleanly() {
     assert!(
         ureq::get(&format!("{}/api/health", up.url)).call().is_err(),
         "the port still answers after SIGINT"
+    );
+    assert!(
+        ureq::get(&format!("{}/healthz", up.sandbox_url))
+            .call()
+            .is_err(),
+        "the sandbox-proxy still answers after SIGINT"
     );
 
     // Same state dir: the account is still there. SIGTERM stops it as well.
