@@ -187,11 +187,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 temperature: 0.1,
                 json_schema: Some(("tool_call".into(), tools::schema())),
             };
-            let text = match call(room, project, g, &llm, Role::Coder, &req, |_| {
-                !cancelled(room)
-            })
-            .await?
-            {
+            let text = match ask(room, project, g, &llm, Role::Coder, &req).await? {
                 Ok(t) => t,
                 Err(o) => return Ok(o),
             };
@@ -225,11 +221,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 temperature: 0.2,
                 json_schema: Some(("blueprint".into(), Blueprint::json_schema())),
             };
-            let text = match call(room, project, g, &llm, Role::Planner, &req, |_| {
-                !cancelled(room)
-            })
-            .await?
-            {
+            let text = match ask(room, project, g, &llm, Role::Planner, &req).await? {
                 Ok(t) => t,
                 Err(o) => return Ok(o),
             };
@@ -406,6 +398,18 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             Ok(Outcome::Snapshotted { version: v.number })
         }
     }
+}
+
+/// A call whose answer is used whole (a plan, a tool call); abandoned on cancel.
+async fn ask(
+    room: &ProjectRoom,
+    project: &str,
+    g: &mut Generation,
+    llm: &LlmConfig,
+    role: Role,
+    req: &ChatRequest,
+) -> Result<std::result::Result<String, Outcome>> {
+    call(room, project, g, llm, role, req, |_| !cancelled(room)).await
 }
 
 /// One LLM call with its cost logged; `Err(outcome)` when it failed.

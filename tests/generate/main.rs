@@ -101,6 +101,19 @@ fn spawn_proxy(instance: &str, octet: u8, port: u16, state: &std::path::Path) ->
 }
 
 impl Sandbox {
+    /// A file as the sandbox holds it.
+    fn file(&self, project: &str, path: &str) -> String {
+        ureq::get(&format!("{}/v1/sandboxes/{project}/files/{path}", self.url))
+            .set(
+                "authorization",
+                &format!("Bearer {}", sandbox_token(project)),
+            )
+            .call()
+            .unwrap_or_else(|e| panic!("{path} in the sandbox: {e}"))
+            .into_string()
+            .unwrap()
+    }
+
     /// Stops the proxy and starts it again on an empty state directory: the host was
     /// replaced, every sandbox is gone.
     fn restart_fresh(&self) {
@@ -305,13 +318,7 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
         assert_eq!(streamed, want, "{path} as streamed");
         let room = kiln.get(&format!("/api/projects/{pid}/files/{path}"), owner.token());
         assert_eq!(room.text, want, "{path} in the room");
-        let in_sandbox = ureq::get(&format!("{}/v1/sandboxes/{pid}/files/{path}", sandbox.url))
-            .set("authorization", &format!("Bearer {token}"))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap();
-        assert_eq!(in_sandbox, want, "{path} in the sandbox");
+        assert_eq!(sandbox.file(&pid, path), want, "{path} in the sandbox");
     }
     let check = events.iter().find(|e| e["type"] == "check_result").unwrap();
     assert_eq!(check["passed"], true, "{check}");
@@ -572,17 +579,11 @@ fn a_sandbox_proxy_restart_mid_generation_recreates_the_sandbox() {
         "{:?}",
         events.last()
     );
-    let token = sandbox_token(&run.pid);
-    let main = ureq::get(&format!(
-        "{}/v1/sandboxes/{}/files/main.js",
-        proxy.url, run.pid
-    ))
-    .set("authorization", &format!("Bearer {token}"))
-    .call()
-    .expect("the re-created sandbox has the files")
-    .into_string()
-    .unwrap();
-    assert_eq!(main, MAIN);
+    assert_eq!(
+        proxy.file(&run.pid, "main.js"),
+        MAIN,
+        "the re-created sandbox has the files"
+    );
 }
 
 /// The files a client knows from the `file_edited` events it received.
@@ -709,18 +710,7 @@ fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
         run.owner.token(),
     );
     assert_eq!(stored.text, want);
-    let token = sandbox_token(&run.pid);
-    let in_sandbox = ureq::get(&format!(
-        "{}/v1/sandboxes/{}/files/main.js",
-        sandbox().url,
-        run.pid
-    ))
-    .set("authorization", &format!("Bearer {token}"))
-    .call()
-    .unwrap()
-    .into_string()
-    .unwrap();
-    assert_eq!(in_sandbox, want);
+    assert_eq!(sandbox().file(&run.pid, "main.js"), want);
     // The model saw the file it asked for before it edited it.
     let chats = run.llm.chat_requests();
     assert_eq!(chats.len(), 5);
