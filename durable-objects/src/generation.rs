@@ -117,6 +117,7 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
         .and_then(|v| v.to_string().parse().ok())
         .unwrap_or(WATCHDOG_MS);
     storage.set_alarm(watchdog).await?;
+    let queued_before = g.queued.len();
     let outcome = match perform(room, project, &mut g).await {
         Ok(o) => o,
         Err(e) => Outcome::StepFailed {
@@ -127,6 +128,12 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
     // A cancel that arrived during the step wins over its outcome.
     if cancelled(room) {
         return Ok(());
+    }
+    // Prompts queued while the step ran were saved by `start`: keep them, minus those this
+    // step took into its request.
+    let taken = queued_before - g.queued.len();
+    if let Some(stored) = load(room)? {
+        g.queued = stored.queued.into_iter().skip(taken).collect();
     }
     let retry_in = match &outcome {
         Outcome::StepFailed { .. } => backoff_ms(g.attempts, None) as i64,
@@ -149,6 +156,11 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
                 unresolved: g.unresolved.clone(),
             })?;
             storage.delete_alarm().await?;
+            // Prompts that came in during the last phase: a follow-up carries them out.
+            if !g.queued.is_empty() {
+                let prompt = g.queued.join("\n");
+                start(room, prompt, None).await?;
+            }
         }
         s if s.is_terminal() => storage.delete_alarm().await?,
         _ => storage.set_alarm(retry_in).await?,
@@ -168,6 +180,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         Next::Idle => Ok(Outcome::Cancel),
         Next::CallEditor => {
             if g.transcript.is_empty() {
+                g.take_queued();
                 let files: Vec<String> = room
                     .store()
                     .list()?
@@ -175,7 +188,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                     .map(|f| f.path.to_string())
                     .collect();
                 let mut request = g.prompt.clone();
-                for q in &g.queued {
+                for q in &g.folding {
                     request += &format!("\nAlso: {q}");
                 }
                 g.transcript = tools::start(g.template, &request, &files);
@@ -252,9 +265,10 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 goal: ph.goal.clone(),
             })?;
             let files = context_files(room, ph.files.iter().map(|p| p.as_str()))?;
+            g.take_queued();
             let req = ChatRequest {
                 model: llm.model(Role::Coder, g.attempts),
-                messages: prompts::coder(&bp, phase, &files, &g.queued),
+                messages: prompts::coder(&bp, phase, &files, &g.folding),
                 max_tokens: 8192,
                 temperature: 0.2,
                 json_schema: None,

@@ -728,3 +728,36 @@ fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
         .expect(200);
     assert_eq!(versions["items"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn prompts_sent_during_a_generation_are_not_lost() {
+    let run = setup(
+        Script::new()
+            .turn(plan_turn())
+            .turn(
+                code_turn()
+                    .chunk_size(8)
+                    .chunk_delay(Duration::from_millis(20)),
+            )
+            .turn(
+                Turn::text(r#"{"tool":"finish","summary":"made it blue"}"#)
+                    .matching("You change an existing web app"),
+            ),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    ws.recv_type("file_chunk");
+    // Arrives while the last phase streams: too late for it, so a follow-up carries it out.
+    ws.send(json!({ "type": "generate", "prompt": "make the button blue" }));
+    let first = until_done(&run, &mut ws);
+    assert_eq!(first.last().unwrap()["version"], 1);
+    let second = until_done(&run, &mut ws);
+    let done = second.last().unwrap();
+    assert_eq!(done["type"], "generation_complete", "{done}");
+    assert_eq!(done["version"], 2);
+    let chats = run.llm.chat_requests();
+    assert_eq!(chats.len(), 3);
+    let follow_up = chats[2].body.as_ref().unwrap().to_string();
+    assert!(follow_up.contains("make the button blue"), "{follow_up}");
+}

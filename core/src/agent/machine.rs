@@ -85,8 +85,12 @@ pub struct Generation {
     pub unresolved: Vec<String>,
     /// Commands the current phase asked for (dependency installs).
     pub commands: Vec<String>,
-    /// Prompts that arrived while running; folded into the next phase.
+    /// Prompts that arrived while running, waiting for the next phase.
     pub queued: Vec<String>,
+    /// Queued prompts taken into the phase (or tool loop) in progress; kept until it is
+    /// written, so a retried step still carries them.
+    #[serde(default)]
+    pub folding: Vec<String>,
     pub totals: Totals,
     pub preview_url: Option<String>,
     pub version: Option<u64>,
@@ -170,6 +174,7 @@ impl Generation {
             unresolved: vec![],
             commands: vec![],
             queued: vec![],
+            folding: vec![],
             totals: Totals::default(),
             preview_url: None,
             version: None,
@@ -268,7 +273,7 @@ impl Generation {
                 self.tool_rounds += 1;
                 self.attempts = 0;
                 if finished || self.tool_rounds >= super::tools::MAX_TOOL_ROUNDS {
-                    self.queued.clear();
+                    self.folding.clear();
                     let next = if self.commands.is_empty() {
                         Step::Check
                     } else {
@@ -280,7 +285,7 @@ impl Generation {
             (Step::Implement, Outcome::PhaseWritten { commands }) => {
                 self.fix_round = 0;
                 self.commands = commands;
-                self.queued.clear();
+                self.folding.clear();
                 let next = if self.commands.is_empty() {
                     Step::Check
                 } else {
@@ -320,6 +325,16 @@ impl Generation {
             // resume) changes nothing.
             _ => {}
         }
+    }
+
+    /// Moves the queued prompts into the step about to call the model (unless a retry of
+    /// that step already carries some); returns how many were taken.
+    pub fn take_queued(&mut self) -> usize {
+        if !self.folding.is_empty() {
+            return 0;
+        }
+        self.folding = std::mem::take(&mut self.queued);
+        self.folding.len()
     }
 
     /// A prompt that arrived while this generation runs: folded into the next phase.
@@ -486,10 +501,21 @@ mod tests {
         g.enqueue("make it dark".into());
         let json = serde_json::to_string(&g).unwrap();
         assert_eq!(serde_json::from_str::<Generation>(&json).unwrap(), g);
+        assert_eq!(g.take_queued(), 1);
+        g.enqueue("and round corners".into());
+        // A retry of the step keeps what it carries and takes nothing new.
+        g.apply(Outcome::StepFailed {
+            reason: "cut".into(),
+            retryable: true,
+        });
+        assert_eq!(g.take_queued(), 0);
+        assert_eq!(g.folding, vec!["make it dark".to_owned()]);
         g.apply(Outcome::PhaseWritten { commands: vec![] });
-        assert!(
-            g.queued.is_empty(),
-            "queued prompts were folded into that phase"
+        assert!(g.folding.is_empty(), "folded into that phase");
+        assert_eq!(
+            g.queued,
+            vec!["and round corners".to_owned()],
+            "waits for the next"
         );
     }
 }
