@@ -761,3 +761,48 @@ fn prompts_sent_during_a_generation_are_not_lost() {
     let follow_up = chats[2].body.as_ref().unwrap().to_string();
     assert!(follow_up.contains("make the button blue"), "{follow_up}");
 }
+
+#[test]
+fn rate_limits_malformed_and_stalled_streams_are_retried() {
+    let run = setup(
+        Script::new()
+            .turn(plan_turn().fail(Fault::RateLimited))
+            .turn(
+                code_turn()
+                    .fail(Fault::MalformedJson { after_chunks: 2 })
+                    .fail(Fault::Stall { after_chunks: 2 }),
+            ),
+        &[("KILN_LLM_IDLE_TIMEOUT_MS", "1500")],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    let events = until_done(&run, &mut ws);
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "generation_complete",
+        "{:?}",
+        events.last()
+    );
+    assert_eq!(run.llm.calls_to(0), 2, "429, then the plan");
+    assert_eq!(
+        run.llm.calls_to(1),
+        3,
+        "malformed event, stall, then the phase"
+    );
+    let main = run.kiln.get(
+        &format!("/api/projects/{}/files/main.js", run.pid),
+        run.owner.token(),
+    );
+    assert_eq!(main.text, MAIN);
+    let rows = d1(&run.kiln, "SELECT status, error FROM ai_calls ORDER BY id");
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        vec!["error", "ok", "error", "error", "ok"],
+        "{rows:?}"
+    );
+    let errors: Vec<&str> = rows.iter().filter_map(|r| r["error"].as_str()).collect();
+    assert!(errors[0].contains("429"), "{errors:?}");
+    assert!(errors[1].contains("malformed"), "{errors:?}");
+    assert!(errors[2].contains("stalled"), "{errors:?}");
+}
