@@ -242,6 +242,20 @@ fn socket(run: &Run) -> kiln_e2e::ws::Socket {
     ws
 }
 
+/// Generates from a fresh socket and returns the events, which must end in completion.
+fn generate_to_completion(run: &Run) -> Vec<Value> {
+    let mut ws = socket(run);
+    generate(&mut ws);
+    let events = until_done(run, &mut ws);
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "generation_complete",
+        "{:?}",
+        events.last()
+    );
+    events
+}
+
 fn generate(ws: &mut kiln_e2e::ws::Socket) {
     ws.send(json!({ "type": "generate", "prompt": "a tally counter that remembers", "template": "static" }));
 }
@@ -431,15 +445,7 @@ fn a_500_is_retried_and_a_cut_stream_leaves_no_half_file() {
             ),
         &[],
     );
-    let mut ws = socket(&run);
-    generate(&mut ws);
-    let events = until_done(&run, &mut ws);
-    assert_eq!(
-        events.last().unwrap()["type"],
-        "generation_complete",
-        "{:?}",
-        events.last()
-    );
+    let events = generate_to_completion(&run);
     assert_eq!(run.llm.calls_to(0), 2, "the plan: a 500, then the reply");
     assert_eq!(
         run.llm.calls_to(1),
@@ -774,15 +780,7 @@ fn rate_limits_malformed_and_stalled_streams_are_retried() {
             ),
         &[("KILN_LLM_IDLE_TIMEOUT_MS", "1500")],
     );
-    let mut ws = socket(&run);
-    generate(&mut ws);
-    let events = until_done(&run, &mut ws);
-    assert_eq!(
-        events.last().unwrap()["type"],
-        "generation_complete",
-        "{:?}",
-        events.last()
-    );
+    generate_to_completion(&run);
     assert_eq!(run.llm.calls_to(0), 2, "429, then the plan");
     assert_eq!(
         run.llm.calls_to(1),
