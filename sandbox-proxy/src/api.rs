@@ -316,10 +316,20 @@ async fn exec_cmd(
     };
     let mut argv = vec![req.cmd];
     argv.extend(req.args);
+    // Where the sandbox's own dev server answers, for tools run inside it (check.mjs).
+    let mut env = vec![(
+        "KILN_DEV_URL".to_owned(),
+        format!(
+            "http://127.0.0.1:{}{}",
+            crate::devserver::PORT,
+            preview_base(&id)
+        ),
+    )];
+    env.extend(req.env);
     let spec = Spec {
         argv,
         cwd,
-        env: req.env.into_iter().collect(),
+        env,
         tty: false,
     };
     let busy = sb.busy();

@@ -93,8 +93,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "sandbox-user",
         "non-root host user that runs sandboxes (kiln-sandbox)",
     ),
-    ("memory-mb", "memory limit per sandbox (512)"),
-    ("pids-max", "process limit per sandbox (256)"),
+    ("memory-mb", "memory limit per sandbox (1024: dev server, npm and a headless Chromium)"),
+    ("pids-max", "process and thread limit per sandbox (512: Chromium for acceptance checks beside the dev server)"),
     (
         "cpu-percent",
         "CPU quota per sandbox, percent of one core (100)",
@@ -223,8 +223,8 @@ impl Config {
             egress_allow,
             jwt,
             sandbox_user: get("sandbox-user").unwrap_or_else(|| "kiln-sandbox".into()),
-            memory_bytes: num::<u64>("memory-mb", get("memory-mb"), 512)? << 20,
-            pids_max: num("pids-max", get("pids-max"), 256)?,
+            memory_bytes: num::<u64>("memory-mb", get("memory-mb"), 1024)? << 20,
+            pids_max: num("pids-max", get("pids-max"), 512)?,
             cpu_percent: num("cpu-percent", get("cpu-percent"), 100)?,
             exec_timeout_default: ms(num("exec-timeout-ms", get("exec-timeout-ms"), 60_000)?),
             exec_timeout_max: ms(num(
@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(c.memory_bytes, 128 << 20);
         assert_eq!(c.instance, "t1");
         assert_eq!(c.egress_allow, vec!["a.example", "b.example"]);
-        assert_eq!(c.pids_max, 256);
+        assert_eq!(c.pids_max, 512);
         assert_eq!(c.veth_host(12), "kilnt1h12");
     }
 

@@ -19,6 +19,8 @@ pub const LIB_MOUNT: &str = "/opt/kiln";
 
 /// `/etc` entries a sandbox sees (read-only); the rest of the host's `/etc` stays hidden.
 const ETC: &[&str] = &[
+    // Chromium (acceptance checks) lays text out with fontconfig.
+    "fonts",
     "ssl",
     "ca-certificates",
     "ca-certificates.conf",
@@ -91,6 +93,8 @@ pub struct Place {
     pub node_modules: Option<PathBuf>,
     /// The service's helper scripts, mounted read-only at `/opt/kiln`.
     pub lib_dir: PathBuf,
+    /// Their `node_modules` layer, mounted read-only at `/opt/kiln/node_modules`.
+    pub tools: Option<PathBuf>,
     pub egress_port: u16,
     /// The seccomp filter's BPF bytes (see `seccomp.rs`).
     pub seccomp: std::sync::Arc<Vec<u8>>,
@@ -204,6 +208,10 @@ impl Place {
         }
         let lib = self.lib_dir.to_string_lossy().into_owned();
         push(&["--ro-bind", &lib, LIB_MOUNT]);
+        if let Some(tools) = &self.tools {
+            let tools = tools.to_string_lossy().into_owned();
+            push(&["--ro-bind", &tools, &format!("{LIB_MOUNT}/node_modules")]);
+        }
         // Everything but /work, /tmp and $HOME is read-only, including bwrap's own root.
         push(&["--remount-ro", "/", "--chdir", &spec.cwd, "--clearenv"]);
         for (k, v) in self.base_env().iter().chain(spec.env.iter()) {

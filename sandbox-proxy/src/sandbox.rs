@@ -99,7 +99,12 @@ impl Manager {
             eprintln!("sandbox-proxy: cleaned {cleaned} leftovers of an earlier run");
         }
         net::install_firewall(&m.cfg).map_err(|e| format!("nft: {e}"))?;
-        for d in [m.projects_dir(), m.lib_dir()] {
+        // `node_modules` is the mount point of the tools layer.
+        for d in [
+            m.projects_dir(),
+            m.lib_dir(),
+            m.lib_dir().join("node_modules"),
+        ] {
             std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
         use std::os::unix::fs::PermissionsExt;
@@ -365,6 +370,7 @@ impl Manager {
                 project_dir: sb.dir.clone(),
                 node_modules,
                 lib_dir: self.lib_dir(),
+                tools: self.tools().await,
                 egress_port: cfg.egress_port,
                 seccomp: self.seccomp.clone(),
             },
@@ -381,6 +387,20 @@ impl Manager {
         }
         let _one_install_at_a_time = self.layers.lock().await;
         templates::ensure_layer(&self.cfg.cache_dir, t).await
+    }
+
+    /// The helper scripts' `node_modules`. Without it (the registry unreachable when the
+    /// host first installs it) a sandbox still runs; only its acceptance checks report that
+    /// they cannot run.
+    async fn tools(&self) -> Option<PathBuf> {
+        let _one_install_at_a_time = self.layers.lock().await;
+        match templates::ensure_tools_layer(&self.cfg.cache_dir).await {
+            Ok(nm) => Some(nm),
+            Err(e) => {
+                eprintln!("sandbox-proxy: {e}");
+                None
+            }
+        }
     }
 
     fn free_slot(&self, slot: u32) {

@@ -24,10 +24,20 @@ const REACT_VITE: &[(&str, &str)] = files!("react-vite":
 const STATIC: &[(&str, &str)] = files!("static": "index.html", "style.css", "main.js");
 
 /// The service's helper scripts, mounted read-only at `/opt/kiln`.
-pub const LIB_FILES: &[(&str, &str)] = &[(
-    "static-server.mjs",
-    include_str!("../lib/static-server.mjs"),
-)];
+pub const LIB_FILES: &[(&str, &str)] = &[
+    (
+        "static-server.mjs",
+        include_str!("../lib/static-server.mjs"),
+    ),
+    ("check.mjs", include_str!("../lib/check.mjs")),
+];
+
+/// What the helper scripts import (playwright-core for `check.mjs`): one layer per host,
+/// mounted read-only at `/opt/kiln/node_modules`.
+const TOOLS_PACKAGE: (&str, &str) = (
+    include_str!("../lib/package.json"),
+    include_str!("../lib/package-lock.json"),
+);
 
 pub fn files(t: Template) -> &'static [(&'static str, &'static str)] {
     match t {
@@ -40,43 +50,60 @@ fn file(t: Template, name: &str) -> Option<&'static str> {
     files(t).iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
 }
 
-/// Where the template's layer lives, if it has one.
-pub fn layer_dir(cache: &Path, t: Template) -> Option<PathBuf> {
-    let (pkg, lock) = (file(t, "package.json")?, file(t, "package-lock.json")?);
+fn npm_layer_dir(cache: &Path, name: &str, pkg: &str, lock: &str) -> PathBuf {
     let mut h = Sha256::new();
     h.update(pkg.as_bytes());
     h.update([0]);
     h.update(lock.as_bytes());
     let hash = crate::files::hex(&h.finalize()[..8]);
-    Some(cache.join("layers").join(format!("{}-{hash}", t.as_str())))
+    cache.join("layers").join(format!("{name}-{hash}"))
+}
+
+/// Where the template's layer lives, if it has one.
+pub fn layer_dir(cache: &Path, t: Template) -> Option<PathBuf> {
+    let (pkg, lock) = (file(t, "package.json")?, file(t, "package-lock.json")?);
+    Some(npm_layer_dir(cache, t.as_str(), pkg, lock))
 }
 
 /// Installs the layer if it is not there yet; returns its `node_modules`.
 pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, String> {
-    let Some(dir) = layer_dir(cache, t) else {
+    let (Some(pkg), Some(lock)) = (file(t, "package.json"), file(t, "package-lock.json")) else {
         return Ok(None);
     };
+    ensure_npm_layer(cache, t.as_str(), pkg, lock)
+        .await
+        .map(Some)
+}
+
+/// The helper scripts' layer (see [`TOOLS_PACKAGE`]); returns its `node_modules`.
+pub async fn ensure_tools_layer(cache: &Path) -> Result<PathBuf, String> {
+    ensure_npm_layer(cache, "tools", TOOLS_PACKAGE.0, TOOLS_PACKAGE.1).await
+}
+
+async fn ensure_npm_layer(
+    cache: &Path,
+    name: &str,
+    pkg: &str,
+    lock: &str,
+) -> Result<PathBuf, String> {
+    let dir = npm_layer_dir(cache, name, pkg, lock);
     let nm = dir.join("node_modules");
     remove_stale_installs(&dir).await;
     if nm.join(".package-lock.json").exists() {
         // Early layers had an empty root-owned `.vite-temp`, which hides the overlay's own.
         let _ = std::fs::remove_dir(nm.join(".vite-temp"));
-        return Ok(Some(nm));
+        return Ok(nm);
     }
     let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
     tokio::fs::create_dir_all(&tmp)
         .await
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    for name in ["package.json", "package-lock.json"] {
-        let content = file(t, name).unwrap_or_default();
-        tokio::fs::write(tmp.join(name), content)
+    for (file, content) in [("package.json", pkg), ("package-lock.json", lock)] {
+        tokio::fs::write(tmp.join(file), content)
             .await
             .map_err(|e| e.to_string())?;
     }
-    eprintln!(
-        "sandbox-proxy: installing the {} layer (once per host)",
-        t.as_str()
-    );
+    eprintln!("sandbox-proxy: installing the {name} layer (once per host)");
     // Install scripts are not run: the layer is data, mounted read-only. Not `npm ci`: the
     // registry mirror has no other platforms' optional packages, so a lockfile made here is
     // "out of sync" for `npm ci`; `npm install` with the lockfile keeps its versions.
@@ -98,21 +125,20 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
     if !out.status.success() {
         let _ = tokio::fs::remove_dir_all(&tmp).await;
         return Err(format!(
-            "npm install for the {} layer failed: {}",
-            t.as_str(),
+            "npm install for the {name} layer failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
     if nm.join(".package-lock.json").exists() {
         // Another service on this host finished first; its layer may be in use.
         let _ = tokio::fs::remove_dir_all(&tmp).await;
-        return Ok(Some(nm));
+        return Ok(nm);
     }
     let _ = tokio::fs::remove_dir_all(&dir).await; // an incomplete one
     tokio::fs::rename(&tmp, &dir)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Some(nm))
+    Ok(nm)
 }
 
 /// Removes `<layer>.tmp<pid>` dirs of installs interrupted by a stop or crash; another live

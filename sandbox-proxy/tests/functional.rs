@@ -341,3 +341,85 @@ fn concurrent_creates_of_one_project_make_one_sandbox() {
     let (out, _, _) = s.sh(&id, &t, "ls /work");
     assert!(out.contains("index.html"), "{out}");
 }
+
+/// A small app with one working feature and one missing: the runner (Chromium driven by
+/// playwright-core, inside the sandbox) passes the first check and reports the second with the
+/// failing step, the page text and the console error.
+#[test]
+fn acceptance_checks_run_in_chromium_inside_the_sandbox() {
+    let s = svc();
+    let (id, t) = s.create("checks", "static");
+    let html = r#"<!doctype html><html><body>
+<h1>Tasks</h1>
+<input id="new" placeholder="New task">
+<ul id="list"></ul>
+<script>
+const list = document.getElementById('list');
+const saved = JSON.parse(localStorage.getItem('tasks') || '[]');
+const show = (t) => { const li = document.createElement('li'); li.textContent = t; list.append(li); };
+saved.forEach(show);
+document.getElementById('new').addEventListener('keydown', (e) => {
+  if (e.key !== 'Enter') return;
+  const text = e.target.value;
+  setTimeout(() => show(text), 200); // asynchronous, as apps are
+  // Persisting is the "forgotten requirement": nothing is saved.
+  e.target.value = '';
+});
+console.error('boom from the app');
+</script></body></html>"#;
+    let checks = serde_json::json!({"checks": [
+        {"name": "Enter adds a task", "phase": 0, "steps": [
+            {"do": "fill", "target": "#new", "value": "Buy milk"},
+            {"do": "press", "key": "Enter", "target": "#new"},
+            {"do": "see", "text": "buy  milk", "target": "#list"},
+            {"do": "count", "target": "li", "equals": 1},
+            {"do": "value", "target": "#new", "equals": ""}]},
+        {"name": "tasks survive a reload", "phase": 0, "steps": [
+            {"do": "fill", "target": "#new", "value": "Walk"},
+            {"do": "press", "key": "Enter", "target": "#new"},
+            {"do": "see", "text": "Walk"},
+            {"do": "reload"},
+            {"do": "see", "text": "Walk", "target": "#list"}]}
+    ]})
+    .to_string();
+    let w = s.write(
+        &id,
+        &t,
+        &[("index.html", html), (".kiln/checks.json", &checks)],
+    );
+    assert_eq!(w.status, 200);
+    start_dev_server(s, &id, &t);
+    let (out, err, last) = s.exec(
+        &id,
+        &t,
+        "node",
+        &["/opt/kiln/check.mjs", ".kiln/checks.json"],
+        120_000,
+    );
+    assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
+    let report: kiln_core::agent::checks::RunReport =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let [added, persisted] = &report.results[..] else {
+        panic!("two results expected: {out}");
+    };
+    assert!(added.passed, "{added:?}");
+    assert!(!persisted.passed);
+    assert_eq!(persisted.step, Some(5), "{persisted:?}");
+    assert!(
+        persisted
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("\"Walk\" is not on the page"),
+        "{persisted:?}"
+    );
+    assert!(persisted
+        .page_text
+        .as_deref()
+        .unwrap_or("")
+        .contains("Tasks"));
+    assert!(persisted
+        .console_errors
+        .iter()
+        .any(|e| e.contains("boom from the app")));
+}

@@ -4,6 +4,7 @@
 //! results back.
 
 pub mod blueprint;
+pub mod checks;
 pub mod file_stream;
 pub mod llm;
 pub mod machine;

@@ -74,8 +74,8 @@ pub fn spawn(instance: &str, octet: u8, extra: &[(&str, &str)], fresh: bool) -> 
         .env("KILN_SANDBOX_INSTANCE", instance)
         .env("KILN_SANDBOX_SUBNET_OCTET", octet.to_string())
         .env("KILN_SANDBOX_JWT_SECRET", SECRET)
-        .env("KILN_SANDBOX_MEMORY_MB", "256")
-        .env("KILN_SANDBOX_PIDS_MAX", "128")
+        .env("KILN_SANDBOX_MEMORY_MB", "768")
+        .env("KILN_SANDBOX_PIDS_MAX", "384")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log);

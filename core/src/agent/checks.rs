@@ -1,0 +1,477 @@
+//! Acceptance checks: small browser tests, one per acceptance point of the blueprint, that the
+//! agent writes after a phase and the sandbox runs in Chromium (`/opt/kiln/check.mjs`).
+//!
+//! Small models miss requirements far more often than they crash, so the fix loop works
+//! against these checks, not only against build errors. The checks are a short list of
+//! declarative steps rather than test code: a 1.5B model fills in `{"do":"fill",…}` reliably,
+//! where it writes broken Playwright scripts. They live in the project as
+//! [`CHECKS_PATH`], so the user sees what was verified and later changes are checked against
+//! them too.
+
+use serde::{Deserialize, Serialize};
+
+pub const CHECKS_PATH: &str = ".kiln/checks.json";
+pub const MAX_CHECKS_PER_PHASE: usize = 12;
+pub const MAX_STEPS: usize = 20;
+pub const MAX_WAIT_MS: u32 = 5000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CheckFile {
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// The acceptance point it verifies.
+    pub name: String,
+    /// Set by Kiln: the phase whose acceptance point this is.
+    #[serde(default)]
+    pub phase: usize,
+    pub steps: Vec<CheckStep>,
+}
+
+/// One step. `target` is a Playwright selector: CSS (`[data-testid=add]`, `input`), `text=Add`,
+/// or `role=button[name="Add"]`. Every check starts on a freshly opened app with empty storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case")]
+pub enum CheckStep {
+    /// Opens a path of the app (default `/`); a check starts with the app open.
+    Open {
+        #[serde(default)]
+        path: Option<String>,
+    },
+    /// Reloads the page (storage survives: the persistence check).
+    Reload,
+    Click {
+        target: String,
+    },
+    Fill {
+        target: String,
+        value: String,
+    },
+    Press {
+        key: String,
+        #[serde(default)]
+        target: Option<String>,
+    },
+    Select {
+        target: String,
+        value: String,
+    },
+    Drag {
+        target: String,
+        to: String,
+    },
+    Wait {
+        ms: u32,
+    },
+    /// The text is visible (inside `target`, if given).
+    See {
+        text: String,
+        #[serde(default)]
+        target: Option<String>,
+    },
+    NotSee {
+        text: String,
+        #[serde(default)]
+        target: Option<String>,
+    },
+    /// Exactly `equals` elements match `target`.
+    Count {
+        target: String,
+        #[serde(deserialize_with = "lenient_u32")]
+        equals: u32,
+    },
+    /// An input's value.
+    Value {
+        target: String,
+        #[serde(deserialize_with = "lenient_string")]
+        equals: String,
+    },
+}
+
+// Small models write `"equals": "2"` for a count and `"equals": 100` for a value.
+fn lenient_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| serde::de::Error::custom("equals must be a whole number"))
+}
+
+fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(serde::de::Error::custom("equals must be text")),
+    }
+}
+
+impl CheckStep {
+    /// How the step reads in a failure report for the fixer.
+    pub fn describe(&self) -> String {
+        match self {
+            CheckStep::Open { path } => format!("open {}", path.as_deref().unwrap_or("/")),
+            CheckStep::Reload => "reload the page".into(),
+            CheckStep::Click { target } => format!("click {target}"),
+            CheckStep::Fill { target, value } => format!("fill {target} with {value:?}"),
+            CheckStep::Press { key, target } => match target {
+                Some(t) => format!("press {key} in {t}"),
+                None => format!("press {key}"),
+            },
+            CheckStep::Select { target, value } => format!("select {value:?} in {target}"),
+            CheckStep::Drag { target, to } => format!("drag {target} onto {to}"),
+            CheckStep::Wait { ms } => format!("wait {ms} ms"),
+            CheckStep::See { text, target } => match target {
+                Some(t) => format!("see {text:?} in {t}"),
+                None => format!("see {text:?}"),
+            },
+            CheckStep::NotSee { text, target } => match target {
+                Some(t) => format!("not see {text:?} in {t}"),
+                None => format!("not see {text:?}"),
+            },
+            CheckStep::Count { target, equals } => format!("count {target} == {equals}"),
+            CheckStep::Value { target, equals } => format!("value of {target} == {equals:?}"),
+        }
+    }
+
+    fn problems(&self) -> Option<String> {
+        let strings: Vec<&str> = match self {
+            CheckStep::Open { path } => path.iter().map(String::as_str).collect(),
+            CheckStep::Reload | CheckStep::Wait { .. } => vec![],
+            CheckStep::Click { target } | CheckStep::Count { target, .. } => vec![target],
+            CheckStep::Fill { target, value }
+            | CheckStep::Select { target, value }
+            | CheckStep::Value {
+                target,
+                equals: value,
+            } => vec![target, value],
+            CheckStep::Press { key, target } => {
+                let mut v = vec![key.as_str()];
+                v.extend(target.as_deref());
+                v
+            }
+            CheckStep::Drag { target, to } => vec![target, to],
+            CheckStep::See { text, target } | CheckStep::NotSee { text, target } => {
+                let mut v = vec![text.as_str()];
+                v.extend(target.as_deref());
+                v
+            }
+        };
+        if let CheckStep::Wait { ms } = self {
+            if *ms > MAX_WAIT_MS {
+                return Some(format!("wait is at most {MAX_WAIT_MS} ms"));
+            }
+        }
+        if let CheckStep::Open { path: Some(p) } = self {
+            if !p.starts_with('/') || p.contains("://") {
+                return Some(format!("open path {p:?} must start with /"));
+            }
+        }
+        if strings.iter().any(|s| s.len() > 300) {
+            return Some("a selector or text is longer than 300 characters".into());
+        }
+        let needs_text = matches!(
+            self,
+            CheckStep::See { .. } | CheckStep::NotSee { .. } | CheckStep::Press { .. }
+        );
+        if needs_text && strings.first().is_some_and(|s| s.trim().is_empty()) {
+            return Some("empty text".into());
+        }
+        let targets = match self {
+            CheckStep::Click { target }
+            | CheckStep::Fill { target, .. }
+            | CheckStep::Select { target, .. }
+            | CheckStep::Count { target, .. }
+            | CheckStep::Value { target, .. } => vec![target.as_str()],
+            CheckStep::Drag { target, to } => vec![target.as_str(), to.as_str()],
+            _ => vec![],
+        };
+        if targets.iter().any(|t| t.trim().is_empty()) {
+            return Some("empty target".into());
+        }
+        None
+    }
+}
+
+impl Check {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() || self.name.chars().count() > 300 {
+            return Err("a check needs a name of 1 to 300 characters".into());
+        }
+        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+            return Err(format!(
+                "check {:?} needs 1 to {MAX_STEPS} steps",
+                self.name
+            ));
+        }
+        let asserts = self.steps.iter().any(|s| {
+            matches!(
+                s,
+                CheckStep::See { .. }
+                    | CheckStep::NotSee { .. }
+                    | CheckStep::Count { .. }
+                    | CheckStep::Value { .. }
+            )
+        });
+        if !asserts {
+            return Err(format!(
+                "check {:?} asserts nothing (add see, not_see, count or value)",
+                self.name
+            ));
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            if let Some(p) = s.problems() {
+                return Err(format!("check {:?} step {}: {p}", self.name, i + 1));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses the tester's answer (JSON, possibly fenced or with prose around it). Invalid checks
+/// are dropped with a reason rather than failing the lot: one bad check must not cost the
+/// others. The phase index is stamped on each.
+pub fn from_model(text: &str, phase: usize) -> Result<(Vec<Check>, Vec<String>), String> {
+    let start = text.find('{').ok_or("no JSON object in the answer")?;
+    let end = text.rfind('}').ok_or("no JSON object in the answer")?;
+    if end < start {
+        return Err("no JSON object in the answer".into());
+    }
+    let raw: serde_json::Value =
+        serde_json::from_str(&text[start..=end]).map_err(|e| format!("invalid JSON: {e}"))?;
+    let items = raw
+        .get("checks")
+        .and_then(|c| c.as_array())
+        .ok_or("the answer has no \"checks\" array")?;
+    let (mut ok, mut dropped) = (Vec::new(), Vec::new());
+    for item in items.iter().take(MAX_CHECKS_PER_PHASE) {
+        match serde_json::from_value::<Check>(item.clone()) {
+            Ok(mut c) => match c.validate() {
+                Ok(()) => {
+                    c.phase = phase;
+                    ok.push(c);
+                }
+                Err(e) => dropped.push(e),
+            },
+            Err(e) => dropped.push(format!("unreadable check: {e}")),
+        }
+    }
+    Ok((ok, dropped))
+}
+
+impl CheckFile {
+    pub fn parse(bytes: &[u8]) -> Result<CheckFile, String> {
+        let f: CheckFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        for c in &f.checks {
+            c.validate()?;
+        }
+        Ok(f)
+    }
+
+    /// Replaces the checks of `phase` with `checks`, keeping the other phases' in order.
+    pub fn set_phase(&mut self, phase: usize, checks: Vec<Check>) {
+        self.checks.retain(|c| c.phase != phase);
+        self.checks.extend(checks);
+        self.checks.sort_by_key(|c| c.phase);
+    }
+
+    pub fn to_pretty(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// What the runner reports for one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub passed: bool,
+    /// 1-based index of the failing step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The page's visible text when it failed (truncated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub console_errors: Vec<String>,
+}
+
+/// The runner's whole answer on stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub results: Vec<CheckReport>,
+}
+
+/// One line per failed check, with what the check did, for the fixer.
+pub fn failure_text(check: &Check, r: &CheckReport) -> String {
+    let mut s = format!("Browser check \"{}\" failed", r.name);
+    if let Some(i) = r.step {
+        if let Some(step) = check.steps.get(i.saturating_sub(1)) {
+            s += &format!(" at step {i} ({})", step.describe());
+        }
+    }
+    s += &format!(": {}", r.error.as_deref().unwrap_or("failed"));
+    let steps: Vec<String> = check.steps.iter().map(CheckStep::describe).collect();
+    s += &format!("\n  The check does: {}", steps.join("; "));
+    if let Some(t) = &r.page_text {
+        let t: String = t.chars().take(600).collect();
+        s += &format!("\n  Visible text then: {t:?}");
+    }
+    for e in r.console_errors.iter().take(5) {
+        s += &format!(
+            "\n  Console error: {}",
+            e.chars().take(300).collect::<String>()
+        );
+    }
+    s
+}
+
+/// The JSON schema for providers that support `response_format: json_schema`.
+pub fn json_schema() -> serde_json::Value {
+    let str_ = serde_json::json!({ "type": "string" });
+    let step = serde_json::json!({
+        "type": "object",
+        "required": ["do"],
+        "properties": {
+            "do": { "type": "string", "enum": ["open", "reload", "click", "fill", "press",
+                "select", "drag", "wait", "see", "not_see", "count", "value"] },
+            "target": str_, "value": str_, "key": str_, "text": str_, "to": str_,
+            "path": str_, "ms": { "type": "integer" },
+            "equals": {}
+        }
+    });
+    serde_json::json!({
+        "type": "object",
+        "required": ["checks"],
+        "properties": { "checks": { "type": "array", "maxItems": MAX_CHECKS_PER_PHASE,
+            "items": { "type": "object", "required": ["name", "steps"],
+                "properties": { "name": str_,
+                    "steps": { "type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": step } } } } }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = r#"Here are the checks:
+```json
+{"checks": [
+  {"name": "Enter adds a task", "steps": [
+    {"do": "fill", "target": "[data-testid=new-task]", "value": "Buy milk"},
+    {"do": "press", "key": "Enter"},
+    {"do": "see", "text": "Buy milk"}]},
+  {"name": "no assertion", "steps": [{"do": "click", "target": "text=Add"}]},
+  {"name": "bad step", "steps": [{"do": "teleport"}]},
+  {"name": "tasks survive a reload", "steps": [
+    {"do": "fill", "target": "input", "value": "a"}, {"do": "press", "key": "Enter"},
+    {"do": "reload"}, {"do": "count", "target": "li", "equals": 1}]}
+]}
+```"#;
+
+    #[test]
+    fn valid_checks_are_kept_and_bad_ones_dropped_with_reasons() {
+        let (ok, dropped) = from_model(ANSWER, 2).unwrap();
+        assert_eq!(
+            ok.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["Enter adds a task", "tasks survive a reload"]
+        );
+        assert!(ok.iter().all(|c| c.phase == 2));
+        assert_eq!(dropped.len(), 2);
+        assert!(dropped[0].contains("asserts nothing"), "{dropped:?}");
+        assert!(dropped[1].contains("unreadable"), "{dropped:?}");
+        assert!(from_model("no json here", 0).is_err());
+        assert!(from_model(r#"{"tests": []}"#, 0).is_err());
+    }
+
+    #[test]
+    fn steps_are_bounded() {
+        let check = |steps: serde_json::Value| -> Result<(), String> {
+            let c: Check =
+                serde_json::from_value(serde_json::json!({"name": "n", "steps": steps})).unwrap();
+            c.validate()
+        };
+        assert!(
+            check(serde_json::json!([{"do":"wait","ms":60000},{"do":"see","text":"x"}])).is_err()
+        );
+        assert!(check(
+            serde_json::json!([{"do":"open","path":"https://evil"},{"do":"see","text":"x"}])
+        )
+        .is_err());
+        assert!(check(serde_json::json!([{"do":"see","text":" "}])).is_err());
+        assert!(
+            check(serde_json::json!([{"do":"click","target":""},{"do":"see","text":"x"}])).is_err()
+        );
+        assert!(
+            check(serde_json::json!([{"do":"open","path":"/about"},{"do":"see","text":"x"}]))
+                .is_ok()
+        );
+        let many: Vec<_> = (0..=MAX_STEPS)
+            .map(|_| serde_json::json!({"do":"see","text":"x"}))
+            .collect();
+        assert!(check(serde_json::Value::Array(many)).is_err());
+    }
+
+    #[test]
+    fn a_phase_replaces_only_its_own_checks_and_the_file_round_trips() {
+        let (a, _) = from_model(ANSWER, 0).unwrap();
+        let (b, _) = from_model(ANSWER, 1).unwrap();
+        let mut f = CheckFile::default();
+        f.set_phase(1, b.clone());
+        f.set_phase(0, a.clone());
+        f.set_phase(1, b[..1].to_vec());
+        assert_eq!(f.checks.len(), 3);
+        assert_eq!(
+            f.checks.iter().map(|c| c.phase).collect::<Vec<_>>(),
+            [0, 0, 1]
+        );
+        assert_eq!(CheckFile::parse(f.to_pretty().as_bytes()).unwrap(), f);
+        assert!(CheckFile::parse(b"{\"checks\":[{\"name\":\"x\",\"steps\":[]}]}").is_err());
+        let lenient: Check = serde_json::from_str(
+            r#"{"name":"n","steps":[{"do":"count","target":"li","equals":"2"},{"do":"value","target":"input","equals":1.609}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            lenient.steps[0],
+            CheckStep::Count {
+                target: "li".into(),
+                equals: 2
+            }
+        );
+        assert_eq!(
+            lenient.steps[1],
+            CheckStep::Value {
+                target: "input".into(),
+                equals: "1.609".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_failure_reads_as_what_happened() {
+        let (checks, _) = from_model(ANSWER, 0).unwrap();
+        let r = CheckReport {
+            name: "Enter adds a task".into(),
+            passed: false,
+            step: Some(3),
+            error: Some("the text is not on the page".into()),
+            page_text: Some("Tasks\nNothing yet".into()),
+            console_errors: vec!["TypeError: x is undefined".into()],
+        };
+        let t = failure_text(&checks[0], &r);
+        for needle in [
+            "\"Enter adds a task\" failed at step 3 (see \"Buy milk\")",
+            "fill [data-testid=new-task] with \"Buy milk\"; press Enter",
+            "Nothing yet",
+            "TypeError",
+        ] {
+            assert!(t.contains(needle), "{needle} missing in {t}");
+        }
+    }
+}

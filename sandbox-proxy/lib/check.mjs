@@ -1,0 +1,183 @@
+// Kiln's acceptance-check runner. Runs inside a sandbox (`node /opt/kiln/check.mjs FILE`):
+// opens the app's dev server (KILN_DEV_URL, set by the sandbox-proxy) in the host's Chromium,
+// driven by playwright-core from /opt/kiln/node_modules, and runs each check of FILE (the
+// format is core/src/agent/checks.rs) in a fresh browser context. Prints one JSON line
+// `{"results":[{name, passed, step?, error?, page_text?, console_errors?}]}`.
+// Exit 0 when the checks ran (pass or fail), 3 when no browser can run here, 2 on bad input.
+import { readFileSync, existsSync } from 'node:fs';
+
+const STEP_TIMEOUT = 4000;
+const CHECK_TIMEOUT = 30000;
+
+function out(obj, code) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+  process.exit(code);
+}
+
+const file = process.argv[2];
+const base = process.env.KILN_DEV_URL;
+if (!file || !base) out({ error: 'usage: KILN_DEV_URL=… node check.mjs checks.json' }, 2);
+let checks;
+try {
+  checks = JSON.parse(readFileSync(file, 'utf8')).checks;
+  if (!Array.isArray(checks)) throw new Error('no "checks" array');
+} catch (e) {
+  out({ error: `cannot read ${file}: ${e.message}` }, 2);
+}
+
+// /usr/bin/chromium is Debian's wrapper script, which needs /etc/chromium.d; start the binary.
+const candidates = [process.env.KILN_CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium',
+  '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter(Boolean);
+const executablePath = candidates.find((p) => existsSync(p));
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  out({ error: `playwright-core is not installed: ${e.message}` }, 3);
+}
+if (!executablePath) out({ error: 'no Chromium on this sandbox host' }, 3);
+
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    // No Chromium sandbox: the whole process is already in Kiln's sandbox, which forbids the
+    // user namespaces Chromium's own sandbox needs. No proxy: the app is on loopback.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-quic', '--no-proxy-server',
+      // Fewer processes and threads: a sandbox has a pids limit shared with its dev server.
+      '--no-zygote', '--renderer-process-limit=1', '--in-process-gpu',
+      '--disable-features=site-per-process,IsolateOrigins', '--disable-site-isolation-trials'],
+  });
+} catch (e) {
+  out({ error: `Chromium did not start: ${e.message.split('\n')[0]}` }, 3);
+}
+
+const url = (path) => new URL((path || '/').replace(/^\//, ''), base.endsWith('/') ? base : base + '/').href;
+
+async function visibleText(page) {
+  try {
+    return (await page.evaluate(() => document.body ? document.body.innerText : '')).slice(0, 1500);
+  } catch {
+    return '';
+  }
+}
+
+// Waits until `pred` holds, for at most STEP_TIMEOUT: apps update asynchronously.
+async function until(pred, what) {
+  const end = Date.now() + STEP_TIMEOUT;
+  let last;
+  for (;;) {
+    last = await pred();
+    if (last === true) return;
+    if (Date.now() > end) throw new Error(typeof last === 'string' ? last : what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function textIn(page, target) {
+  if (!target) return page.evaluate(() => document.body ? document.body.innerText : '');
+  const loc = page.locator(target);
+  const n = await loc.count();
+  const texts = [];
+  for (let i = 0; i < n; i++) {
+    const el = loc.nth(i);
+    texts.push(await el.innerText().catch(() => ''));
+    const v = await el.inputValue().catch(() => null);
+    if (v !== null) texts.push(v);
+  }
+  return texts.join('\n');
+}
+
+const norm = (s) => String(s).replace(/\s+/g, ' ').trim().toLowerCase();
+
+async function step(page, s) {
+  const loc = (t) => page.locator(t).first();
+  switch (s.do) {
+    case 'open':
+      await page.goto(url(s.path), { waitUntil: 'load', timeout: 15000 });
+      return;
+    case 'reload':
+      await page.reload({ waitUntil: 'load', timeout: 15000 });
+      return;
+    case 'click':
+      await loc(s.target).click({ timeout: STEP_TIMEOUT });
+      return;
+    case 'fill':
+      await loc(s.target).fill(String(s.value), { timeout: STEP_TIMEOUT });
+      return;
+    case 'press':
+      if (s.target) await loc(s.target).press(s.key, { timeout: STEP_TIMEOUT });
+      else await page.keyboard.press(s.key);
+      return;
+    case 'select':
+      await loc(s.target).selectOption(String(s.value), { timeout: STEP_TIMEOUT }).catch(async () => {
+        await loc(s.target).selectOption({ label: String(s.value) }, { timeout: STEP_TIMEOUT });
+      });
+      return;
+    case 'drag':
+      await loc(s.target).dragTo(loc(s.to), { timeout: STEP_TIMEOUT });
+      return;
+    case 'wait':
+      await page.waitForTimeout(Math.min(Number(s.ms) || 0, 5000));
+      return;
+    case 'see':
+      await until(async () => norm(await textIn(page, s.target)).includes(norm(s.text))
+        || `${JSON.stringify(s.text)} is not on the page${s.target ? ` in ${s.target}` : ''}`);
+      return;
+    case 'not_see':
+      await until(async () => !norm(await textIn(page, s.target)).includes(norm(s.text))
+        || `${JSON.stringify(s.text)} is still on the page`);
+      return;
+    case 'count':
+      await until(async () => {
+        const n = await page.locator(s.target).count();
+        return n === Number(s.equals) || `${s.target} matches ${n} elements, not ${s.equals}`;
+      });
+      return;
+    case 'value':
+      await until(async () => {
+        const v = await loc(s.target).inputValue({ timeout: 500 }).catch((e) => `(${e.message.split('\n')[0]})`);
+        return norm(v) === norm(s.equals) || `${s.target} has value ${JSON.stringify(v)}, not ${JSON.stringify(String(s.equals))}`;
+      });
+      return;
+    default:
+      throw new Error(`unknown step ${JSON.stringify(s.do)}`);
+  }
+}
+
+async function run(check) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on('console', (m) => {
+    // The browser's own request for a favicon is not the app's error.
+    if (m.type() === 'error' && !/favicon\.ico$/.test(m.location().url || '')) consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(String(e.message || e)));
+  const report = { name: check.name, passed: false };
+  let i = 0;
+  try {
+    await page.goto(url('/'), { waitUntil: 'load', timeout: 15000 });
+    const deadline = Date.now() + CHECK_TIMEOUT;
+    for (; i < check.steps.length; i++) {
+      if (Date.now() > deadline) throw new Error('the check took longer than 30 s');
+      await step(page, check.steps[i]);
+    }
+    report.passed = true;
+  } catch (e) {
+    report.step = i < check.steps.length ? i + 1 : undefined;
+    report.error = String(e.message || e).split('\n')[0].replace(/^locator\.\w+: /, '').slice(0, 500);
+    report.page_text = await visibleText(page);
+  }
+  if (consoleErrors.length) report.console_errors = consoleErrors.slice(0, 10);
+  await context.close().catch(() => {});
+  return report;
+}
+
+const results = [];
+for (const check of checks) results.push(await run(check));
+await browser.close().catch(() => {});
+out({ results }, 0);
