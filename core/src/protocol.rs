@@ -194,10 +194,20 @@ pub enum ServerEvent {
     DepsInstalled {
         commands: Vec<String>,
     },
+    /// The acceptance checks written for a phase (`.kiln/checks.json`); `dropped` says why
+    /// any the model wrote were unusable.
+    ChecksWritten {
+        phase: usize,
+        checks: Vec<String>,
+        dropped: Vec<String>,
+    },
     CheckResult {
         phase: usize,
         passed: bool,
         errors: Vec<String>,
+        /// Each acceptance check's result, when the build passed and checks ran.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        checks: Vec<crate::agent::checks::CheckReport>,
     },
     ServerStarted {
         preview_url: String,

@@ -7,6 +7,7 @@
 //! persisted never runs again, so a finished LLM call is never paid for twice.
 
 use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
+use kiln_core::agent::checks::{self, CheckFile, CheckReport, RunReport, CHECKS_PATH};
 use kiln_core::agent::file_stream::{apply_edit, FileParser, StreamEvent};
 use kiln_core::agent::llm::{backoff_ms, cost_micros, ChatMessage, ChatRequest};
 use kiln_core::agent::machine::{Generation, Next, Outcome, Step};
@@ -31,6 +32,8 @@ const STATE_KEY: &str = "generation";
 const WATCHDOG_MS: i64 = 5 * 60 * 1000;
 const INSTALL_TIMEOUT_MS: u64 = 180_000;
 const CHECK_TIMEOUT_MS: u64 = 120_000;
+/// The whole acceptance-check run (Chromium start plus every check).
+const BROWSER_CHECK_TIMEOUT_MS: u64 = 240_000;
 
 pub fn load(room: &ProjectRoom) -> Result<Option<Generation>> {
     Ok(room
@@ -336,18 +339,89 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             room.broadcast(ServerEvent::DepsInstalled { commands })?;
             Ok(Outcome::Installed)
         }
+        Next::CallTester { phase } => {
+            if !browser_checks_enabled(room) {
+                return Ok(Outcome::TestsWritten);
+            }
+            let bp = g.blueprint.clone().ok_or("no blueprint")?;
+            let files = context_files(room, bp.phases[phase].files.iter().map(|p| p.as_str()))?;
+            let req = ChatRequest {
+                model: llm.model(Role::Tester, g.attempts),
+                messages: prompts::tester(&bp, phase, &files),
+                max_tokens: 2048,
+                temperature: 0.1,
+                json_schema: Some(("checks".into(), checks::json_schema())),
+            };
+            let text = match ask(room, project, g, &llm, Role::Tester, &req).await? {
+                Ok(t) => t,
+                Err(o) => return Ok(o),
+            };
+            // Unusable checks cost this phase its checks, never the generation.
+            let (written, dropped) = match checks::from_model(&text, phase) {
+                Ok(r) => r,
+                Err(e) => (vec![], vec![e]),
+            };
+            let names = written.iter().map(|c| c.name.clone()).collect();
+            if !written.is_empty() {
+                let mut file = read_checks(room)?;
+                file.set_phase(phase, written);
+                let content = file.to_pretty();
+                write_agent_file(room, &checks_path(), content.as_bytes())?;
+                sandbox(room, project)?
+                    .write_files(&WriteFiles {
+                        files: vec![FileWrite {
+                            path: checks_path(),
+                            content,
+                            encoding: FileEncoding::Utf8,
+                        }],
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            room.broadcast(ServerEvent::ChecksWritten {
+                phase,
+                checks: names,
+                dropped,
+            })?;
+            Ok(Outcome::TestsWritten)
+        }
         Next::Check { phase } => {
             let sandbox = sandbox(room, project)?;
             sync_sandbox(room, project, g.template, false)
                 .await
                 .map_err(|e| e.to_string())?;
-            let errors = check(room, &sandbox, g.template)
+            let mut errors = check(room, &sandbox, g.template)
                 .await
                 .map_err(|e| e.to_string())?;
+            let mut reports = Vec::new();
+            if errors.is_empty() && browser_checks_enabled(room) {
+                let file = read_checks(room)?;
+                if !file.checks.is_empty() {
+                    match run_browser_checks(room, &sandbox, &file).await {
+                        Ok(r) => {
+                            for (c, rep) in file.checks.iter().zip(&r) {
+                                if !rep.passed {
+                                    errors.push(checks::failure_text(c, rep));
+                                }
+                            }
+                            reports = r;
+                        }
+                        Err(BrowserCheck::Unavailable(why)) => {
+                            room.broadcast(ServerEvent::CommandOutput {
+                                command: "acceptance checks".into(),
+                                output: format!("skipped: {why}"),
+                            })?;
+                        }
+                        Err(BrowserCheck::AppDoesNotStart(why)) => errors.push(why),
+                        Err(BrowserCheck::Sandbox(e)) => return Err(e.to_string().into()),
+                    }
+                }
+            }
             room.broadcast(ServerEvent::CheckResult {
                 phase,
                 passed: errors.is_empty(),
                 errors: errors.clone(),
+                checks: reports,
             })?;
             Ok(Outcome::Checked { errors })
         }
@@ -360,9 +434,13 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 .map(|f| f.path.to_string())
                 .collect();
             let files = context_files(room, all.iter().map(String::as_str))?;
+            let checks_now = read_checks(room)?.to_pretty();
+            let change = g
+                .is_follow_up()
+                .then_some((g.prompt.as_str(), checks_now.as_str()));
             let req = ChatRequest {
                 model: llm.model(Role::Fixer, g.attempts),
-                messages: prompts::fixer(&bp, phase, &g.check_errors, &files),
+                messages: prompts::fixer(&bp, phase, &g.check_errors, &files, change),
                 max_tokens: 8192,
                 temperature: 0.1,
                 json_schema: None,
@@ -718,7 +796,8 @@ fn context_files<'a>(
         add(p)?;
     }
     for f in room.store().list()? {
-        if !f.path.as_str().starts_with("public/") {
+        let p = f.path.as_str();
+        if !p.starts_with("public/") && !p.starts_with(".kiln/") {
             add(f.path.as_str())?;
         }
     }
@@ -832,6 +911,96 @@ async fn check(
         }
     }
     Ok(errors)
+}
+
+fn checks_path() -> ProjectPath {
+    ProjectPath::parse(CHECKS_PATH).expect("a valid path")
+}
+
+/// `KILN_BROWSER_CHECKS=off` skips writing and running acceptance checks.
+fn browser_checks_enabled(room: &ProjectRoom) -> bool {
+    room.env()
+        .var("KILN_BROWSER_CHECKS")
+        .map(|v| v.to_string() != "off")
+        .unwrap_or(true)
+}
+
+/// The project's checks; a file a person broke by hand counts as none (and is rewritten by
+/// the next phase that writes checks).
+fn read_checks(room: &ProjectRoom) -> Result<CheckFile> {
+    Ok(room
+        .store()
+        .content(&checks_path())?
+        .and_then(|b| CheckFile::parse(&b).ok())
+        .unwrap_or_default())
+}
+
+enum BrowserCheck {
+    /// No browser on the sandbox host: the checks cannot say anything.
+    Unavailable(String),
+    /// The app's dev server does not come up: that is the app's failure, for the fixer.
+    AppDoesNotStart(String),
+    Sandbox(SandboxError),
+}
+
+/// Runs every acceptance check in the sandbox's Chromium against its dev server.
+async fn run_browser_checks(
+    room: &ProjectRoom,
+    sb: &SandboxClient,
+    file: &CheckFile,
+) -> std::result::Result<Vec<CheckReport>, BrowserCheck> {
+    let status = sb
+        .dev_server(DevServerAction::Start)
+        .await
+        .map_err(BrowserCheck::Sandbox)?;
+    if status.state != "ready" {
+        return Err(BrowserCheck::AppDoesNotStart(format!(
+            "the app's dev server does not start ({}): {}",
+            status.state,
+            tail(&status.log)
+        )));
+    }
+    let _ = room.broadcast(ServerEvent::CommandOutput {
+        command: "acceptance checks".into(),
+        output: format!("running {} checks in Chromium", file.checks.len()),
+    });
+    let req = ExecRequest {
+        cmd: "node".into(),
+        args: vec!["/opt/kiln/check.mjs".into(), CHECKS_PATH.into()],
+        cwd: None,
+        timeout_ms: Some(BROWSER_CHECK_TIMEOUT_MS),
+        env: Default::default(),
+    };
+    let r = sb.exec(&req, |_| {}).await.map_err(BrowserCheck::Sandbox)?;
+    if r.timed_out {
+        return Err(BrowserCheck::AppDoesNotStart(
+            "the acceptance checks timed out: the app hangs".into(),
+        ));
+    }
+    // The runner prints one JSON line; anything else on the streams is noise.
+    let line = r
+        .output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    match (r.exit_code, serde_json::from_str::<RunReport>(line)) {
+        (Some(0), Ok(report)) if report.results.len() == file.checks.len() => Ok(report.results),
+        (Some(3), _) => {
+            let why = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| tail(&r.output));
+            Err(BrowserCheck::Unavailable(why))
+        }
+        _ if r.oom_killed => Err(BrowserCheck::Unavailable(
+            "the sandbox ran out of memory running the browser".into(),
+        )),
+        _ => Err(BrowserCheck::Unavailable(format!(
+            "the check runner failed: {}",
+            tail(&r.output)
+        ))),
+    }
 }
 
 /// `npm install a b@1` → `[a, b@1]`; anything else (flags, scripts, other programs) → None.

@@ -23,6 +23,8 @@ pub enum Role {
     Planner,
     Coder,
     Fixer,
+    /// Writes acceptance checks; runs on the coder's model.
+    Tester,
 }
 
 impl Role {
@@ -31,6 +33,7 @@ impl Role {
             Role::Planner => "planner",
             Role::Coder => "coder",
             Role::Fixer => "fixer",
+            Role::Tester => "tester",
         }
     }
 }
@@ -111,7 +114,7 @@ impl LlmConfig {
     pub fn model(&self, role: Role, attempt: u32) -> String {
         let primary = match role {
             Role::Planner => &self.planner,
-            Role::Coder => &self.coder,
+            Role::Coder | Role::Tester => &self.coder,
             Role::Fixer => &self.fixer,
         };
         // Two tries on the primary before moving down the fallback list.

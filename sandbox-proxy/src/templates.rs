@@ -19,9 +19,9 @@ macro_rules! files {
 const REACT_VITE: &[(&str, &str)] = files!("react-vite":
     "package.json", "package-lock.json", "index.html", "vite.config.ts", "tsconfig.json",
     "postcss.config.js", "tailwind.config.js", "src/main.tsx", "src/App.tsx", "src/index.css",
-    "src/vite-env.d.ts",
+    "src/vite-env.d.ts", "src/lib/persist.ts",
 );
-const STATIC: &[(&str, &str)] = files!("static": "index.html", "style.css", "main.js");
+const STATIC: &[(&str, &str)] = files!("static": "index.html", "style.css", "main.js", "store.js");
 
 /// The service's helper scripts, mounted read-only at `/opt/kiln`.
 pub const LIB_FILES: &[(&str, &str)] = &[

@@ -171,6 +171,19 @@ fn code_turn() -> Turn {
         .usage(1500, 700)
 }
 
+/// The acceptance checks the scripted tester writes for Tally's two acceptance points.
+const CHECKS: &str = r##"{"checks":[
+{"name":"clicking + adds one","steps":[{"do":"click","target":"#plus"},{"do":"see","text":"1","target":"#count"}]},
+{"name":"the count survives a reload","steps":[{"do":"click","target":"#plus"},{"do":"click","target":"#plus"},
+ {"do":"reload"},{"do":"see","text":"2","target":"#count"}]}]}"##;
+
+fn test_turn() -> Turn {
+    Turn::text(CHECKS)
+        .named("checks")
+        .matching("You write acceptance checks")
+        .usage(1200, 150)
+}
+
 struct Run {
     llm: ScriptedLlm,
     kiln: Kiln,
@@ -184,7 +197,9 @@ fn setup(script: Script, vars: &[(&str, &str)]) -> Run {
 }
 
 fn setup_on(sandbox: &Sandbox, script: Script, vars: &[(&str, &str)]) -> Run {
-    let llm = ScriptedLlm::start(script);
+    // Every generation of Tally writes its checks; a test that scripts its own tester turn
+    // earlier gets that one (the first free matching turn wins).
+    let llm = ScriptedLlm::start(script.turn(test_turn().reusable()));
     let base = llm.base_url();
     let mut all = vec![
         ("KILN_LLM_BASE_URL", base.as_str()),
@@ -311,7 +326,8 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     assert!(pos("blueprint") < pos("phase_designing"));
     assert!(pos("phase_designing") < pos("file_start"));
     assert!(pos("file_end") < pos("files_written"));
-    assert!(pos("files_written") < pos("check_result"));
+    assert!(pos("files_written") < pos("checks_written"));
+    assert!(pos("checks_written") < pos("check_result"));
     assert!(pos("check_result") < pos("server_started"));
     assert!(pos("server_started") < pos("version_created"));
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -334,8 +350,36 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
         assert_eq!(room.text, want, "{path} in the room");
         assert_eq!(sandbox.file(&pid, path), want, "{path} in the sandbox");
     }
+    // The acceptance checks were written into the project and passed in the sandbox's browser.
+    let written = events
+        .iter()
+        .find(|e| e["type"] == "checks_written")
+        .unwrap();
+    assert_eq!(
+        written["checks"],
+        json!(["clicking + adds one", "the count survives a reload"]),
+        "{written}"
+    );
     let check = events.iter().find(|e| e["type"] == "check_result").unwrap();
     assert_eq!(check["passed"], true, "{check}");
+    let ran: Vec<(&str, bool)> = check["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no check reports: {check}"))
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("clicking + adds one", true),
+            ("the count survives a reload", true)
+        ]
+    );
+    let file = kiln.get(
+        &format!("/api/projects/{pid}/files/.kiln/checks.json"),
+        owner.token(),
+    );
+    assert!(file.text.contains("\"phase\": 0"), "{}", file.text);
     let svg = kiln.get(
         &format!("/api/projects/{pid}/files/public/hero.svg"),
         owner.token(),
@@ -400,18 +444,89 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     assert_eq!(versions["items"][0]["number"], 1);
     let complete = events.last().unwrap();
     assert_eq!(complete["version"], 1);
-    assert_eq!(complete["llm_calls"], 2);
-    assert_eq!(complete["input_tokens"], 2400);
-    assert_eq!(llm.requests().len(), 2, "no call was repeated");
+    assert_eq!(complete["llm_calls"], 3);
+    assert_eq!(complete["input_tokens"], 3600);
+    assert_eq!(complete["unresolved"], json!([]));
+    assert_eq!(llm.requests().len(), 3, "no call was repeated");
     let rows = d1(
         kiln,
         "SELECT role, model, input_tokens, output_tokens, status FROM ai_calls ORDER BY id",
     );
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[0]["role"], "planner");
     assert_eq!(rows[1]["role"], "coder");
     assert_eq!(rows[1]["input_tokens"], 1500);
+    assert_eq!(rows[2]["role"], "tester");
     let _ = Utc::now();
+}
+
+/// The quality lever: the model forgets a requirement (the count is not saved), the build is
+/// fine, and only the acceptance check run in the sandbox's Chromium notices. The fixer is
+/// told which check failed at which step and what the page showed; its fix passes.
+#[test]
+fn a_forgotten_requirement_is_caught_by_an_acceptance_check_and_fixed() {
+    let forgetful = "const out = document.getElementById('count');\nlet n = 0;\ndocument.getElementById('plus').onclick = () => {\n  n += 1;\n  out.textContent = n;\n};\n";
+    let coder = format!(
+        "<file path=\"index.html\">\n{INDEX}</file>\n<file path=\"style.css\">\n{STYLE}</file>\n<file path=\"main.js\">\n{forgetful}</file>\n"
+    );
+    let fixer = format!("<file path=\"main.js\">\n{MAIN}</file>\n");
+    let run = setup(
+        Script::new()
+            .turn(plan_turn())
+            .turn(Turn::text(coder).matching("Phase 1 of 1"))
+            .turn(test_turn())
+            .turn(Turn::text(fixer).matching("You fix bugs")),
+        &[],
+    );
+    let events = generate_to_completion(&run);
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "check_result")
+        .collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0]["passed"], false);
+    let first: Vec<(&str, bool)> = results[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            ("clicking + adds one", true),
+            ("the count survives a reload", false)
+        ]
+    );
+    assert_eq!(results[0]["checks"][1]["step"], 4, "{}", results[0]);
+    assert_eq!(results[1]["passed"], true, "{}", results[1]);
+
+    // The fixer saw what failed, where, and what the page showed.
+    let fix = run
+        .llm
+        .chat_requests()
+        .into_iter()
+        .find(|r| {
+            r.system_messages()
+                .iter()
+                .any(|m| m.contains("You fix bugs"))
+        })
+        .expect("a fixer call");
+    let asked = fix.last_user_message().unwrap();
+    for needle in [
+        "Browser check \"the count survives a reload\" failed at step 4 (see \"2\" in #count)",
+        "click #plus; click #plus; reload the page",
+        "Visible text then",
+    ] {
+        assert!(asked.contains(needle), "{needle} not in {asked}");
+    }
+    let done = events.last().unwrap();
+    assert_eq!(done["unresolved"], json!([]), "{done}");
+    let main = run.kiln.get(
+        &format!("/api/projects/{}/files/main.js", run.pid),
+        run.owner.token(),
+    );
+    assert_eq!(main.text, MAIN);
 }
 
 /// Rows of a query against the local D1, through wrangler.
@@ -464,7 +579,8 @@ fn a_500_is_retried_and_a_cut_stream_leaves_no_half_file() {
     }
     let rows = d1(&run.kiln, "SELECT status FROM ai_calls ORDER BY id");
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, vec!["error", "ok", "error", "ok"]);
+    // The plan, the phase, then the checks.
+    assert_eq!(statuses, vec!["error", "ok", "error", "ok", "ok"]);
 }
 
 #[test]
@@ -686,7 +802,22 @@ fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
             ))
             .turn(tool(
                 r#"{"tool":"finish","summary":"the button now counts by two"}"#,
-            )),
+            ))
+            // The change makes the first check ("+ adds one") out of date: the fixer, told
+            // what the user asked, rewrites that check instead of undoing the change.
+            .turn(
+                Turn::text(format!(
+                    "<file path=\".kiln/checks.json\">\n{}</file>\n",
+                    CHECKS
+                        .replace("clicking + adds one", "clicking + adds two")
+                        .replace(r#""text":"1""#, r#""text":"2""#)
+                        .replace(
+                            r#"{"do":"reload"},{"do":"see","text":"2""#,
+                            r#"{"do":"reload"},{"do":"see","text":"4""#
+                        )
+                ))
+                .matching("The user has just asked: \"make the button count by two\""),
+            ),
         &[],
     );
     let mut ws = socket(&run);
@@ -718,9 +849,31 @@ fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
     assert_eq!(stored.text, want);
     assert_eq!(sandbox().file(&run.pid, "main.js"), want);
     // The model saw the file it asked for before it edited it.
+    let fixed_checks = run.kiln.get(
+        &format!("/api/projects/{}/files/.kiln/checks.json", run.pid),
+        run.owner.token(),
+    );
+    assert!(
+        fixed_checks.text.contains("clicking + adds two"),
+        "{}",
+        fixed_checks.text
+    );
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "check_result")
+        .collect();
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["passed"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        [false, true],
+        "the old check failed, the rewritten one passed"
+    );
+    // Plan, phase, checks, three tool rounds, the fixer.
     let chats = run.llm.chat_requests();
-    assert_eq!(chats.len(), 5);
-    let edit_request = chats[3].body.as_ref().unwrap().to_string();
+    assert_eq!(chats.len(), 7);
+    let edit_request = chats[4].body.as_ref().unwrap().to_string();
     assert!(
         edit_request.contains("localStorage.setItem"),
         "the read_file result was in the conversation"
@@ -762,9 +915,10 @@ fn prompts_sent_during_a_generation_are_not_lost() {
     let done = second.last().unwrap();
     assert_eq!(done["type"], "generation_complete", "{done}");
     assert_eq!(done["version"], 2);
+    // Plan, phase, checks, then the follow-up.
     let chats = run.llm.chat_requests();
-    assert_eq!(chats.len(), 3);
-    let follow_up = chats[2].body.as_ref().unwrap().to_string();
+    assert_eq!(chats.len(), 4);
+    let follow_up = chats[3].body.as_ref().unwrap().to_string();
     assert!(follow_up.contains("make the button blue"), "{follow_up}");
 }
 
@@ -796,7 +950,7 @@ fn rate_limits_malformed_and_stalled_streams_are_retried() {
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(
         statuses,
-        vec!["error", "ok", "error", "error", "ok"],
+        vec!["error", "ok", "error", "error", "ok", "ok"],
         "{rows:?}"
     );
     let errors: Vec<&str> = rows.iter().filter_map(|r| r["error"].as_str()).collect();

@@ -28,6 +28,10 @@ fn kiln_up(port: u16, state: &std::path::Path) -> Up {
             .env("KILN_SANDBOX_INSTANCE", "lt")
             .env("KILN_SANDBOX_SUBNET_OCTET", "213")
             .env("KILN_SANDBOX_PORT", sandbox_port.to_string())
+            // Building llama.cpp and fetching 1.1 GB of weights is no part of a test run; the
+            // embedded model is shown in docs/BENCHMARKS.md.
+            .env("KILN_LOCAL_MODEL", "off")
+            .env_remove("KILN_LLM_BASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),

@@ -391,6 +391,11 @@ mod tests {
     }
 
     #[test]
+    fn the_checks_file_is_a_valid_project_path() {
+        assert!(crate::path::ProjectPath::parse(CHECKS_PATH).is_ok());
+    }
+
+    #[test]
     fn steps_are_bounded() {
         let check = |steps: serde_json::Value| -> Result<(), String> {
             let c: Check =

@@ -23,6 +23,8 @@ pub enum Step {
     Edit,
     Implement,
     Install,
+    /// Write the phase's acceptance checks (browser tests) for its acceptance points.
+    Test,
     Check,
     Fix,
     Serve,
@@ -45,6 +47,7 @@ impl Step {
             Step::Edit => "editing",
             Step::Implement => "implementing",
             Step::Install => "installing",
+            Step::Test => "writing checks",
             Step::Check => "checking",
             Step::Fix => "fixing",
             Step::Serve => "serving",
@@ -101,6 +104,9 @@ pub struct Generation {
     pub transcript: Vec<super::llm::ChatMessage>,
     #[serde(default)]
     pub tool_rounds: u32,
+    /// Phases whose acceptance checks are written.
+    #[serde(default)]
+    pub tested: Vec<usize>,
 }
 
 /// What the room must do next.
@@ -113,6 +119,9 @@ pub enum Next {
     },
     Install {
         commands: Vec<String>,
+    },
+    CallTester {
+        phase: usize,
     },
     Check {
         phase: usize,
@@ -140,6 +149,8 @@ pub enum Outcome {
         commands: Vec<String>,
     },
     Installed,
+    /// The phase's checks are written (or the tester gave none usable).
+    TestsWritten,
     Checked {
         errors: Vec<String>,
     },
@@ -181,6 +192,7 @@ impl Generation {
             started_at: now,
             transcript: vec![],
             tool_rounds: 0,
+            tested: vec![],
         }
     }
 
@@ -198,6 +210,8 @@ impl Generation {
         g.phase = blueprint
             .as_ref()
             .map_or(0, |b| b.phases.len().saturating_sub(1));
+        // A follow-up is checked against the checks the first generation wrote.
+        g.tested = (0..blueprint.as_ref().map_or(0, |b| b.phases.len())).collect();
         g.blueprint = blueprint;
         g
     }
@@ -210,6 +224,7 @@ impl Generation {
             Step::Install => Next::Install {
                 commands: self.commands.clone(),
             },
+            Step::Test => Next::CallTester { phase: self.phase },
             Step::Check => Next::Check { phase: self.phase },
             Step::Fix => Next::CallFixer { phase: self.phase },
             Step::Serve => Next::Serve,
@@ -225,6 +240,22 @@ impl Generation {
     fn goto(&mut self, step: Step) {
         self.step = step;
         self.attempts = 0;
+    }
+
+    /// After the phase's files (and dependencies) are in: write its checks first if it has
+    /// acceptance points and none are written yet, then check.
+    fn written(&mut self) {
+        let needs_checks = !self.tested.contains(&self.phase)
+            && self
+                .blueprint
+                .as_ref()
+                .and_then(|b| b.phases.get(self.phase))
+                .is_some_and(|p| !p.acceptance.is_empty());
+        self.goto(if needs_checks {
+            Step::Test
+        } else {
+            Step::Check
+        });
     }
 
     /// After a phase passes (or runs out of fix rounds): the next phase, or serve.
@@ -274,27 +305,31 @@ impl Generation {
                 self.attempts = 0;
                 if finished || self.tool_rounds >= super::tools::MAX_TOOL_ROUNDS {
                     self.folding.clear();
-                    let next = if self.commands.is_empty() {
-                        Step::Check
+                    if self.commands.is_empty() {
+                        self.written();
                     } else {
-                        Step::Install
-                    };
-                    self.goto(next);
+                        self.goto(Step::Install);
+                    }
                 }
             }
             (Step::Implement, Outcome::PhaseWritten { commands }) => {
                 self.fix_round = 0;
                 self.commands = commands;
                 self.folding.clear();
-                let next = if self.commands.is_empty() {
-                    Step::Check
+                if self.commands.is_empty() {
+                    self.written();
                 } else {
-                    Step::Install
-                };
-                self.goto(next);
+                    self.goto(Step::Install);
+                }
             }
             (Step::Install, Outcome::Installed) => {
                 self.commands.clear();
+                self.written();
+            }
+            (Step::Test, Outcome::TestsWritten) => {
+                if !self.tested.contains(&self.phase) {
+                    self.tested.push(self.phase);
+                }
                 self.goto(Step::Check);
             }
             (Step::Check, Outcome::Checked { errors }) => {
@@ -335,6 +370,11 @@ impl Generation {
         }
         self.folding = std::mem::take(&mut self.queued);
         self.folding.len()
+    }
+
+    /// A change to an existing app (the tool loop ran), not a first build.
+    pub fn is_follow_up(&self) -> bool {
+        !self.transcript.is_empty()
     }
 
     /// A prompt that arrived while this generation runs: folded into the next phase.
@@ -395,6 +435,38 @@ mod tests {
         g.apply(Outcome::Snapshotted { version: 1 });
         assert_eq!(g.step, Step::Done);
         assert_eq!(g.next(), Next::Idle);
+    }
+
+    #[test]
+    fn a_phase_with_acceptance_points_gets_its_checks_written_once_before_checking() {
+        let mut plan = bp(2);
+        plan.phases[0].acceptance = vec!["Enter adds a task".into()];
+        let mut g = gen();
+        g.apply(Outcome::Planned(plan.clone()));
+        g.apply(Outcome::PhaseWritten {
+            commands: vec!["npm install zustand".into()],
+        });
+        g.apply(Outcome::Installed);
+        assert_eq!(g.next(), Next::CallTester { phase: 0 });
+        g.apply(Outcome::TestsWritten);
+        assert_eq!(g.next(), Next::Check { phase: 0 });
+        // A failing check goes to the fixer and back to checking, not to the tester again.
+        g.apply(Outcome::Checked {
+            errors: vec!["Browser check \"Enter adds a task\" failed".into()],
+        });
+        assert_eq!(g.next(), Next::CallFixer { phase: 0 });
+        g.apply(Outcome::Fixed);
+        assert_eq!(g.next(), Next::Check { phase: 0 });
+        g.apply(Outcome::Checked { errors: vec![] });
+        // Phase 1 has no acceptance points: straight to the check.
+        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        assert_eq!(g.next(), Next::Check { phase: 1 });
+        assert_eq!(g.tested, vec![0]);
+        // A follow-up runs the existing checks and writes none.
+        let mut f = Generation::follow_up("g2".into(), "x".into(), Template::Static, Some(plan), 0);
+        f.phase = 0;
+        f.apply(Outcome::ToolRound { finished: true });
+        assert_eq!(f.next(), Next::Check { phase: 0 });
     }
 
     #[test]

@@ -9,6 +9,10 @@ use crate::sandbox::Template;
 /// Budget for existing file contents quoted in one prompt (bytes).
 const CONTEXT_BUDGET: usize = 24 * 1024;
 
+/// Stable hooks for the acceptance checks, which find elements by them.
+const TESTIDS: &str = "Give every input, button, list item and displayed result a short \
+data-testid attribute (e.g. data-testid=\"new-task\", \"add\", \"task\", \"total\").";
+
 const FORMAT: &str = "Write each file completely, in this exact format, one block per file:\n\
 <file path=\"relative/path.ext\">\n\
 …the whole file…\n\
@@ -20,15 +24,19 @@ fn template_notes(t: Template) -> &'static str {
     match t {
         Template::Static => {
             "Template `static`: plain HTML, CSS and JavaScript served as files. \
-            It starts with index.html (loads style.css and main.js), style.css and main.js. \
-            No build step and no npm packages; use localStorage for persistence."
+            It starts with index.html (loads style.css, then store.js, then main.js), style.css \
+            and main.js. store.js is given: load(key, fallback) and save(key, value) keep \
+            data in localStorage across reloads; index.html must keep loading it before \
+            main.js. No build step and no npm packages."
         }
         Template::ReactVite => {
             "Template `react-vite`: React 19 + TypeScript + Vite + Tailwind CSS. \
             It starts with index.html, src/main.tsx (renders <App/>), src/App.tsx and \
             src/index.css (Tailwind directives). Put components in src/components/, use \
-            Tailwind classes for styling, useState/useEffect for state, localStorage for \
-            persistence. The code must type-check (tsc --noEmit)."
+            Tailwind classes for styling and useState for state. For data that must survive \
+            a reload use the given hook: import { usePersistentState } from './lib/persist' \
+            (from src/App.tsx), then const [items, setItems] = usePersistentState<Item[]>('items', []) \
+            — it works like useState. The code must type-check (tsc --noEmit)."
         }
     }
 }
@@ -116,7 +124,7 @@ pub fn coder(
 ) -> Vec<ChatMessage> {
     let ph = &bp.phases[phase];
     let system = format!(
-        "You are a senior front-end engineer. You write complete, working files.\n{}\n{FORMAT}",
+        "You are a senior front-end engineer. You write complete, working files.\n{}\n{TESTIDS}\n{FORMAT}",
         template_notes(bp.template)
     );
     let mut user = brief(bp);
@@ -150,15 +158,52 @@ pub fn coder(
     vec![ChatMessage::system(system), ChatMessage::user(user)]
 }
 
-/// Fix what the check reported.
+/// Write the browser checks for one phase's acceptance points, against the code as written
+/// (so the selectors match it).
+pub fn tester(bp: &Blueprint, phase: usize, files: &[(String, String)]) -> Vec<ChatMessage> {
+    let ph = &bp.phases[phase];
+    let system = "You write acceptance checks for a web app: for each acceptance point, one \
+        check that a browser runs on a freshly opened app with empty storage. A check is a \
+        name and a list of steps. Steps:\n\
+        {\"do\":\"click\",\"target\":SEL} {\"do\":\"fill\",\"target\":SEL,\"value\":TEXT} \
+        {\"do\":\"press\",\"key\":\"Enter\",\"target\":SEL} {\"do\":\"select\",\"target\":SEL,\"value\":TEXT} \
+        {\"do\":\"drag\",\"target\":SEL,\"to\":SEL} {\"do\":\"wait\",\"ms\":N} {\"do\":\"reload\"} \
+        {\"do\":\"see\",\"text\":TEXT} {\"do\":\"see\",\"text\":TEXT,\"target\":SEL} \
+        {\"do\":\"not_see\",\"text\":TEXT} {\"do\":\"count\",\"target\":SEL,\"equals\":N} \
+        {\"do\":\"value\",\"target\":SEL,\"equals\":TEXT}\n\
+        SEL is a CSS selector taken from the code, best [data-testid=...]; or text=Label for \
+        a button by its label. Every check must end with see, not_see, count or value steps \
+        that prove the acceptance point. `reload` keeps storage: use it to check that data \
+        survives a reload. Example:\n\
+        {\"checks\":[{\"name\":\"Enter adds a task\",\"steps\":[\
+        {\"do\":\"fill\",\"target\":\"[data-testid=new-task]\",\"value\":\"Buy milk\"},\
+        {\"do\":\"press\",\"key\":\"Enter\",\"target\":\"[data-testid=new-task]\"},\
+        {\"do\":\"count\",\"target\":\"[data-testid=task]\",\"equals\":1},\
+        {\"do\":\"see\",\"text\":\"Buy milk\"}]}]}\n\
+        Answer with the JSON object only.";
+    let mut user = format!("App: {} — {}\nAcceptance points:\n", bp.name, bp.summary);
+    for a in &ph.acceptance {
+        user += &format!("- {a}\n");
+    }
+    user += &format!("\nThe code:\n{}", quote_files(files));
+    vec![ChatMessage::system(system), ChatMessage::user(user)]
+}
+
+/// Fix what the check reported. For a follow-up, `change` is what the user just asked for
+/// and `checks` the current checks file: a check the change makes out of date is rewritten
+/// rather than the change undone.
 pub fn fixer(
     bp: &Blueprint,
     phase: usize,
     errors: &[String],
     files: &[(String, String)],
+    change: Option<(&str, &str)>,
 ) -> Vec<ChatMessage> {
     let system = format!(
-        "You fix bugs in a small web app. {}\nRewrite only the files that need changes. {FORMAT}",
+        "You fix bugs in a small web app. {}\n{TESTIDS}\nA failing browser check means \
+         the app does not do what the user asked: change the app so it does (keep the \
+         data-testid attributes the check uses). Rewrite only the files that need \
+         changes. {FORMAT}",
         template_notes(bp.template)
     );
     let ph = &bp.phases[phase];
@@ -170,6 +215,16 @@ pub fn fixer(
     user += "\nThe check failed with:\n";
     for e in errors {
         user += &format!("- {}\n", e.chars().take(2000).collect::<String>());
+    }
+    if let Some((request, checks)) = change {
+        user += &format!(
+            "\nThe user has just asked: \"{request}\". A browser check written before that \
+             request may now be out of date. If a failing check contradicts the request, \
+             do not undo the request: rewrite {} with that check changed to match it \
+             (same JSON format). Otherwise fix the app.\n<file path=\"{}\">\n{checks}\n</file>\n",
+            super::checks::CHECKS_PATH,
+            super::checks::CHECKS_PATH,
+        );
     }
     user += &format!("\nCurrent files:\n{}", quote_files(files));
     vec![ChatMessage::system(system), ChatMessage::user(user)]
@@ -226,6 +281,27 @@ mod tests {
     }
 
     #[test]
+    fn the_tester_prompt_gives_the_step_format_the_points_and_the_code() {
+        let m = tester(
+            &bp(),
+            0,
+            &[(
+                "src/App.tsx".into(),
+                "<input data-testid=\"new-task\"/>".into(),
+            )],
+        );
+        assert!(m[0].content.contains("\"do\":\"fill\""));
+        assert!(m[0].content.contains("reload"));
+        assert!(m[1].content.contains("- Enter adds a task"));
+        assert!(m[1].content.contains("data-testid=\"new-task\""));
+        // The example in the prompt is itself a valid check.
+        let example = &m[0].content[m[0].content.find("{\"checks\"").unwrap()..];
+        let example = &example[..example.find("\nAnswer").unwrap()];
+        let (ok, dropped) = super::super::checks::from_model(example, 0).unwrap();
+        assert_eq!((ok.len(), dropped.len()), (1, 0));
+    }
+
+    #[test]
     fn quoted_files_respect_the_budget() {
         let big = "x".repeat(CONTEXT_BUDGET);
         let m = fixer(
@@ -233,7 +309,18 @@ mod tests {
             0,
             &["TS2304".into()],
             &[("a.ts".into(), big), ("b.ts".into(), "small".into())],
+            None,
         );
+        assert!(!m[1].content.contains("just asked"));
+        let f = fixer(
+            &bp(),
+            0,
+            &[],
+            &[],
+            Some(("count by two", "{\"checks\":[]}")),
+        );
+        assert!(f[1].content.contains("asked: \"count by two\""));
+        assert!(f[1].content.contains("<file path=\".kiln/checks.json\">"));
         assert!(m[1].content.contains("(file a.ts exists; not shown)"));
         assert!(m[1].content.contains("<file path=\"b.ts\">"));
         assert!(m[1].content.contains("TS2304"));
