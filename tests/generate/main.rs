@@ -974,3 +974,32 @@ fn anthropic_a_follow_up_runs_its_tool_loop_through_the_messages_api() {
         .unwrap()
         .contains("localStorage.setItem"));
 }
+
+#[test]
+fn anthropic_without_a_key_sends_the_version_and_fails_fast_on_the_401() {
+    let run = setup_on(
+        anthropic_sandbox(),
+        Script::new().turn(plan_turn()).turn(code_turn()),
+        &[("KILN_LLM_PROVIDER", "anthropic")],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    let last = until_done(&run, &mut ws).pop().unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["step"].as_str()),
+        (Some("state_change"), Some("failed")),
+        "{last}"
+    );
+    let calls = run.llm.messages_requests();
+    assert_eq!(calls.len(), 1, "an authentication error is not retried");
+    assert_eq!(calls[0].status, 401);
+    assert!(calls[0].header("x-api-key").is_none());
+    assert_eq!(calls[0].header("anthropic-version"), Some("2023-06-01"));
+    let rows = d1(&run.kiln, "SELECT status, error FROM ai_calls");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "error");
+    assert!(
+        rows[0]["error"].as_str().unwrap().contains("401"),
+        "{rows:?}"
+    );
+}
