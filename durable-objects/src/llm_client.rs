@@ -148,11 +148,15 @@ impl LlmConfig {
         headers
             .set("content-type", "application/json")
             .map_err(transport)?;
+        if self.provider == Provider::Anthropic {
+            // Required on every Messages request, with or without a key (a gateway may add it).
+            headers
+                .set("anthropic-version", "2023-06-01")
+                .map_err(transport)?;
+        }
         match (self.provider, &self.api_key) {
             (Provider::Openai, Some(key)) => headers.set("authorization", &format!("Bearer {key}")),
-            (Provider::Anthropic, Some(key)) => headers
-                .set("x-api-key", key)
-                .and_then(|_| headers.set("anthropic-version", "2023-06-01")),
+            (Provider::Anthropic, Some(key)) => headers.set("x-api-key", key),
             (_, None) => Ok(()),
         }
         .map_err(transport)?;

@@ -958,3 +958,202 @@ fn rate_limits_malformed_and_stalled_streams_are_retried() {
     assert!(errors[1].contains("malformed"), "{errors:?}");
     assert!(errors[2].contains("stalled"), "{errors:?}");
 }
+
+/// A sandbox-proxy of its own ("e2a", subnet octet 214) for the Anthropic test, so it never
+/// shares sandboxes or a subnet with the other tests' proxies.
+fn anthropic_sandbox() -> &'static Sandbox {
+    static SB: std::sync::OnceLock<Sandbox> = std::sync::OnceLock::new();
+    SB.get_or_init(|| start_sandbox("e2a", 214))
+}
+
+const ANTHROPIC_KEY: &str = "sk-ant-e2e-0123456789";
+const PLANNER_MODEL: &str = "claude-sonnet-4-20250514";
+const CODER_MODEL: &str = "claude-3-5-haiku-20241022";
+
+#[test]
+fn anthropic_a_prompt_becomes_a_running_versioned_app_through_the_messages_api() {
+    let run = setup_on(
+        anthropic_sandbox(),
+        Script::new()
+            .turn(plan_turn().fail(Fault::Overloaded))
+            .turn(code_turn().fail(Fault::ServerError)),
+        &[
+            ("KILN_LLM_PROVIDER", "anthropic"),
+            ("KILN_LLM_API_KEY", ANTHROPIC_KEY),
+            ("KILN_LLM_MODEL_PLANNER", PLANNER_MODEL),
+            ("KILN_LLM_MODEL_CODER", CODER_MODEL),
+        ],
+    );
+    let (llm, kiln, owner, pid) = (&run.llm, &run.kiln, &run.owner, run.pid.as_str());
+    let events = generate_to_completion(&run);
+
+    // Every call went to the Messages API, authenticated and versioned, shaped as Anthropic
+    // wants it (the fixture refuses anything else with a 400 the generation would not survive).
+    let calls = llm.messages_requests();
+    assert!(llm.chat_requests().is_empty(), "no chat-completions call");
+    assert_eq!(calls.len(), 4, "529 + plan, 500 + phase");
+    for c in &calls {
+        assert_eq!(c.header("x-api-key"), Some(ANTHROPIC_KEY), "{c:?}");
+        assert_eq!(c.header("anthropic-version"), Some("2023-06-01"), "{c:?}");
+        assert!(c.header("authorization").is_none());
+        let body = c.body.as_ref().unwrap();
+        assert_eq!(body["stream"], true);
+        assert!(body["max_tokens"].as_u64().is_some_and(|n| n > 0), "{body}");
+        assert!(
+            !c.system_messages().is_empty(),
+            "the system prompt is the top-level system field"
+        );
+    }
+    let models: Vec<&str> = calls
+        .iter()
+        .map(|c| c.body.as_ref().unwrap()["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        models,
+        [PLANNER_MODEL, PLANNER_MODEL, CODER_MODEL, CODER_MODEL]
+    );
+    let statuses: Vec<u16> = calls.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [529, 200, 500, 200], "each fault was retried");
+    assert_eq!((llm.completions(0), llm.completions(1)), (1, 1));
+
+    // The app was built from the streamed reply, runs, and is version 1.
+    let main = kiln.get(&format!("/api/projects/{pid}/files/main.js"), owner.token());
+    assert_eq!(main.text, MAIN);
+    assert_eq!(anthropic_sandbox().file(pid, "main.js"), MAIN);
+    let cookie = vec![("cookie".to_owned(), format!("kiln_session={}", owner.token))];
+    let page = kiln.raw(
+        "GET",
+        &format!("/v1/sandboxes/{pid}/preview/"),
+        &cookie,
+        None,
+    );
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("<h1>Tally</h1>"), "{}", page.text);
+    let versions = kiln
+        .get(&format!("/api/projects/{pid}/versions"), owner.token())
+        .expect(200);
+    assert_eq!(versions["items"][0]["number"], 1);
+
+    // The tokens the fixture reported (message_start / message_delta) are what Kiln counted.
+    let complete = events.last().unwrap();
+    assert_eq!(complete["version"], 1);
+    assert_eq!(complete["llm_calls"], 4);
+    assert_eq!(complete["input_tokens"], 900 + 1500);
+    assert_eq!(complete["output_tokens"], 300 + 700);
+    let rows = d1(
+        kiln,
+        "SELECT role, model, input_tokens, output_tokens, cost_micros, status, error \
+         FROM ai_calls ORDER BY id",
+    );
+    let got: Vec<(&str, &str, u64, u64, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["role"].as_str().unwrap(),
+                r["model"].as_str().unwrap(),
+                r["input_tokens"].as_u64().unwrap(),
+                r["output_tokens"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("planner", PLANNER_MODEL, 0, 0, "error"),
+            ("planner", PLANNER_MODEL, 900, 300, "ok"),
+            ("coder", CODER_MODEL, 0, 0, "error"),
+            ("coder", CODER_MODEL, 1500, 700, "ok"),
+        ],
+        "{rows:?}"
+    );
+    assert!(
+        rows[0]["error"].as_str().unwrap().contains("529"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[2]["error"].as_str().unwrap().contains("500"),
+        "{rows:?}"
+    );
+    // Priced from the table: Sonnet 4 at $3/$15, Haiku 3.5 at $0.80/$4 per million tokens.
+    assert_eq!(rows[1]["cost_micros"], 900 * 3 + 300 * 15);
+    assert_eq!(rows[3]["cost_micros"], (1500 * 8 + 700 * 40) / 10);
+}
+
+#[test]
+fn anthropic_a_follow_up_runs_its_tool_loop_through_the_messages_api() {
+    let tool = |json: &str| Turn::text(json).matching("You change an existing web app");
+    let run = setup_on(
+        anthropic_sandbox(),
+        Script::new()
+            .turn(plan_turn())
+            .turn(code_turn())
+            .turn(tool(r#"{"tool":"read_file","path":"main.js"}"#))
+            .turn(tool(
+                r#"{"tool":"edit_file","path":"main.js","search":"n += 1;","replace":"n += 2;"}"#,
+            ))
+            .turn(tool(r#"{"tool":"finish","summary":"counts by two"}"#)),
+        &[
+            ("KILN_LLM_PROVIDER", "anthropic"),
+            ("KILN_LLM_API_KEY", ANTHROPIC_KEY),
+        ],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    assert_eq!(until_done(&run, &mut ws).last().unwrap()["version"], 1);
+    ws.send(json!({ "type": "generate", "prompt": "make the button count by two" }));
+    let done = until_done(&run, &mut ws).pop().unwrap();
+    assert_eq!(done["type"], "generation_complete", "{done}");
+    assert_eq!(done["version"], 2);
+    let main = run.kiln.get(
+        &format!("/api/projects/{}/files/main.js", run.pid),
+        run.owner.token(),
+    );
+    assert_eq!(main.text, MAIN.replace("n += 1;", "n += 2;"));
+    // The transcript grew turn by turn as user/assistant messages (the fixture refuses a
+    // `system` role or an empty message, as Anthropic does), with the file the model read.
+    let calls = run.llm.messages_requests();
+    assert_eq!(calls.len(), 5);
+    assert!(calls.iter().all(|c| c.status == 200), "{calls:?}");
+    let edit = calls[3].body.as_ref().unwrap();
+    let roles: Vec<&str> = edit["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    assert!(edit["messages"][2]["content"]
+        .as_str()
+        .unwrap()
+        .contains("localStorage.setItem"));
+}
+
+#[test]
+fn anthropic_without_a_key_sends_the_version_and_fails_fast_on_the_401() {
+    let run = setup_on(
+        anthropic_sandbox(),
+        Script::new().turn(plan_turn()).turn(code_turn()),
+        &[("KILN_LLM_PROVIDER", "anthropic")],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    let last = until_done(&run, &mut ws).pop().unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["step"].as_str()),
+        (Some("state_change"), Some("failed")),
+        "{last}"
+    );
+    let calls = run.llm.messages_requests();
+    assert_eq!(calls.len(), 1, "an authentication error is not retried");
+    assert_eq!(calls[0].status, 401);
+    assert!(calls[0].header("x-api-key").is_none());
+    assert_eq!(calls[0].header("anthropic-version"), Some("2023-06-01"));
+    let rows = d1(&run.kiln, "SELECT status, error FROM ai_calls");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "error");
+    assert!(
+        rows[0]["error"].as_str().unwrap().contains("401"),
+        "{rows:?}"
+    );
+}

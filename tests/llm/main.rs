@@ -586,6 +586,7 @@ const SCRIPT_JSON: &str = r#"{
       "faults": [
         { "kind": "server_error" },
         { "kind": "rate_limited" },
+        { "kind": "overloaded" },
         { "kind": "stall", "after_chunks": 2 },
         { "kind": "truncated" },
         { "kind": "malformed_json", "after_chunks": 0 }
@@ -611,6 +612,7 @@ fn scripts_load_from_json_and_round_trip() {
         [
             Fault::ServerError,
             Fault::RateLimited,
+            Fault::Overloaded,
             Fault::Stall { after_chunks: 2 },
             Fault::Truncated { after_chunks: 1 },
             Fault::MalformedJson { after_chunks: 0 },
@@ -821,4 +823,446 @@ fn non_streaming_stall_and_truncation_cut_the_body() {
         .expect("json");
     assert_eq!(v["choices"][0]["message"]["content"], TEXT);
     assert_eq!(llm.calls_to(0), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic Messages: POST /v1/messages
+
+const API_KEY: &str = "sk-ant-test-key";
+const VERSION: &str = "2023-06-01";
+
+fn messages_request(user: &str, stream: bool) -> Value {
+    json!({
+        "model": "claude-sonnet-4-test",
+        "system": "You are a helpful assistant.",
+        "messages": [{"role": "user", "content": user}],
+        "max_tokens": 1024,
+        "stream": stream,
+        "temperature": 0.2,
+    })
+}
+
+/// POSTs a messages request with Anthropic's headers; returns (status, response) for any status.
+fn post_messages(
+    agent: &ureq::Agent,
+    llm: &ScriptedLlm,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (u16, ureq::Response) {
+    let mut req = agent.post(&format!("{}/messages", llm.base_url()));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.send_json(body) {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(s, r)) => (s, r),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+fn anthropic(agent: &ureq::Agent, llm: &ScriptedLlm, body: &Value) -> (u16, ureq::Response) {
+    post_messages(
+        agent,
+        llm,
+        &[("x-api-key", API_KEY), ("anthropic-version", VERSION)],
+        body,
+    )
+}
+
+/// A read Anthropic SSE body: (event name, parsed data) pairs, the data lines that are not
+/// JSON, and whether reading ended in an error.
+struct Named {
+    events: Vec<(String, Value)>,
+    bad: Vec<String>,
+    error: Option<std::io::Error>,
+}
+
+impl Named {
+    fn read(resp: ureq::Response) -> Named {
+        let mut reader = BufReader::new(resp.into_reader());
+        let mut named = Named {
+            events: vec![],
+            bad: vec![],
+            error: None,
+        };
+        let (mut name, mut line) = (None::<String>, String::new());
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return named,
+                Ok(_) => {
+                    let l = line.trim_end_matches('\n');
+                    if let Some(n) = l.strip_prefix("event: ") {
+                        name = Some(n.to_owned());
+                    } else if let Some(d) = l.strip_prefix("data: ") {
+                        let n = name.take().expect("every data line has an event name");
+                        match serde_json::from_str::<Value>(d) {
+                            Ok(v) => named.events.push((n, v)),
+                            Err(_) => named.bad.push(d.to_owned()),
+                        }
+                    } else {
+                        assert!(l.is_empty(), "unexpected SSE line {l:?}");
+                    }
+                }
+                Err(e) => {
+                    named.error = Some(e);
+                    return named;
+                }
+            }
+        }
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.events.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    fn text(&self) -> String {
+        self.events
+            .iter()
+            .filter_map(|(_, v)| v["delta"]["text"].as_str())
+            .collect()
+    }
+
+    fn get(&self, name: &str) -> &Value {
+        &self
+            .events
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", self.names()))
+            .1
+    }
+
+    fn stopped(&self) -> bool {
+        self.names().last() == Some(&"message_stop")
+    }
+}
+
+#[test]
+fn anthropic_stream_has_every_event_in_order() {
+    let llm = ScriptedLlm::start(Script::new().turn(Turn::text(TEXT).usage(812, 301)));
+    let (status, resp) = anthropic(&agent(), &llm, &messages_request("make a counter", true));
+    assert_eq!(status, 200);
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
+    let request_id = resp.header("request-id").expect("request-id").to_owned();
+    let stream = Named::read(resp);
+    assert!(stream.error.is_none() && stream.bad.is_empty());
+    let deltas = Reply::new(TEXT).deltas();
+    let mut want = vec!["message_start", "content_block_start", "ping"];
+    want.extend(std::iter::repeat_n("content_block_delta", deltas.len()));
+    want.extend(["content_block_stop", "message_delta", "message_stop"]);
+    assert_eq!(stream.names(), want);
+    // Each payload's `type` is its event's name.
+    for (name, v) in &stream.events {
+        assert_eq!(v["type"], name.as_str(), "{v}");
+    }
+    let start = &stream.get("message_start")["message"];
+    assert_eq!(start["id"], request_id.as_str());
+    assert!(request_id.starts_with("msg_"), "{request_id}");
+    assert_eq!(
+        (&start["type"], &start["role"], &start["model"]),
+        (
+            &json!("message"),
+            &json!("assistant"),
+            &json!("claude-sonnet-4-test")
+        )
+    );
+    assert_eq!(start["content"], json!([]));
+    assert_eq!(start["usage"]["input_tokens"], 812);
+    assert_eq!(
+        stream.get("content_block_start")["content_block"],
+        json!({"type": "text", "text": ""})
+    );
+    let pieces: Vec<&str> = stream
+        .events
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, v)| {
+            assert_eq!(
+                (v["index"].as_u64(), &v["delta"]["type"]),
+                (Some(0), &json!("text_delta"))
+            );
+            v["delta"]["text"].as_str().expect("text")
+        })
+        .collect();
+    assert_eq!(pieces, deltas);
+    assert_eq!(stream.text(), TEXT);
+    let end = stream.get("message_delta");
+    assert_eq!(end["delta"]["stop_reason"], "end_turn");
+    assert_eq!(end["usage"]["output_tokens"], 301);
+    assert_eq!(llm.completions(0), 1);
+    assert_eq!(llm.messages_requests().len(), 1);
+    assert!(llm.chat_requests().is_empty());
+}
+
+#[test]
+fn anthropic_non_streaming_requests_get_a_message() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(Turn::text(r#"{"name":"todo"}"#).usage(10, 5))
+            .turn(Turn::text("cut short").finish_reason("length")),
+    );
+    let (status, resp) = anthropic(&agent(), &llm, &messages_request("plan", false));
+    assert_eq!(status, 200);
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let v: Value = resp.into_json().expect("json");
+    assert!(v["id"].as_str().is_some_and(|id| id.starts_with("msg_")));
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["role"], "assistant");
+    assert_eq!(v["model"], "claude-sonnet-4-test");
+    assert_eq!(
+        v["content"],
+        json!([{"type": "text", "text": r#"{"name":"todo"}"#}])
+    );
+    assert_eq!(v["stop_reason"], "end_turn");
+    assert_eq!(v["usage"], json!({"input_tokens": 10, "output_tokens": 5}));
+    // `stream` absent means not streaming; OpenAI's `length` is Anthropic's `max_tokens`.
+    let mut body = messages_request("again", false);
+    body.as_object_mut().expect("object").remove("stream");
+    let v: Value = anthropic(&agent(), &llm, &body)
+        .1
+        .into_json()
+        .expect("json");
+    assert_eq!(v["content"][0]["text"], "cut short");
+    assert_eq!(v["stop_reason"], "max_tokens");
+}
+
+#[test]
+fn anthropic_requests_are_validated_as_anthropic_does() {
+    let llm = ScriptedLlm::start(Script::new().turn(Turn::text("fine")));
+    let agent = agent();
+    let error = |(status, resp): (u16, ureq::Response)| -> (u16, String, String) {
+        let v: Value = resp.into_json().expect("json error body");
+        assert_eq!(v["type"], "error", "{v}");
+        let e = &v["error"];
+        (
+            status,
+            e["type"].as_str().expect("type").to_owned(),
+            e["message"].as_str().expect("message").to_owned(),
+        )
+    };
+    let body = messages_request("hi", true);
+    let (status, kind, _) = error(post_messages(
+        &agent,
+        &llm,
+        &[("anthropic-version", VERSION)],
+        &body,
+    ));
+    assert_eq!((status, kind.as_str()), (401, "authentication_error"));
+    let (status, kind, message) = error(post_messages(
+        &agent,
+        &llm,
+        &[("x-api-key", API_KEY)],
+        &body,
+    ));
+    assert_eq!((status, kind.as_str()), (400, "invalid_request_error"));
+    assert!(message.contains("anthropic-version"), "{message}");
+
+    let without = |field: &str| {
+        let mut b = body.clone();
+        b.as_object_mut().expect("object").remove(field);
+        b
+    };
+    let with = |field: &str, value: Value| {
+        let mut b = body.clone();
+        b[field] = value;
+        b
+    };
+    for (bad, names) in [
+        (without("model"), "model"),
+        (without("max_tokens"), "max_tokens"),
+        (with("max_tokens", json!(0)), "max_tokens"),
+        (without("messages"), "messages"),
+        (with("messages", json!([])), "messages"),
+        (with("system", json!(42)), "system"),
+        // A chat-completions habit: the system prompt as a message.
+        (
+            with(
+                "messages",
+                json!([{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]),
+            ),
+            "system",
+        ),
+        (
+            with("messages", json!([{"role": "user", "content": ""}])),
+            "non-empty",
+        ),
+        (
+            with("messages", json!([{"role": "tool", "content": "x"}])),
+            "role",
+        ),
+    ] {
+        let (status, kind, message) = error(anthropic(&agent, &llm, &bad));
+        assert_eq!(
+            (status, kind.as_str()),
+            (400, "invalid_request_error"),
+            "{bad}"
+        );
+        assert!(message.contains(names), "{message} for {bad}");
+    }
+    let refused = llm.requests();
+    assert_eq!(refused[0].outcome, Outcome::Unauthorized);
+    assert!(refused[1..].iter().all(|r| r.status == 400
+        && matches!(r.outcome, Outcome::BadRequest(_))
+        && r.turn.is_none()));
+    assert_eq!(llm.unused_turns(), [0], "a refused request uses no turn");
+
+    // A trailing empty assistant message (a prefill) and system text blocks are fine.
+    let ok = with(
+        "messages",
+        json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+               {"role": "assistant", "content": ""}]),
+    );
+    let ok = {
+        let mut b = ok;
+        b["system"] = json!([{"type": "text", "text": "You are Kiln."}]);
+        b
+    };
+    let (status, resp) = anthropic(&agent, &llm, &ok);
+    assert_eq!(status, 200);
+    assert_eq!(Named::read(resp).text(), "fine");
+}
+
+#[test]
+fn anthropic_matching_uses_the_system_field_and_the_last_user_message() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .turn(Turn::text("PLAN").matching("You are the planner"))
+            .turn(Turn::text("CODE").matching("Implement phase"))
+            .turn(Turn::text("FIRST")),
+    );
+    let agent = agent();
+    let ask = |system: Value, user: &str| -> String {
+        let body = json!({
+            "model": "m",
+            "max_tokens": 100,
+            "stream": true,
+            "system": system,
+            "messages": [
+                {"role": "user", "content": "an earlier message: You are the planner"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": [{"type": "text", "text": user}]},
+            ],
+        });
+        let (status, resp) = anthropic(&agent, &llm, &body);
+        assert_eq!(status, 200);
+        Named::read(resp).text()
+    };
+    assert_eq!(ask(json!("You are Kiln."), "hello"), "FIRST");
+    assert_eq!(ask(json!("You are Kiln."), "Implement phase 1"), "CODE");
+    let blocks = json!([{"type": "text", "text": "Be brief."}, {"type": "text", "text": "You are the planner."}]);
+    assert_eq!(ask(blocks, "a todo app"), "PLAN");
+    let last = &llm.messages_requests()[2];
+    assert_eq!(last.system_messages(), ["Be brief.\nYou are the planner."]);
+    assert_eq!(last.last_user_message().as_deref(), Some("a todo app"));
+    // The headers a client sent are kept.
+    assert_eq!(last.header("x-api-key"), Some(API_KEY));
+    assert_eq!(last.header("anthropic-version"), Some(VERSION));
+}
+
+#[test]
+fn anthropic_error_faults_then_success() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(
+            Turn::text("recovered")
+                .fail(Fault::ServerError)
+                .fail(Fault::RateLimited)
+                .fail(Fault::Overloaded),
+        ),
+    );
+    let agent = agent();
+    let mut seen = vec![];
+    for _ in 0..3 {
+        let (status, resp) = anthropic(&agent, &llm, &messages_request("go", true));
+        let retry_after = resp.header("retry-after").map(str::to_owned);
+        let v: Value = resp.into_json().expect("json error body");
+        assert_eq!(v["type"], "error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        seen.push((
+            status,
+            v["error"]["type"].as_str().expect("type").to_owned(),
+            retry_after,
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (500, "api_error".to_owned(), None),
+            (429, "rate_limit_error".to_owned(), Some("1".to_owned())),
+            (529, "overloaded_error".to_owned(), None),
+        ]
+    );
+    let (status, resp) = anthropic(&agent, &llm, &messages_request("go", true));
+    assert_eq!(status, 200);
+    assert_eq!(Named::read(resp).text(), "recovered");
+    let statuses: Vec<u16> = llm.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 429, 529, 200]);
+    assert_eq!(llm.requests()[2].outcome, Outcome::Fault(Fault::Overloaded));
+    assert_eq!(llm.completions(0), 1);
+
+    // Chat completions has no 529: overloaded is a 503 there.
+    let llm = ScriptedLlm::start(Script::new().turn(Turn::text("ok").fail(Fault::Overloaded)));
+    let (status, resp) = post(&agent, &llm, &request("go", true));
+    assert_eq!(status, 503);
+    let v: Value = resp.into_json().expect("json");
+    assert_eq!(v["error"]["type"], "server_error");
+}
+
+#[test]
+fn anthropic_truncated_malformed_and_stalled_streams() {
+    let llm = ScriptedLlm::start(
+        Script::new().turn(
+            Turn::text(TEXT)
+                .fail(Fault::Truncated { after_chunks: 2 })
+                .fail(Fault::MalformedJson { after_chunks: 1 })
+                .fail(Fault::Stall { after_chunks: 1 }),
+        ),
+    );
+    // Truncated: the opening events and two deltas, then a clean close without an end.
+    let (status, resp) = anthropic(&agent(), &llm, &messages_request("go", true));
+    assert_eq!(status, 200);
+    assert_eq!(resp.header("connection"), Some("close"));
+    let cut = Named::read(resp);
+    assert!(cut.error.is_none(), "a clean close: {:?}", cut.error);
+    assert_eq!(
+        cut.names(),
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta"
+        ]
+    );
+    assert!(!cut.stopped());
+    // Malformed: one bad data line after the first delta, then the rest as usual.
+    let bad = Named::read(anthropic(&agent(), &llm, &messages_request("go", true)).1);
+    assert_eq!(bad.bad.len(), 1, "{:?}", bad.bad);
+    assert!(bad.bad[0].starts_with(r#"{"type":"content_block_delta""#));
+    assert!(bad.stopped());
+    assert_eq!(bad.text(), TEXT);
+    // Stalled: an impatient client times out.
+    let impatient = ureq::AgentBuilder::new()
+        .timeout_read(Duration::from_millis(500))
+        .build();
+    let (status, resp) = anthropic(&impatient, &llm, &messages_request("go", true));
+    assert_eq!(status, 200);
+    let stalled = Named::read(resp);
+    assert!(stalled.error.is_some());
+    assert_eq!(stalled.names().last(), Some(&"content_block_delta"));
+    drop(stalled);
+    assert!(llm.wait_idle(Duration::from_secs(10)));
+    assert_eq!(llm.completions(0), 0);
+    // Then the whole reply.
+    let whole = Named::read(anthropic(&agent(), &llm, &messages_request("go", true)).1);
+    assert!(whole.stopped());
+    assert_eq!(whole.text(), TEXT);
+    assert_eq!(llm.calls_to(0), 4);
+    assert_eq!(llm.completions(0), 1);
+    let elapsed: Vec<bool> = llm.requests().iter().map(|r| r.elapsed.is_some()).collect();
+    assert_eq!(elapsed, [true; 4]);
 }

@@ -1,7 +1,8 @@
-//! **Test fixture, never part of the product**: a scripted OpenAI-compatible chat-completions
-//! server that Kiln's end-to-end tests point the room's LLM client at in place of a real model.
-//! It replays scripted (or recorded) replies as SSE streams, injects faults (500, 429, stall,
-//! truncated stream, malformed JSON) and records every request it receives.
+//! **Test fixture, never part of the product**: a scripted model server speaking OpenAI-compatible
+//! chat completions and Anthropic Messages, which Kiln's end-to-end tests point the room's LLM
+//! client at in place of a real model. It replays scripted (or recorded) replies as SSE streams,
+//! injects faults (500, 429, 529/503, stall, truncated stream, malformed JSON) and records every
+//! request it receives.
 //!
 //! ```no_run
 //! use kiln_e2e::llm::{Fault, Script, ScriptedLlm, Turn};
@@ -11,7 +12,7 @@
 //!         .turn(Turn::text(r#"{"name":"todo"}"#).matching("You are the planner").usage(812, 40))
 //!         .turn(Turn::text("file: src/App.tsx ...").fail(Fault::ServerError)),
 //! );
-//! let base_url = llm.base_url(); // http://127.0.0.1:PORT/v1 — give it to Kiln
+//! let base_url = llm.base_url(); // http://127.0.0.1:PORT/v1 — give it to Kiln (either API)
 //! // ... drive Kiln ...
 //! assert_eq!(llm.calls_to(1), 2); // one 500, then the reply
 //! assert_eq!(llm.completions(0), 1); // the plan was served exactly once
@@ -32,38 +33,60 @@
 //!     `stream_options.include_usage` every chunk carries `"usage":null` and a last chunk with
 //!     `"choices":[]` carries the usage, as OpenAI does; finally `data: [DONE]\n\n`.
 //!   - otherwise: a `chat.completion` object with `message`, `finish_reason` and `usage`.
+//! - `POST /v1/messages` (Anthropic): refused as Anthropic would — 401 `authentication_error`
+//!   without `x-api-key` (or `authorization`); 400 `invalid_request_error` without the
+//!   `anthropic-version` header, or unless the body is a JSON object with `model` (string),
+//!   `max_tokens` (integer ≥ 1) and a non-empty `messages` array of `user`/`assistant` messages
+//!   with non-empty content (a `system` role is refused: the system prompt is the top-level
+//!   `system`, a string or an array of text blocks). Everything else is accepted and recorded.
+//!   - `"stream": true`: `200`, `content-type: text/event-stream; charset=utf-8`, chunked.
+//!     Named events (`event: <type>` then `data: {json}`): `message_start` (a `message` with
+//!     `usage.input_tokens` and `output_tokens` ≤ 1), `content_block_start` (a text block at
+//!     index 0), `ping`, one `content_block_delta` with a `text_delta` per delta,
+//!     `content_block_stop`, `message_delta` with `stop_reason` and the total
+//!     `usage.output_tokens`, `message_stop`.
+//!   - otherwise: a `message` object with one text block, `stop_reason` and `usage`.
+//!   - Finish reasons are scripted in OpenAI's words and translated: `stop` → `end_turn`,
+//!     `length` → `max_tokens`; others are passed through. Ids are `msg_…`, in `request-id`.
 //! - `GET /v1/models`: `{"object":"list","data":[{"id":<script model>,"object":"model",…}]}`.
-//! - Anything else: 404 (unknown path) or 405 (known path, other method), OpenAI-style bodies.
+//! - Anything else: 404 (unknown path) or 405 (known path, other method).
 //!
-//! Errors are OpenAI-shaped: `{"error":{"message","type","param","code"}}`.
+//! Errors on `/v1/messages` are Anthropic-shaped, `{"type":"error","error":{"type","message"}}`;
+//! all others OpenAI-shaped, `{"error":{"message","type","param","code"}}`.
 //!
 //! # Matching requests to turns
 //!
-//! A [`Script`] is an ordered list of [`Turn`]s. For each chat request the fixture picks, among
-//! the turns that are *free* (not yet served, and not being served right now):
-//! 1. the first turn with a `matcher` that occurs (case-sensitively) in the last `user` message
-//!    or in a `system`/`developer` message; otherwise
+//! A [`Script`] is an ordered list of [`Turn`]s. For each model request (either API) the
+//! fixture picks, among the turns that are *free* (not yet served, and not being served right
+//! now):
+//! 1. the first turn with a `matcher` that occurs (case-sensitively) in the last `user` message,
+//!    in a `system`/`developer` message or in Anthropic's top-level `system`; otherwise
 //! 2. the first turn without a `matcher`, in script order.
 //!
 //! A turn's first calls get its `faults`, one per call, in order; the next call gets its reply.
 //! A turn is used up once its reply has been sent completely; a reply the client abandons
 //! midway (it hangs up, is killed) leaves the turn free, so a repeat of an interrupted call gets
 //! the same reply. A `reusable` turn is never used up. When no turn is free for a request the
-//! fixture answers 400 with `code: "fixture_script_exhausted"` and records
+//! fixture answers 400 with `code: "fixture_script_exhausted"` (Anthropic: a message starting
+//! with `fixture_script_exhausted:`) and records
 //! [`Outcome::NoTurn`], so a test can see that a call was repeated or unexpected.
 //!
 //! # Faults
 //!
-//! - `server_error`: 500 with an OpenAI `server_error` body.
-//! - `rate_limited`: 429, `retry-after: 1`, code `rate_limit_exceeded`.
-//! - `stall {after_chunks}`: headers, the role chunk and `after_chunks` content deltas, then
+//! - `server_error`: 500 with an OpenAI `server_error` body (Anthropic: `api_error`).
+//! - `rate_limited`: 429, `retry-after: 1`, code `rate_limit_exceeded` (Anthropic:
+//!   `rate_limit_error`).
+//! - `overloaded`: 503 `server_error` (Anthropic: 529 `overloaded_error`).
+//! - `stall {after_chunks}`: headers, the opening events (OpenAI: the role chunk; Anthropic:
+//!   `message_start`, `content_block_start`, `ping`) and `after_chunks` content deltas, then
 //!   nothing — the connection stays open until the client hangs up or the fixture is dropped.
-//! - `truncated {after_chunks}`: headers (close-delimited body, `connection: close`), the role
-//!   chunk and `after_chunks` deltas, then the connection is closed cleanly: no finish chunk, no
-//!   `data: [DONE]`.
+//! - `truncated {after_chunks}`: headers (close-delimited body, `connection: close`), the
+//!   opening events and `after_chunks` deltas, then the connection is closed cleanly: no finish
+//!   chunk and no `data: [DONE]` (Anthropic: no `content_block_stop` … `message_stop`).
 //! - `malformed_json {after_chunks}`: after `after_chunks` deltas, one `data:` line that is not
-//!   JSON; the rest of the stream, the finish chunk and `[DONE]` follow as usual (a client
-//!   that skips the bad line would silently accept a reply the fixture counts as failed).
+//!   JSON (Anthropic: under `event: content_block_delta`); the rest of the stream and its end
+//!   follow as usual (a client that skips the bad line would silently accept a reply the
+//!   fixture counts as failed).
 //!
 //! For non-streaming requests, `stall`/`truncated` send the headers (with the full
 //! `Content-Length`) and half the body before stalling/closing; `malformed_json` sends a 200
@@ -86,6 +109,7 @@
 //!       "faults": [                           // default []: one per call, in order
 //!         { "kind": "server_error" },
 //!         { "kind": "rate_limited" },
+//!         { "kind": "overloaded" },
 //!         { "kind": "stall", "after_chunks": 2 },
 //!         { "kind": "truncated", "after_chunks": 1 },
 //!         { "kind": "malformed_json", "after_chunks": 0 }
@@ -98,7 +122,7 @@
 //!         "chunk_delay_ms": 0,                // default 0: pause between deltas
 //!         "usage": { "prompt_tokens": 812, "completion_tokens": 301 },
 //!                                             // default: estimated as bytes / 4
-//!         "finish_reason": "stop"             // default "stop"
+//!         "finish_reason": "stop"             // default "stop" (OpenAI's words)
 //!       }
 //!     }
 //!   ]
@@ -107,8 +131,9 @@
 //!
 //! # Recording
 //!
-//! Every request (chat or not) is kept as a [`Recorded`]: method, path, headers, parsed JSON
-//! body, matched turn, attempt number, status and [`Outcome`]. It is recorded before any byte of
+//! Every request (model call or not) is kept as a [`Recorded`]: method, path, headers (e.g.
+//! `authorization`, `x-api-key`, `anthropic-version`), parsed JSON body, matched turn, attempt
+//! number, status, [`Outcome`] and the time it took to answer (`elapsed`). It is recorded before any byte of
 //! the response is written, and a reply is marked [`Outcome::Replied`] (and its turn used up)
 //! before its last bytes are written, so whatever a client has seen is already visible through
 //! [`ScriptedLlm::requests`].
@@ -209,6 +234,8 @@ pub enum Fault {
     ServerError,
     /// HTTP 429 with `retry-after: 1`.
     RateLimited,
+    /// Overloaded: HTTP 529 `overloaded_error` (Anthropic), 503 (chat completions).
+    Overloaded,
     /// Some deltas, then silence with the connection open.
     Stall {
         #[serde(default = "one")]
@@ -484,8 +511,10 @@ pub enum Outcome {
     Fault(Fault),
     /// No free turn matched: 400 `fixture_script_exhausted`.
     NoTurn,
-    /// Not a valid chat request: 400 with this message.
+    /// Not a valid chat/messages request: 400 with this message.
     BadRequest(String),
+    /// A messages request without `x-api-key` (or `authorization`): 401.
+    Unauthorized,
     /// `GET /v1/models`.
     Models,
     /// Unknown path (404) or method (405).
@@ -513,7 +542,7 @@ impl Recorded {
         self.body.as_ref().and_then(|b| message_texts(b).1)
     }
 
-    /// The texts of the `system`/`developer` messages.
+    /// The system prompts: Anthropic's top-level `system`, then `system`/`developer` messages.
     pub fn system_messages(&self) -> Vec<String> {
         self.body
             .as_ref()
@@ -522,9 +551,14 @@ impl Recorded {
     }
 }
 
-/// (system/developer texts, last user text) of a chat request.
+/// (system prompts, last user text) of a chat-completions or messages request.
 fn message_texts(body: &Value) -> (Vec<String>, Option<String>) {
     let mut system = vec![];
+    // Anthropic's system prompt is a top-level field: a string or text blocks.
+    let top = content_text(&body["system"]);
+    if !top.is_empty() {
+        system.push(top);
+    }
     let mut user = None;
     for m in body["messages"].as_array().into_iter().flatten() {
         let text = content_text(&m["content"]);
@@ -625,7 +659,8 @@ impl ScriptedLlm {
         }
     }
 
-    /// `http://127.0.0.1:PORT/v1`: the OpenAI base URL to configure.
+    /// `http://127.0.0.1:PORT/v1`: the base URL to configure for either API (clients append
+    /// `/chat/completions` or `/messages`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
@@ -658,6 +693,25 @@ impl ScriptedLlm {
         self.requests()
             .into_iter()
             .filter(|r| r.method == "POST" && r.path == "/v1/chat/completions")
+            .collect()
+    }
+
+    /// The Anthropic Messages requests (`POST /v1/messages`) received so far.
+    pub fn messages_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/v1/messages")
+            .collect()
+    }
+
+    /// The model calls of either API (chat completions and messages) received so far.
+    pub fn model_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && matches!(r.path.as_str(), "/v1/chat/completions" | "/v1/messages")
+            })
             .collect()
     }
 
@@ -752,9 +806,9 @@ impl Shared {
         st.records[index].elapsed = Some(elapsed);
     }
 
-    /// Picks the turn for a chat request, counts the call and records it. Returns the record
+    /// Picks the turn for a model request, counts the call and records it. Returns the record
     /// index and what to do.
-    fn select(&self, mut rec: Recorded, body: &Value) -> (usize, Action) {
+    fn select(&self, mut rec: Recorded, body: &Value, api: Api) -> (usize, Action) {
         let (system, user) = message_texts(body);
         let mut st = lock(&self.state);
         let found = {
@@ -782,11 +836,7 @@ impl Shared {
                 let turn = &st.script.turns[i];
                 match turn.faults.get(attempt) {
                     Some(fault) => {
-                        rec.status = match fault {
-                            Fault::ServerError => 500,
-                            Fault::RateLimited => 429,
-                            _ => 200,
-                        };
+                        rec.status = fault_status(api, fault);
                         rec.outcome = Outcome::Fault(fault.clone());
                         Action::Fault(fault.clone(), turn.reply.clone())
                     }
@@ -1081,6 +1131,7 @@ fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
@@ -1088,7 +1139,9 @@ fn reason(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
+        529 => "Overloaded",
         _ => "Unknown",
     }
 }
@@ -1212,6 +1265,33 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
     close(&w);
 }
 
+/// Which API a request came in on: it decides every byte of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `POST /v1/chat/completions`.
+    OpenAi,
+    /// `POST /v1/messages`.
+    Anthropic,
+}
+
+impl Api {
+    /// An error body in this API's shape; `code` is OpenAI's `error.code` (Anthropic has none).
+    fn error(self, message: &str, kind: &str, code: Option<&str>) -> Value {
+        match self {
+            Api::OpenAi => error_body(message, kind, code),
+            Api::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}),
+        }
+    }
+
+    /// The header that carries the response's id.
+    fn request_id_header(self) -> &'static str {
+        match self {
+            Api::OpenAi => "x-request-id",
+            Api::Anthropic => "request-id",
+        }
+    }
+}
+
 /// Answers one request; returns whether the connection may serve another.
 fn handle(shared: &Shared, w: &mut TcpStream, req: Request) -> bool {
     let started = Instant::now();
@@ -1233,49 +1313,54 @@ fn handle(shared: &Shared, w: &mut TcpStream, req: Request) -> bool {
         elapsed: None,
     };
     let path = req.path();
+    // Answers a request that is not a model call with a JSON body, recorded first.
+    let answer = |w: &mut TcpStream, rec: Recorded, body: &Value| {
+        let index = shared.record(rec.clone());
+        let ok = respond_json(w, rec.status, &[], body, keep_alive).is_ok();
+        shared.set_elapsed(index, started.elapsed());
+        ok && keep_alive
+    };
     match (req.method.as_str(), path) {
-        ("POST", "/v1/chat/completions") => chat(shared, w, &req, rec, started),
+        ("POST", "/v1/chat/completions") => chat(shared, w, &req, rec, started, Api::OpenAi),
+        ("POST", "/v1/messages") => chat(shared, w, &req, rec, started, Api::Anthropic),
         ("GET", "/v1/models") => {
             let model = lock(&shared.state).script.model.clone();
-            let index = shared.record(Recorded {
-                status: 200,
-                outcome: Outcome::Models,
-                ..rec
-            });
             let body = json!({
                 "object": "list",
                 "data": [{"id": model, "object": "model", "created": 0, "owned_by": "kiln-fixture"}],
             });
-            let ok = respond_json(w, 200, &[], &body, keep_alive).is_ok();
-            shared.set_elapsed(index, started.elapsed());
-            ok && keep_alive
+            let rec = Recorded {
+                status: 200,
+                outcome: Outcome::Models,
+                ..rec
+            };
+            answer(w, rec, &body)
         }
-        (_, "/v1/chat/completions" | "/v1/models") => {
-            let index = shared.record(Recorded { status: 405, ..rec });
+        (_, "/v1/chat/completions" | "/v1/models" | "/v1/messages") => {
+            let api = if path == "/v1/messages" {
+                Api::Anthropic
+            } else {
+                Api::OpenAi
+            };
             let message = format!("{} is not allowed on {path}", req.method);
-            let body = error_body(
+            let body = api.error(
                 &message,
                 "invalid_request_error",
                 Some("method_not_allowed"),
             );
-            let ok = respond_json(w, 405, &[], &body, keep_alive).is_ok();
-            shared.set_elapsed(index, started.elapsed());
-            ok && keep_alive
+            answer(w, Recorded { status: 405, ..rec }, &body)
         }
         _ => {
-            let index = shared.record(Recorded { status: 404, ..rec });
             let message = format!(
-                "unknown URL {path} (the fixture serves /v1/chat/completions and /v1/models)"
+                "unknown URL {path} (the fixture serves /v1/chat/completions, /v1/messages and /v1/models)"
             );
             let body = error_body(&message, "invalid_request_error", Some("unknown_url"));
-            let ok = respond_json(w, 404, &[], &body, keep_alive).is_ok();
-            shared.set_elapsed(index, started.elapsed());
-            ok && keep_alive
+            answer(w, Recorded { status: 404, ..rec }, &body)
         }
     }
 }
 
-/// What makes a chat request invalid, if anything.
+/// What makes a chat-completions request invalid, if anything.
 fn invalid_chat(body: Option<&Value>) -> Option<String> {
     let Some(body) = body else {
         return Some("We could not parse the JSON body of your request.".to_owned());
@@ -1292,27 +1377,133 @@ fn invalid_chat(body: Option<&Value>) -> Option<String> {
     None
 }
 
-/// Per-response constants shared by every chunk.
+/// Why Anthropic would refuse a Messages request, if it would: (status, error type, message).
+fn invalid_messages(req: &Request, body: Option<&Value>) -> Option<(u16, &'static str, String)> {
+    let refuse = |message: String| Some((400, "invalid_request_error", message));
+    if req.header("x-api-key").is_none() && req.header("authorization").is_none() {
+        let message = "x-api-key header is required".to_owned();
+        return Some((401, "authentication_error", message));
+    }
+    if req.header("anthropic-version").is_none() {
+        return refuse("anthropic-version: header is required".to_owned());
+    }
+    let Some(body) = body.filter(|b| b.is_object()) else {
+        return refuse("The request body is not a valid JSON object.".to_owned());
+    };
+    if !body["model"].is_string() {
+        return refuse("model: Field required".to_owned());
+    }
+    match body["max_tokens"].as_u64() {
+        Some(n) if n >= 1 => {}
+        Some(_) => return refuse("max_tokens: Input should be greater than or equal to 1".into()),
+        None => return refuse("max_tokens: Field required".to_owned()),
+    }
+    let system_ok = match &body["system"] {
+        Value::Null | Value::String(_) => true,
+        Value::Array(blocks) => blocks
+            .iter()
+            .all(|b| b["type"] == "text" && b["text"].is_string()),
+        _ => false,
+    };
+    if !system_ok {
+        return refuse("system: Input should be a valid string or a list of text blocks".into());
+    }
+    let Some(messages) = body["messages"].as_array() else {
+        return refuse("messages: Field required".to_owned());
+    };
+    if messages.is_empty() {
+        return refuse("messages: at least one message is required".to_owned());
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let role = m["role"].as_str();
+        match role {
+            Some("user" | "assistant") => {}
+            // The mistake a client ported from chat completions makes.
+            Some("system") => return refuse(
+                "messages: Unexpected role \"system\". The Messages API accepts a top-level `system` parameter, not \"system\" as an input message role.".to_owned(),
+            ),
+            _ => return refuse(format!("messages.{i}.role: Input should be 'user' or 'assistant'")),
+        }
+        let empty = match &m["content"] {
+            Value::String(s) => s.is_empty(),
+            Value::Array(blocks) => blocks.is_empty(),
+            _ => return refuse(format!("messages.{i}.content: Field required")),
+        };
+        let last_assistant = i + 1 == messages.len() && role == Some("assistant");
+        if empty && !last_assistant {
+            return refuse(format!(
+                "messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+            ));
+        }
+    }
+    None
+}
+
+/// Anthropic's name for a scripted finish reason (scripts use OpenAI's).
+fn stop_reason(finish_reason: &str) -> String {
+    match finish_reason {
+        "stop" => "end_turn",
+        "length" => "max_tokens",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// One SSE event: Anthropic names its events, OpenAI sends bare `data:` lines.
+struct Event {
+    name: Option<&'static str>,
+    data: String,
+}
+
+impl Event {
+    fn data(data: String) -> Event {
+        Event { name: None, data }
+    }
+
+    /// An Anthropic event: its name is also the payload's `type`.
+    fn named(name: &'static str, data: Value) -> Event {
+        Event {
+            name: Some(name),
+            data: data.to_string(),
+        }
+    }
+}
+
+/// Per-response constants shared by every event.
 struct Completion {
+    api: Api,
     id: String,
     created: u64,
     model: String,
     include_usage: bool,
     usage: Usage,
+    /// In the API's own vocabulary (`stop` / `end_turn`, …).
     finish_reason: String,
 }
 
 impl Completion {
-    fn new(shared: &Shared, body: &Value, reply: &Reply) -> Completion {
+    fn new(shared: &Shared, body: &Value, reply: &Reply, api: Api) -> Completion {
         let n = shared.next_id.fetch_add(1, Ordering::SeqCst);
         let prompt_bytes: usize = body["messages"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|m| content_text(&m["content"]).len())
-            .sum();
+            .sum::<usize>()
+            + content_text(&body["system"]).len();
+        let (id, finish_reason) = match api {
+            Api::OpenAi => (
+                format!("chatcmpl-fixture{n:08}"),
+                reply.finish_reason.clone(),
+            ),
+            Api::Anthropic => (
+                format!("msg_fixture{n:08}"),
+                stop_reason(&reply.finish_reason),
+            ),
+        };
         Completion {
-            id: format!("chatcmpl-fixture{n:08}"),
+            api,
+            id,
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -1322,7 +1513,7 @@ impl Completion {
                 prompt_tokens: estimate_tokens(prompt_bytes),
                 completion_tokens: estimate_tokens(reply.text().len()),
             }),
-            finish_reason: reply.finish_reason.clone(),
+            finish_reason,
         }
     }
 
@@ -1360,32 +1551,151 @@ impl Completion {
         .to_string()
     }
 
-    fn malformed_line(&self) -> String {
-        format!(
-            r#"{{"id":"{}","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{{"content":"unterminated"#,
-            self.id
-        )
+    /// The events before the first delta.
+    fn opening(&self) -> Vec<Event> {
+        match self.api {
+            Api::OpenAi => vec![Event::data(
+                self.chunk(json!({"role": "assistant", "content": ""}), None),
+            )],
+            Api::Anthropic => vec![
+                Event::named(
+                    "message_start",
+                    json!({"type": "message_start", "message": {
+                        "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                        "content": [], "stop_reason": null, "stop_sequence": null,
+                        // As Anthropic does: the output count so far; the total comes at the end.
+                        "usage": {"input_tokens": self.usage.prompt_tokens,
+                                  "output_tokens": self.usage.completion_tokens.min(1)},
+                    }}),
+                ),
+                Event::named(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                           "content_block": {"type": "text", "text": ""}}),
+                ),
+                Event::named("ping", json!({"type": "ping"})),
+            ],
+        }
     }
 
+    fn delta(&self, text: &str) -> Event {
+        match self.api {
+            Api::OpenAi => Event::data(self.chunk(json!({"content": text}), None)),
+            Api::Anthropic => Event::named(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0,
+                       "delta": {"type": "text_delta", "text": text}}),
+            ),
+        }
+    }
+
+    /// A delta event whose data is cut off mid-JSON.
+    fn malformed(&self) -> Event {
+        match self.api {
+            Api::OpenAi => Event::data(format!(
+                r#"{{"id":"{}","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{{"content":"unterminated"#,
+                self.id
+            )),
+            Api::Anthropic => Event {
+                name: Some("content_block_delta"),
+                data: r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"unterminated"#.to_owned(),
+            },
+        }
+    }
+
+    /// The events after the last delta, ending the stream.
+    fn closing(&self) -> Vec<Event> {
+        match self.api {
+            Api::OpenAi => {
+                let mut events = vec![Event::data(
+                    self.chunk(json!({}), Some(&self.finish_reason)),
+                )];
+                if self.include_usage {
+                    events.push(Event::data(self.usage_chunk()));
+                }
+                events.push(Event::data("[DONE]".to_owned()));
+                events
+            }
+            Api::Anthropic => vec![
+                Event::named(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ),
+                Event::named(
+                    "message_delta",
+                    json!({"type": "message_delta",
+                           "delta": {"stop_reason": self.finish_reason, "stop_sequence": null},
+                           "usage": {"output_tokens": self.usage.completion_tokens}}),
+                ),
+                Event::named("message_stop", json!({"type": "message_stop"})),
+            ],
+        }
+    }
+
+    /// The whole answer of a non-streaming request.
     fn full(&self, content: &str) -> Value {
-        json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": null},
-                "logprobs": null,
-                "finish_reason": self.finish_reason,
-            }],
-            "usage": self.usage_json(),
-        })
+        match self.api {
+            Api::OpenAi => json!({
+                "id": self.id,
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.model,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": null},
+                    "logprobs": null,
+                    "finish_reason": self.finish_reason,
+                }],
+                "usage": self.usage_json(),
+            }),
+            Api::Anthropic => json!({
+                "id": self.id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.model,
+                "content": [{"type": "text", "text": content}],
+                "stop_reason": self.finish_reason,
+                "stop_sequence": null,
+                "usage": {
+                    "input_tokens": self.usage.prompt_tokens,
+                    "output_tokens": self.usage.completion_tokens,
+                },
+            }),
+        }
+    }
+
+    /// A 200 body for a non-streaming request that is not JSON.
+    fn malformed_full(&self) -> String {
+        match self.api {
+            Api::OpenAi => format!(
+                r#"{{"id":"{}","object":"chat.completion","choices":[{{"index":0,"message":not json"#,
+                self.id
+            ),
+            Api::Anthropic => format!(
+                r#"{{"id":"{}","type":"message","content":[{{"type":"text","text":not json"#,
+                self.id
+            ),
+        }
+    }
+
+    fn id_header(&self) -> (&'static str, String) {
+        (self.api.request_id_header(), self.id.clone())
     }
 }
 
 fn estimate_tokens(bytes: usize) -> u64 {
     bytes.div_ceil(4) as u64
+}
+
+/// The status a fault answers with.
+fn fault_status(api: Api, fault: &Fault) -> u16 {
+    match (fault, api) {
+        (Fault::ServerError, _) => 500,
+        (Fault::RateLimited, _) => 429,
+        (Fault::Overloaded, Api::OpenAi) => 503,
+        (Fault::Overloaded, Api::Anthropic) => 529,
+        _ => 200,
+    }
 }
 
 fn chat(
@@ -1394,22 +1704,32 @@ fn chat(
     req: &Request,
     rec: Recorded,
     started: Instant,
+    api: Api,
 ) -> bool {
     let keep_alive = req.keep_alive();
-    if let Some(message) = invalid_chat(rec.body.as_ref()) {
+    let refusal = match api {
+        Api::OpenAi => invalid_chat(rec.body.as_ref()).map(|m| (400, "invalid_request_error", m)),
+        Api::Anthropic => invalid_messages(req, rec.body.as_ref()),
+    };
+    if let Some((status, kind, message)) = refusal {
+        let outcome = if status == 401 {
+            Outcome::Unauthorized
+        } else {
+            Outcome::BadRequest(message.clone())
+        };
         let index = shared.record(Recorded {
-            status: 400,
-            outcome: Outcome::BadRequest(message.clone()),
+            status,
+            outcome,
             ..rec
         });
-        let body = error_body(&message, "invalid_request_error", None);
-        let ok = respond_json(w, 400, &[], &body, keep_alive).is_ok();
+        let body = api.error(&message, kind, None);
+        let ok = respond_json(w, status, &[], &body, keep_alive).is_ok();
         shared.set_elapsed(index, started.elapsed());
         return ok && keep_alive;
     }
     let body = rec.body.clone().unwrap_or(Value::Null);
     let stream = body["stream"].as_bool() == Some(true);
-    let (index, action) = shared.select(rec, &body);
+    let (index, action) = shared.select(rec, &body, api);
     let keep = match action {
         Action::NoTurn => {
             let (system, user) = message_texts(&body);
@@ -1418,7 +1738,12 @@ fn chat(
                 truncate(user.as_deref().unwrap_or(""), 200),
                 system.iter().map(|s| truncate(s, 80)).collect::<Vec<_>>(),
             );
-            let body = error_body(
+            // Anthropic errors have no `code`: the name goes into the message.
+            let message = match api {
+                Api::OpenAi => message,
+                Api::Anthropic => format!("fixture_script_exhausted: {message}"),
+            };
+            let body = api.error(
                 &message,
                 "invalid_request_error",
                 Some("fixture_script_exhausted"),
@@ -1426,11 +1751,11 @@ fn chat(
             respond_json(w, 400, &[], &body, keep_alive).is_ok() && keep_alive
         }
         Action::Fault(fault, reply) => {
-            let ctx = Completion::new(shared, &body, &reply);
+            let ctx = Completion::new(shared, &body, &reply, api);
             serve_fault(shared, w, req, &ctx, &reply, &fault, stream)
         }
         Action::Reply(turn, reply) => {
-            let ctx = Completion::new(shared, &body, &reply);
+            let ctx = Completion::new(shared, &body, &reply, api);
             let done = || shared.replied(index, turn, started);
             let sent = if stream {
                 stream_reply(shared, w, req, &ctx, &reply, None, done)
@@ -1470,8 +1795,11 @@ struct Sse<'a> {
 }
 
 impl Sse<'_> {
-    fn event(&mut self, data: &str) -> io::Result<()> {
-        let payload = format!("data: {data}\n\n");
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        let payload = match event.name {
+            Some(name) => format!("event: {name}\ndata: {}\n\n", event.data),
+            None => format!("data: {}\n\n", event.data),
+        };
         if self.chunked {
             let mut framed = format!("{:x}\r\n", payload.len()).into_bytes();
             framed.extend_from_slice(payload.as_bytes());
@@ -1492,7 +1820,7 @@ impl Sse<'_> {
 }
 
 /// Streams a reply, or a faulty stream if `fault` is stall/truncated/malformed. For a full
-/// reply `done` runs just before the finish chunk. Ok(true): the stream completed and the
+/// reply `done` runs just before the closing events. Ok(true): the stream completed and the
 /// connection may be reused.
 fn stream_reply(
     shared: &Shared,
@@ -1515,10 +1843,14 @@ fn stream_reply(
     let truncated = matches!(fault, Some(Fault::Truncated { .. }));
     let chunked = req.http11 && !truncated;
     let keep_alive = chunked && req.keep_alive();
+    let content_type = match ctx.api {
+        Api::OpenAi => "text/event-stream",
+        Api::Anthropic => "text/event-stream; charset=utf-8",
+    };
     let mut headers = vec![
-        ("content-type", "text/event-stream".to_owned()),
+        ("content-type", content_type.to_owned()),
         ("cache-control", "no-cache".to_owned()),
-        ("x-request-id", ctx.id.clone()),
+        ctx.id_header(),
     ];
     if chunked {
         headers.push(("transfer-encoding", "chunked".to_owned()));
@@ -1527,7 +1859,9 @@ fn stream_reply(
     write_head(w, 200, &headers)?;
     let stream_handle = w.try_clone()?;
     let mut sse = Sse { w, chunked };
-    sse.event(&ctx.chunk(json!({"role": "assistant", "content": ""}), None))?;
+    for event in ctx.opening() {
+        sse.event(&event)?;
+    }
 
     let delay = reply.delay();
     let mut sent = 0;
@@ -1536,7 +1870,7 @@ fn stream_reply(
             if sent > 0 && !delay.is_zero() && !pause(shared, &stream_handle, delay) {
                 return Ok(false);
             }
-            sse.event(&ctx.chunk(json!({"content": deltas[sent]}), None))?;
+            sse.event(&ctx.delta(&deltas[sent]))?;
             sent += 1;
         }
         Ok(true)
@@ -1551,7 +1885,7 @@ fn stream_reply(
         }
         Some(Fault::Truncated { .. }) => return Ok(false),
         Some(Fault::MalformedJson { .. }) => {
-            sse.event(&ctx.malformed_line())?;
+            sse.event(&ctx.malformed())?;
         }
         _ => {}
     }
@@ -1559,11 +1893,9 @@ fn stream_reply(
         return Ok(false);
     }
     done();
-    sse.event(&ctx.chunk(json!({}), Some(&ctx.finish_reason)))?;
-    if ctx.include_usage {
-        sse.event(&ctx.usage_chunk())?;
+    for event in ctx.closing() {
+        sse.event(&event)?;
     }
-    sse.event("[DONE]")?;
     sse.end()?;
     Ok(keep_alive)
 }
@@ -1583,7 +1915,8 @@ fn whole_reply(
         return Ok(false);
     }
     done();
-    respond_json(w, 200, &[], &ctx.full(&reply.text()), keep_alive)?;
+    let extra = [ctx.id_header()];
+    respond_json(w, 200, &extra, &ctx.full(&reply.text()), keep_alive)?;
     Ok(true)
 }
 
@@ -1598,34 +1931,65 @@ fn serve_fault(
     stream: bool,
 ) -> bool {
     let keep_alive = req.keep_alive();
-    match fault {
-        Fault::ServerError => {
-            let body = error_body(
+    let api = ctx.api;
+    let status = fault_status(api, fault);
+    let error = |w: &mut TcpStream, body: Value, extra: &[(&str, String)]| {
+        respond_json(w, status, extra, &body, keep_alive).is_ok() && keep_alive
+    };
+    match (fault, api) {
+        (Fault::ServerError, Api::OpenAi) => error(
+            w,
+            error_body(
                 "The server had an error while processing your request. Sorry about that! (scripted fault)",
                 "server_error",
                 None,
-            );
-            respond_json(w, 500, &[], &body, keep_alive).is_ok() && keep_alive
-        }
-        Fault::RateLimited => {
-            let body = error_body(
+            ),
+            &[],
+        ),
+        (Fault::ServerError, Api::Anthropic) => error(
+            w,
+            api.error("Internal server error (scripted fault)", "api_error", None),
+            &[ctx.id_header()],
+        ),
+        (Fault::RateLimited, Api::OpenAi) => error(
+            w,
+            error_body(
                 "Rate limit reached for requests (scripted fault). Please try again in 1s.",
                 "requests",
                 Some("rate_limit_exceeded"),
-            );
-            let extra = [("retry-after", "1".to_owned())];
-            respond_json(w, 429, &extra, &body, keep_alive).is_ok() && keep_alive
-        }
+            ),
+            &[("retry-after", "1".to_owned())],
+        ),
+        (Fault::RateLimited, Api::Anthropic) => error(
+            w,
+            api.error(
+                "This request would exceed the rate limit for your organization (scripted fault).",
+                "rate_limit_error",
+                None,
+            ),
+            &[("retry-after", "1".to_owned()), ctx.id_header()],
+        ),
+        (Fault::Overloaded, Api::OpenAi) => error(
+            w,
+            error_body(
+                "The engine is currently overloaded, please try again later. (scripted fault)",
+                "server_error",
+                None,
+            ),
+            &[],
+        ),
+        (Fault::Overloaded, Api::Anthropic) => error(
+            w,
+            api.error("Overloaded (scripted fault)", "overloaded_error", None),
+            &[ctx.id_header()],
+        ),
         _ if stream => {
             let _ = stream_reply(shared, w, req, ctx, reply, Some(fault), || {});
             // Every faulty stream leaves the connection unusable (stalled, cut or abandoned).
             false
         }
-        Fault::MalformedJson { .. } => {
-            let body = format!(
-                r#"{{"id":"{}","object":"chat.completion","choices":[{{"index":0,"message":not json"#,
-                ctx.id
-            );
+        (Fault::MalformedJson { .. }, _) => {
+            let body = ctx.malformed_full();
             let headers = [
                 ("content-type", "application/json".to_owned()),
                 ("content-length", body.len().to_string()),
@@ -1637,7 +2001,7 @@ fn serve_fault(
                 .is_ok();
             ok && keep_alive
         }
-        Fault::Stall { .. } | Fault::Truncated { .. } => {
+        (Fault::Stall { .. } | Fault::Truncated { .. }, _) => {
             let body = ctx.full(&reply.text()).to_string().into_bytes();
             let headers = [
                 ("content-type", "application/json".to_owned()),
