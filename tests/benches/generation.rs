@@ -239,8 +239,22 @@ fn file(path: &str, content: &str) -> String {
     format!("<file path=\"{path}\">\n{content}</file>\n")
 }
 
-/// One generation's three model calls, streamed as a hosted model would.
-fn turns() -> [Turn; 3] {
+/// The acceptance checks the tester writes for each phase (run in the sandbox's Chromium).
+const CHECKS_1: &str = r##"{"checks":[
+{"name":"Enter adds the task","steps":[{"do":"fill","target":"[placeholder='What needs doing?']","value":"Buy milk"},
+ {"do":"press","key":"Enter","target":"[placeholder='What needs doing?']"},{"do":"count","target":"li","equals":1},{"do":"see","text":"Buy milk"}]},
+{"name":"Remove deletes the task","steps":[{"do":"fill","target":"[placeholder='What needs doing?']","value":"Walk"},
+ {"do":"press","key":"Enter","target":"[placeholder='What needs doing?']"},{"do":"click","target":"text=Remove"},{"do":"count","target":"li","equals":0}]}]}"##;
+const CHECKS_2: &str = r##"{"checks":[
+{"name":"Active hides done tasks","steps":[{"do":"fill","target":"[placeholder='What needs doing?']","value":"a"},
+ {"do":"press","key":"Enter","target":"[placeholder='What needs doing?']"},{"do":"fill","target":"[placeholder='What needs doing?']","value":"b"},
+ {"do":"press","key":"Enter","target":"[placeholder='What needs doing?']"},{"do":"click","target":"li >> nth=0 >> input[type=checkbox]"},
+ {"do":"see","text":"1 left"},{"do":"click","target":"text=active"},{"do":"count","target":"li","equals":1}]},
+{"name":"tasks survive a reload","steps":[{"do":"fill","target":"[placeholder='What needs doing?']","value":"Keep me"},
+ {"do":"press","key":"Enter","target":"[placeholder='What needs doing?']"},{"do":"reload"},{"do":"see","text":"Keep me"}]}]}"##;
+
+/// One generation's five model calls, streamed as a hosted model would.
+fn turns() -> [Turn; 5] {
     let phase1 = format!(
         "I'll start with the types, the list component and the app shell.\n{}{}{}",
         file("src/types.ts", TYPES),
@@ -272,6 +286,18 @@ fn turns() -> [Turn; 3] {
                 .named("phase")
                 .matching("Phase 2 of 2")
                 .usage(2900, 780),
+        ),
+        streamed(
+            Turn::text(CHECKS_1)
+                .named("checks")
+                .matching("- Remove deletes the task")
+                .usage(1400, 200),
+        ),
+        streamed(
+            Turn::text(CHECKS_2)
+                .named("checks")
+                .matching("- tasks survive a reload")
+                .usage(2100, 220),
         ),
     ]
 }

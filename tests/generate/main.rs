@@ -177,6 +177,22 @@ const CHECKS: &str = r##"{"checks":[
 {"name":"the count survives a reload","steps":[{"do":"click","target":"#plus"},{"do":"click","target":"#plus"},
  {"do":"reload"},{"do":"see","text":"2","target":"#count"}]}]}"##;
 
+/// After "make the button count by two" the checks of "+ adds one" are out of date: the
+/// fixer, told what the user asked, rewrites them instead of undoing the change.
+fn count_by_two_checks_turn() -> Turn {
+    let checks = CHECKS
+        .replace("clicking + adds one", "clicking + adds two")
+        .replace(r#""text":"1""#, r#""text":"2""#)
+        .replace(
+            r#"{"do":"reload"},{"do":"see","text":"2""#,
+            r#"{"do":"reload"},{"do":"see","text":"4""#,
+        );
+    Turn::text(format!(
+        "<file path=\".kiln/checks.json\">\n{checks}</file>\n"
+    ))
+    .matching("The user has just asked: \"make the button count by two\"")
+}
+
 fn test_turn() -> Turn {
     Turn::text(CHECKS)
         .named("checks")
@@ -803,21 +819,7 @@ fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
             .turn(tool(
                 r#"{"tool":"finish","summary":"the button now counts by two"}"#,
             ))
-            // The change makes the first check ("+ adds one") out of date: the fixer, told
-            // what the user asked, rewrites that check instead of undoing the change.
-            .turn(
-                Turn::text(format!(
-                    "<file path=\".kiln/checks.json\">\n{}</file>\n",
-                    CHECKS
-                        .replace("clicking + adds one", "clicking + adds two")
-                        .replace(r#""text":"1""#, r#""text":"2""#)
-                        .replace(
-                            r#"{"do":"reload"},{"do":"see","text":"2""#,
-                            r#"{"do":"reload"},{"do":"see","text":"4""#
-                        )
-                ))
-                .matching("The user has just asked: \"make the button count by two\""),
-            ),
+            .turn(count_by_two_checks_turn()),
         &[],
     );
     let mut ws = socket(&run);
@@ -991,7 +993,7 @@ fn anthropic_a_prompt_becomes_a_running_versioned_app_through_the_messages_api()
     // wants it (the fixture refuses anything else with a 400 the generation would not survive).
     let calls = llm.messages_requests();
     assert!(llm.chat_requests().is_empty(), "no chat-completions call");
-    assert_eq!(calls.len(), 4, "529 + plan, 500 + phase");
+    assert_eq!(calls.len(), 5, "529 + plan, 500 + phase, checks");
     for c in &calls {
         assert_eq!(c.header("x-api-key"), Some(ANTHROPIC_KEY), "{c:?}");
         assert_eq!(c.header("anthropic-version"), Some("2023-06-01"), "{c:?}");
@@ -1010,10 +1012,20 @@ fn anthropic_a_prompt_becomes_a_running_versioned_app_through_the_messages_api()
         .collect();
     assert_eq!(
         models,
-        [PLANNER_MODEL, PLANNER_MODEL, CODER_MODEL, CODER_MODEL]
+        [
+            PLANNER_MODEL,
+            PLANNER_MODEL,
+            CODER_MODEL,
+            CODER_MODEL,
+            CODER_MODEL
+        ]
     );
     let statuses: Vec<u16> = calls.iter().map(|c| c.status).collect();
-    assert_eq!(statuses, [529, 200, 500, 200], "each fault was retried");
+    assert_eq!(
+        statuses,
+        [529, 200, 500, 200, 200],
+        "each fault was retried"
+    );
     assert_eq!((llm.completions(0), llm.completions(1)), (1, 1));
 
     // The app was built from the streamed reply, runs, and is version 1.
@@ -1037,9 +1049,9 @@ fn anthropic_a_prompt_becomes_a_running_versioned_app_through_the_messages_api()
     // The tokens the fixture reported (message_start / message_delta) are what Kiln counted.
     let complete = events.last().unwrap();
     assert_eq!(complete["version"], 1);
-    assert_eq!(complete["llm_calls"], 4);
-    assert_eq!(complete["input_tokens"], 900 + 1500);
-    assert_eq!(complete["output_tokens"], 300 + 700);
+    assert_eq!(complete["llm_calls"], 5);
+    assert_eq!(complete["input_tokens"], 900 + 1500 + 1200);
+    assert_eq!(complete["output_tokens"], 300 + 700 + 150);
     let rows = d1(
         kiln,
         "SELECT role, model, input_tokens, output_tokens, cost_micros, status, error \
@@ -1064,6 +1076,7 @@ fn anthropic_a_prompt_becomes_a_running_versioned_app_through_the_messages_api()
             ("planner", PLANNER_MODEL, 900, 300, "ok"),
             ("coder", CODER_MODEL, 0, 0, "error"),
             ("coder", CODER_MODEL, 1500, 700, "ok"),
+            ("tester", CODER_MODEL, 1200, 150, "ok"),
         ],
         "{rows:?}"
     );
@@ -1092,7 +1105,8 @@ fn anthropic_a_follow_up_runs_its_tool_loop_through_the_messages_api() {
             .turn(tool(
                 r#"{"tool":"edit_file","path":"main.js","search":"n += 1;","replace":"n += 2;"}"#,
             ))
-            .turn(tool(r#"{"tool":"finish","summary":"counts by two"}"#)),
+            .turn(tool(r#"{"tool":"finish","summary":"counts by two"}"#))
+            .turn(count_by_two_checks_turn()),
         &[
             ("KILN_LLM_PROVIDER", "anthropic"),
             ("KILN_LLM_API_KEY", ANTHROPIC_KEY),
@@ -1112,10 +1126,11 @@ fn anthropic_a_follow_up_runs_its_tool_loop_through_the_messages_api() {
     assert_eq!(main.text, MAIN.replace("n += 1;", "n += 2;"));
     // The transcript grew turn by turn as user/assistant messages (the fixture refuses a
     // `system` role or an empty message, as Anthropic does), with the file the model read.
+    // Plan, phase, checks, three tool rounds, the fixer updating the checks.
     let calls = run.llm.messages_requests();
-    assert_eq!(calls.len(), 5);
+    assert_eq!(calls.len(), 7);
     assert!(calls.iter().all(|c| c.status == 200), "{calls:?}");
-    let edit = calls[3].body.as_ref().unwrap();
+    let edit = calls[4].body.as_ref().unwrap();
     let roles: Vec<&str> = edit["messages"]
         .as_array()
         .unwrap()

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Generates the apps of a prompt list on a running Kiln (`./kiln up`, any model) and prints,
+per app: time to preview, LLM calls and tokens, acceptance checks written / still failing, and
+where to open it. Trying each app against its prompt's check in a browser is a person's job
+(docs/BENCHMARKS.md records what was seen).
+
+    python3 bench/apps.py [--url http://127.0.0.1:8787] [--only 1,3] [--cap-min 15] PROMPTS.md
+"""
+import argparse
+import json
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def call(base, method, path, token=None, body=None):
+    req = urllib.request.Request(base + path, method=method)
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        req.add_header("content-type", "application/json")
+    try:
+        with urllib.request.urlopen(req, data, timeout=60) as r:
+            text = r.read().decode()
+            return r.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode() or "null")
+
+
+def prompts(path):
+    """`1. **Title** — description. Check: …` items of a PROMPTS.md-style list."""
+    out = []
+    text = open(path, encoding="utf-8").read()
+    for m in re.finditer(r"^(\d+)\. \*\*(.+?)\*\* — (.+?)(?=^\d+\. |\n\n|\Z)", text, re.S | re.M):
+        body = " ".join(m.group(3).split())
+        ask, _, check = body.partition(" Check: ")
+        out.append((int(m.group(1)), m.group(2), ask, check))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("prompts")
+    ap.add_argument("--url", default="http://127.0.0.1:8787")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--cap-min", type=float, default=15.0)
+    a = ap.parse_args()
+    only = {int(x) for x in a.only.split(",") if x}
+    email = f"bench-{int(time.time())}@kiln.local"
+    st, j = call(a.url, "POST", "/api/auth/register", body={"email": email, "password": "bench-password-123"})
+    assert st == 201, (st, j)
+    token = j["token"]
+    rows = []
+    for n, title, ask, check in prompts(a.prompts):
+        if only and n not in only:
+            continue
+        st, p = call(a.url, "POST", "/api/projects", token, {"name": title[:60]})
+        assert st == 201, (st, p)
+        pid = p["id"]
+        t0 = time.time()
+        st, g = call(a.url, "POST", f"/api/projects/{pid}/generate", token, {"prompt": f"{title}: {ask}"})
+        assert st == 202, (st, g)
+        preview_at, g = None, {}
+        while time.time() - t0 < a.cap_min * 60:
+            time.sleep(2)
+            st, g = call(a.url, "GET", f"/api/projects/{pid}/generation", token)
+            if st != 200 or not g:
+                continue
+            if g.get("preview_url") and preview_at is None:
+                preview_at = time.time() - t0
+            if g.get("step", {}).get("step") in ("done", "failed", "cancelled"):
+                break
+        else:
+            call(a.url, "POST", f"/api/projects/{pid}/cancel", token)
+        step = (g.get("step") or {}).get("step", "?")
+        st, f = call(a.url, "GET", f"/api/projects/{pid}/files/.kiln/checks.json", token)
+        st_raw = None
+        checks = 0
+        if st == 200 and isinstance(f, dict):
+            checks = len(f.get("checks", []))
+        totals = g.get("totals", {})
+        row = {
+            "n": n, "app": title, "project": pid, "end": step,
+            "reason": (g.get("step") or {}).get("reason"),
+            "preview_s": round(preview_at, 1) if preview_at else None,
+            "total_s": round(time.time() - t0, 1),
+            "llm_calls": totals.get("llm_calls"), "tokens_out": totals.get("output_tokens"),
+            "checks": checks, "unresolved": len(g.get("unresolved", [])),
+            "preview": f"{a.url}/preview/{pid}/", "check": check,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print("\n| # | app | end | time to preview | LLM calls | tokens out | checks | still failing |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pv = f"{r['preview_s']} s" if r["preview_s"] else "—"
+        print(f"| {r['n']} | {r['app']} | {r['end']} | {pv} | {r['llm_calls']} | {r['tokens_out']} | {r['checks']} | {r['unresolved']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
