@@ -256,6 +256,15 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         Next::CallCoder { phase } => {
             let bp = g.blueprint.clone().ok_or("no blueprint")?;
             if phase == 0 {
+                // The template's scaffolding becomes part of the project (and of the coder's
+                // context): versions and exports hold an app that builds on its own.
+                let sb = sandbox(room, project)?;
+                sync_sandbox(room, project, g.template, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                adopt_sandbox_files(room, &sb, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 for img in &bp.images {
                     let svg = placeholder_svg(img, &bp.design.palette);
                     write_agent_file(room, &img.path, svg.as_bytes())?;
@@ -336,6 +345,10 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                     });
                 }
             }
+            // npm changed the manifest and lockfile in the sandbox: the project keeps them.
+            adopt_sandbox_files(room, &sandbox, Some(&["package.json", "package-lock.json"]))
+                .await
+                .map_err(|e| e.to_string())?;
             room.broadcast(ServerEvent::DepsInstalled { commands })?;
             Ok(Outcome::Installed)
         }
@@ -796,12 +809,23 @@ fn context_files<'a>(
         add(p)?;
     }
     for f in room.store().list()? {
-        let p = f.path.as_str();
-        if !p.starts_with("public/") && !p.starts_with(".kiln/") {
+        if worth_quoting(f.path.as_str()) {
             add(f.path.as_str())?;
         }
     }
     Ok(out)
+}
+
+/// Whether a file helps the model write the app: not images, lockfiles, tool configuration or
+/// Kiln's own checks, which would only crowd a small model's context.
+fn worth_quoting(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    !(path.starts_with("public/")
+        || path.starts_with(".kiln/")
+        || name == "package-lock.json"
+        || name.starts_with("tsconfig")
+        || name.contains(".config.")
+        || name.ends_with(".d.ts"))
 }
 
 fn sandbox(room: &ProjectRoom, project: &str) -> std::result::Result<SandboxClient, String> {
@@ -911,6 +935,54 @@ async fn check(
         }
     }
     Ok(errors)
+}
+
+/// Copies files the sandbox made into the working tree: with `only`, those paths when they
+/// differ; without, every file the project does not have yet (the template's). Idempotent,
+/// so a re-run step writes nothing twice.
+async fn adopt_sandbox_files(
+    room: &ProjectRoom,
+    sb: &SandboxClient,
+    only: Option<&[&str]>,
+) -> std::result::Result<(), SandboxError> {
+    let local = |e: worker::Error| SandboxError {
+        message: e.to_string(),
+        status: None,
+        lost: false,
+    };
+    let wanted: Vec<ProjectPath> = match only {
+        Some(paths) => paths
+            .iter()
+            .filter_map(|p| ProjectPath::parse(p).ok())
+            .collect(),
+        None => {
+            let have: std::collections::HashSet<String> = room
+                .store()
+                .list()
+                .map_err(local)?
+                .into_iter()
+                .map(|f| f.path.to_string())
+                .collect();
+            sb.list_files()
+                .await?
+                .into_iter()
+                .map(|f| f.path)
+                .filter(|p| !have.contains(p.as_str()))
+                .collect()
+        }
+    };
+    for path in wanted {
+        let bytes = match sb.read_file(&path).await {
+            Ok(b) => b,
+            Err(e) if e.status == Some(404) && only.is_some() => continue,
+            Err(e) => return Err(e),
+        };
+        if room.store().content(&path).map_err(local)?.as_deref() == Some(&bytes[..]) {
+            continue;
+        }
+        write_agent_file(room, &path, &bytes).map_err(local)?;
+    }
+    Ok(())
 }
 
 fn checks_path() -> ProjectPath {

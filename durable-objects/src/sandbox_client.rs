@@ -7,9 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions};
+use kiln_core::path::ProjectPath;
 use kiln_core::sandbox::{
     CreateSandbox, DevServerAction, DevServerRequest, DevServerStatus, ExecFrame, ExecRequest,
-    SandboxClaims, SandboxInfo, Template, WriteFiles,
+    FileEntry, SandboxClaims, SandboxInfo, Template, WriteFiles,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -212,9 +213,44 @@ impl SandboxClient {
         Ok(result)
     }
 
+    /// Every file the sandbox holds (not `node_modules`).
+    pub async fn list_files(&self) -> SbResult<Vec<FileEntry>> {
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            files: Vec<FileEntry>,
+        }
+        let path = format!("/{}/files", self.project);
+        let l: Listing = self.json(Method::Get, &path, None::<&()>).await?;
+        Ok(l.files.into_iter().filter(|f| !f.dir).collect())
+    }
+
+    pub async fn read_file(&self, file: &ProjectPath) -> SbResult<Vec<u8>> {
+        let path = format!("/{}/files/{}", self.project, url_path(file.as_str()));
+        let mut resp = self.call(Method::Get, &path, None).await?;
+        resp.bytes().await.map_err(|e| err(e.to_string()))
+    }
+
     pub async fn dev_server(&self, action: DevServerAction) -> SbResult<DevServerStatus> {
         let path = format!("/{}/dev-server", self.project);
         self.json(Method::Post, &path, Some(&DevServerRequest { action }))
             .await
     }
+}
+
+/// A project path as a URL path: each segment percent-encoded (a `#` or `?` in a file name
+/// must not end the path).
+fn url_path(p: &str) -> String {
+    p.split('/')
+        .map(|seg| {
+            seg.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -396,6 +396,16 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
         owner.token(),
     );
     assert!(file.text.contains("\"phase\": 0"), "{}", file.text);
+    // The template's scaffolding is part of the project, so versions hold the whole app.
+    let store = kiln.get(
+        &format!("/api/projects/{pid}/files/store.js"),
+        owner.token(),
+    );
+    assert!(
+        store.text.contains("function load(key, fallback)"),
+        "{}",
+        store.text
+    );
     let svg = kiln.get(
         &format!("/api/projects/{pid}/files/public/hero.svg"),
         owner.token(),
@@ -583,8 +593,16 @@ fn a_500_is_retried_and_a_cut_stream_leaves_no_half_file() {
         2,
         "the phase: a cut stream, then the reply"
     );
-    // Whatever was stored was whole: every stored version of a file is its full content.
-    for e in events.iter().filter(|e| e["type"] == "file_edited") {
+    // Whatever the model's streams stored was whole: every version of a file stored after
+    // streaming began (the template's scaffolding comes before) is its full content.
+    let streaming = events
+        .iter()
+        .position(|e| e["type"] == "file_start")
+        .expect("files were streamed");
+    for e in events[streaming..]
+        .iter()
+        .filter(|e| e["type"] == "file_edited")
+    {
         let want = match e["path"].as_str().unwrap() {
             "index.html" => INDEX,
             "style.css" => STYLE,
