@@ -233,7 +233,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             let req = ChatRequest {
                 model: llm.model(Role::Planner, g.attempts),
                 messages,
-                max_tokens: 2048,
+                max_tokens: 1500,
                 temperature: 0.2,
                 json_schema: Some(("blueprint".into(), Blueprint::json_schema())),
             };

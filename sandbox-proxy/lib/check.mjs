@@ -177,6 +177,16 @@ async function run(check) {
   return report;
 }
 
+// One load before the checks: the dev server's first request (Vite optimising dependencies,
+// which ends in a full reload) must not land in the middle of a check.
+try {
+  const warm = await browser.newContext();
+  await (await warm.newPage()).goto(url('/'), { waitUntil: 'networkidle', timeout: 30000 });
+  await warm.close();
+} catch {
+  // The checks report what is wrong with the page.
+}
+
 const results = [];
 for (const check of checks) results.push(await run(check));
 await browser.close().catch(() => {});

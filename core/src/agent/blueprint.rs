@@ -140,9 +140,16 @@ impl Blueprint {
     }
 
     /// The JSON schema given to providers that support `response_format: json_schema`.
+    ///
+    /// Tighter than `validate`: providers that enforce a schema as a grammar (llama.cpp) then
+    /// bound the plan's length, and a small model cannot ramble on for thousands of tokens.
     pub fn json_schema() -> serde_json::Value {
-        let s = |d: &str| serde_json::json!({ "type": "string", "description": d });
-        let strings = |d: &str| serde_json::json!({ "type": "array", "items": { "type": "string" }, "description": d });
+        let s =
+            |d: &str| serde_json::json!({ "type": "string", "description": d, "maxLength": 200 });
+        let strings = |d: &str, n: usize| {
+            serde_json::json!({ "type": "array", "maxItems": n,
+            "items": { "type": "string", "maxLength": 160 }, "description": d })
+        };
         serde_json::json!({
             "type": "object",
             "additionalProperties": false,
@@ -157,29 +164,31 @@ impl Blueprint {
                     "required": ["style", "palette", "typography", "sections"],
                     "properties": {
                         "style": s("visual style"),
-                        "palette": { "type": "array", "minItems": 2, "maxItems": 8, "items": {
+                        "palette": { "type": "array", "minItems": 2, "maxItems": 5, "items": {
                             "type": "object", "additionalProperties": false,
                             "required": ["name", "hex"],
-                            "properties": { "name": s("role, e.g. primary"), "hex": s("#rrggbb") } } },
+                            "properties": { "name": s("role, e.g. primary"), "hex": { "type": "string", "pattern": "^#[0-9a-fA-F]{6}$" } } } },
                         "typography": s("fonts for headings and body"),
-                        "sections": strings("sections or pages, in order")
+                        "sections": strings("sections or pages, in order", 6)
                     }
                 },
-                "images": { "type": "array", "maxItems": MAX_IMAGES, "items": {
+                "images": { "type": "array", "maxItems": 3, "items": {
                     "type": "object", "additionalProperties": false,
                     "required": ["path", "description", "width", "height"],
                     "properties": {
                         "path": s("relative path ending in .svg, e.g. public/hero.svg"),
                         "description": s("what the image shows"),
                         "width": { "type": "integer" }, "height": { "type": "integer" } } } },
-                "phases": { "type": "array", "minItems": 1, "maxItems": MAX_PHASES, "items": {
+                "phases": { "type": "array", "minItems": 1, "maxItems": 3, "items": {
                     "type": "object", "additionalProperties": false,
                     "required": ["name", "goal", "files", "acceptance"],
                     "properties": {
                         "name": s("phase name"),
                         "goal": s("what this phase delivers"),
-                        "files": strings("relative paths this phase writes"),
-                        "acceptance": strings("concrete, checkable behaviours") } } }
+                        "files": { "type": "array", "minItems": 1, "maxItems": 6,
+                            "items": { "type": "string", "maxLength": 80 },
+                            "description": "relative paths this phase writes" },
+                        "acceptance": strings("concrete, checkable behaviours", 5) } } }
             }
         })
     }

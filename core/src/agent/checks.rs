@@ -333,8 +333,9 @@ pub fn failure_text(check: &Check, r: &CheckReport) -> String {
 }
 
 /// The JSON schema for providers that support `response_format: json_schema`.
+/// Tighter than validation, so a grammar-enforcing provider bounds the answer's length.
 pub fn json_schema() -> serde_json::Value {
-    let str_ = serde_json::json!({ "type": "string" });
+    let str_ = serde_json::json!({ "type": "string", "maxLength": 160 });
     let step = serde_json::json!({
         "type": "object",
         "required": ["do"],
@@ -349,10 +350,10 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::json!({
         "type": "object",
         "required": ["checks"],
-        "properties": { "checks": { "type": "array", "maxItems": MAX_CHECKS_PER_PHASE,
+        "properties": { "checks": { "type": "array", "maxItems": 6,
             "items": { "type": "object", "required": ["name", "steps"],
                 "properties": { "name": str_,
-                    "steps": { "type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": step } } } } }
+                    "steps": { "type": "array", "minItems": 1, "maxItems": 12, "items": step } } } } }
     })
 }
 
