@@ -410,7 +410,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             if errors.is_empty() && browser_checks_enabled(room) {
                 let file = read_checks(room)?;
                 if !file.checks.is_empty() {
-                    match run_browser_checks(room, &sandbox, &file).await {
+                    match run_browser_checks(room, project, g, &sandbox, &file).await {
                         Ok(r) => {
                             for (c, rep) in file.checks.iter().zip(&r) {
                                 if !rep.passed {
@@ -1018,6 +1018,8 @@ enum BrowserCheck {
 /// Runs every acceptance check in the sandbox's Chromium against its dev server.
 async fn run_browser_checks(
     room: &ProjectRoom,
+    project: &str,
+    g: &mut Generation,
     sb: &SandboxClient,
     file: &CheckFile,
 ) -> std::result::Result<Vec<CheckReport>, BrowserCheck> {
@@ -1031,6 +1033,12 @@ async fn run_browser_checks(
             status.state,
             tail(&status.log)
         )));
+    }
+    // The app runs: people can watch it while the rest is built and checked.
+    if g.preview_url.is_none() {
+        let url = format!("/preview/{project}/");
+        g.preview_url = Some(url.clone());
+        let _ = room.broadcast(ServerEvent::ServerStarted { preview_url: url });
     }
     let _ = room.broadcast(ServerEvent::CommandOutput {
         command: "acceptance checks".into(),
