@@ -148,10 +148,17 @@ pub fn leftovers(cfg: &Config) -> (Vec<String>, Vec<String>) {
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap_or(n))
-        .filter(|n| n.starts_with(&veth_prefix))
+        .filter(|n| is_slot_name(n, &veth_prefix))
         .map(str::to_owned)
         .collect();
     (netns, veths)
+}
+
+/// `prefix` then a slot number only: instance `a`'s prefix `kilnah` must not claim instance
+/// `ah`'s `kilnahh0`.
+fn is_slot_name(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Kills whatever runs in the instance's leftover namespaces and removes them and their veths.
@@ -223,4 +230,16 @@ fn output(prog: &str, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_veth_belongs_to_one_instance_only() {
+        assert!(is_slot_name("kilnah12", "kilnah"));
+        assert!(!is_slot_name("kilnahh0", "kilnah"));
+        assert!(!is_slot_name("kilnah", "kilnah"));
+    }
 }

@@ -320,7 +320,13 @@ pub fn host_leftovers(instance: &str) -> Vec<String> {
     let peer = format!("kiln{instance}p");
     for l in out("ip", &["-o", "link", "show"]).lines() {
         if let Some(name) = l.split(": ").nth(1) {
-            if name.starts_with(&veth) || name.starts_with(&peer) {
+            let name = name.split('@').next().unwrap_or(name);
+            // A prefix and a slot number: instance `a` must not claim instance `ap`'s veths.
+            let ours = |prefix: &str| {
+                name.strip_prefix(prefix)
+                    .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            };
+            if ours(&veth) || ours(&peer) {
                 found.push(format!("link {name}"));
             }
         }
