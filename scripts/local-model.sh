@@ -70,13 +70,15 @@ local_model_install() {
   local_model_fetch_weights
 }
 
-# Starts llama-server in the background; its pid goes to LOCAL_MODEL_PID. One thread: on a
-# busy 2-core machine `-t 1` generated five times faster than `-t 2` (docs/BENCHMARKS.md).
+# Starts llama-server in the background; its pid goes to LOCAL_MODEL_PID. Threads default to
+# the cores: with Kiln otherwise idle between steps, 2 threads gave ~15 tokens/s against ~6
+# with 1 on 2 cores (docs/BENCHMARKS.md); KILN_LOCAL_MODEL_THREADS=1 suits a machine busy
+# with other work, where 2 threads contend badly.
 local_model_start() { # port logfile
   local port=$1 log=$2
   # Its own process group, so `./kiln up` stops it with the rest.
   setsid "$LLAMA_SERVER" -m "$MODEL_FILE" --host 127.0.0.1 --port "$port" \
-    -t "${KILN_LOCAL_MODEL_THREADS:-1}" -c "${KILN_LOCAL_MODEL_CTX:-16384}" --jinja \
+    -t "${KILN_LOCAL_MODEL_THREADS:-$(nproc)}" -c "${KILN_LOCAL_MODEL_CTX:-16384}" --jinja \
     --alias "$MODEL_NAME" >"$log" 2>&1 &
   LOCAL_MODEL_PID=$!
   local i
