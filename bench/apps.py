@@ -4,9 +4,10 @@ per app: time to preview, LLM calls and tokens, acceptance checks written / stil
 where to open it. Trying each app against its prompt's check in a browser is a person's job
 (docs/BENCHMARKS.md records what was seen).
 
-    python3 bench/apps.py [--url http://127.0.0.1:8787] [--only 1,3] [--cap-min 15] PROMPTS.md
+    python3 bench/apps.py [--url http://127.0.0.1:8787] [--only 1,3] [--cap-min 15] [--jobs 2] PROMPTS.md
 """
 import argparse
+import concurrent.futures
 import json
 import re
 import sys
@@ -48,16 +49,17 @@ def main():
     ap.add_argument("--url", default="http://127.0.0.1:8787")
     ap.add_argument("--only", default="")
     ap.add_argument("--cap-min", type=float, default=15.0)
+    ap.add_argument("--jobs", type=int, default=1)
     a = ap.parse_args()
     only = {int(x) for x in a.only.split(",") if x}
     email = f"bench-{int(time.time())}@kiln.local"
     st, j = call(a.url, "POST", "/api/auth/register", body={"email": email, "password": "bench-password-123"})
     assert st == 201, (st, j)
     token = j["token"]
-    rows = []
-    for n, title, ask, check in prompts(a.prompts):
-        if only and n not in only:
-            continue
+    todo = [p for p in prompts(a.prompts) if not only or p[0] in only]
+
+    def one(item):
+        n, title, ask, check = item
         st, p = call(a.url, "POST", "/api/projects", token, {"name": title[:60]})
         assert st == 201, (st, p)
         pid = p["id"]
@@ -76,15 +78,11 @@ def main():
                 break
         else:
             call(a.url, "POST", f"/api/projects/{pid}/cancel", token)
-        step = (g.get("step") or {}).get("step", "?")
         st, f = call(a.url, "GET", f"/api/projects/{pid}/files/.kiln/checks.json", token)
-        st_raw = None
-        checks = 0
-        if st == 200 and isinstance(f, dict):
-            checks = len(f.get("checks", []))
+        checks = len(f.get("checks", [])) if st == 200 and isinstance(f, dict) else 0
         totals = g.get("totals", {})
         row = {
-            "n": n, "app": title, "project": pid, "end": step,
+            "n": n, "app": title, "project": pid, "end": (g.get("step") or {}).get("step", "?"),
             "reason": (g.get("step") or {}).get("reason"),
             "preview_s": round(preview_at, 1) if preview_at else None,
             "total_s": round(time.time() - t0, 1),
@@ -92,8 +90,13 @@ def main():
             "checks": checks, "unresolved": len(g.get("unresolved", [])),
             "preview": f"{a.url}/preview/{pid}/", "check": check,
         }
-        rows.append(row)
         print(json.dumps(row), flush=True)
+        return row
+
+    # A few at a time: the model batches concurrent requests, and one app's sandbox work
+    # (install, type-check, browser checks) overlaps another's model calls.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        rows = sorted(pool.map(one, todo), key=lambda r: r["n"])
     print("\n| # | app | end | time to preview | LLM calls | tokens out | checks | still failing |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -78,7 +78,7 @@ local_model_start() { # port logfile
   local port=$1 log=$2
   # Its own process group, so `./kiln up` stops it with the rest.
   setsid "$LLAMA_SERVER" -m "$MODEL_FILE" --host 127.0.0.1 --port "$port" \
-    -t "${KILN_LOCAL_MODEL_THREADS:-$(nproc)}" -c "${KILN_LOCAL_MODEL_CTX:-16384}" --jinja \
+    -t "${KILN_LOCAL_MODEL_THREADS:-$(nproc)}" -c "${KILN_LOCAL_MODEL_CTX:-32768}" --jinja \
     --alias "$MODEL_NAME" >"$log" 2>&1 &
   LOCAL_MODEL_PID=$!
   local i

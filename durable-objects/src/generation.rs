@@ -245,6 +245,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             match Blueprint::from_model(&text) {
                 Ok(mut bp) => {
                     bp.template = g.template;
+                    bp.ensure_entry_files();
                     room.broadcast(ServerEvent::Blueprint {
                         blueprint: bp.clone(),
                     })?;

@@ -122,6 +122,27 @@ impl Blueprint {
         }
     }
 
+    /// Makes the first phase write the files that make the app appear (`src/App.tsx`, or
+    /// `index.html` and `main.js`): a small model that plans components but forgets them
+    /// leaves the template's placeholder page on screen.
+    pub fn ensure_entry_files(&mut self) {
+        let entry: &[&str] = match self.template {
+            Template::ReactVite => &["src/App.tsx"],
+            Template::Static => &["index.html", "main.js"],
+        };
+        let Some(first) = self.phases.first_mut() else {
+            return;
+        };
+        for e in entry {
+            let present = first.files.iter().any(|f| f.as_str() == *e);
+            if !present && first.files.len() < MAX_FILES_PER_PHASE {
+                if let Ok(p) = ProjectPath::parse(e) {
+                    first.files.push(p);
+                }
+            }
+        }
+    }
+
     /// Parses the planner's answer: JSON, possibly wrapped in a code fence or prose.
     pub fn from_model(text: &str) -> Result<Blueprint, Vec<String>> {
         let start = text
@@ -254,6 +275,23 @@ mod tests {
             }]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_first_phase_always_writes_the_entry_files() {
+        let mut bp: Blueprint = serde_json::from_value(serde_json::json!({
+            "name": "n", "summary": "s", "template": "react-vite",
+            "design": {"style": "s", "palette": [{"name":"a","hex":"#000000"},{"name":"b","hex":"#ffffff"}], "typography": "t", "sections": []},
+            "phases": [{"name": "p", "goal": "g", "files": ["src/components/List.tsx"]}]
+        }))
+        .unwrap();
+        bp.ensure_entry_files();
+        bp.ensure_entry_files();
+        let files: Vec<&str> = bp.phases[0].files.iter().map(|f| f.as_str()).collect();
+        assert_eq!(files, ["src/components/List.tsx", "src/App.tsx"]);
+        bp.template = Template::Static;
+        bp.ensure_entry_files();
+        assert_eq!(bp.phases[0].files.len(), 4);
     }
 
     #[test]

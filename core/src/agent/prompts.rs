@@ -35,9 +35,20 @@ fn template_notes(t: Template) -> &'static str {
             src/index.css (Tailwind directives). Put components in src/components/, use \
             Tailwind classes for styling and useState for state. For data that must survive \
             a reload use the given hook: import { usePersistentState } from './lib/persist' \
-            (from src/App.tsx), then const [items, setItems] = usePersistentState<Item[]>('items', []) \
-            — it works like useState. The code must type-check (tsc --noEmit)."
+            (from src/App.tsx; '../lib/persist' from src/components/), then \
+            const [items, setItems] = usePersistentState<Item[]>('items', []) — it works like \
+            useState. Keep the app's state in App.tsx and pass it to components as props. \
+            src/App.tsx must import and render your components. Import every React hook you \
+            use. The code must type-check (tsc --noEmit)."
         }
+    }
+}
+
+/// The file that makes the app appear: what a phase that forgets it leaves blank.
+fn entry_file(t: Template) -> &'static str {
+    match t {
+        Template::Static => "index.html and main.js",
+        Template::ReactVite => "src/App.tsx",
     }
 }
 
@@ -48,9 +59,11 @@ pub fn planner(prompt: &str, template: Template) -> Vec<ChatMessage> {
          colours, typography, sections), images (SVG placeholders under public/, may be \
          empty) and phases. Make 1 to 3 small phases; each lists the files it writes (at \
          most 6) and concrete acceptance points a tester can check in a browser, e.g. \
-         \"pressing Enter in the input adds the task to the list\". Cover every feature the \
+         \"pressing Enter in the input adds the task to the list\". The first phase must \
+         write {} (the page people see) so the app works after it. Cover every feature the \
          user asked for with an acceptance point, including persistence and live updates \
          when asked.\n{}\nUse template \"{}\". Answer with the JSON object only.",
+        entry_file(template),
         template_notes(template),
         template.as_str()
     );
@@ -172,9 +185,11 @@ pub fn tester(bp: &Blueprint, phase: usize, files: &[(String, String)]) -> Vec<C
         {\"do\":\"not_see\",\"text\":TEXT} {\"do\":\"count\",\"target\":SEL,\"equals\":N} \
         {\"do\":\"value\",\"target\":SEL,\"equals\":TEXT}\n\
         SEL is a CSS selector taken from the code, best [data-testid=...]; or text=Label for \
-        a button by its label. Every check must end with see, not_see, count or value steps \
-        that prove the acceptance point. `reload` keeps storage: use it to check that data \
-        survives a reload. Example:\n\
+        a button by its label. Every check starts on the freshly opened app with NO data: \
+        first create what it needs the way a person would (fill an input, press Enter or \
+        click Add), then act, then prove the acceptance point with see, not_see, count or \
+        value steps. `reload` keeps storage: use it to check that data survives a reload. \
+        Example:\n\
         {\"checks\":[{\"name\":\"Enter adds a task\",\"steps\":[\
         {\"do\":\"fill\",\"target\":\"[data-testid=new-task]\",\"value\":\"Buy milk\"},\
         {\"do\":\"press\",\"key\":\"Enter\",\"target\":\"[data-testid=new-task]\"},\
