@@ -154,10 +154,38 @@ impl Blueprint {
         if end < start {
             return Err(vec!["no JSON object in the answer".into()]);
         }
-        let bp: Blueprint = serde_json::from_str(&text[start..=end])
+        let mut bp: Blueprint = serde_json::from_str(&text[start..=end])
             .map_err(|e| vec![format!("invalid blueprint JSON: {e}")])?;
+        bp.shorten_prose();
         bp.validate()?;
         Ok(bp)
+    }
+
+    /// Cuts over-long prose (names, goals, briefs) to its limit and drops unusable images: a
+    /// wordy phase name is no reason to throw a plan away and pay for another.
+    fn shorten_prose(&mut self) {
+        fn cut(s: &mut String, max: usize) {
+            if s.chars().count() > max {
+                let mut t: String = s.chars().take(max - 1).collect();
+                t.push('…');
+                *s = t;
+            }
+        }
+        cut(&mut self.name, 80);
+        cut(&mut self.summary, 600);
+        cut(&mut self.design.style, 400);
+        cut(&mut self.design.typography, 200);
+        for ph in &mut self.phases {
+            cut(&mut ph.name, 80);
+            cut(&mut ph.goal, 1000);
+        }
+        // Images are decoration: one the model got wrong is dropped, not the plan.
+        self.images.retain(|i| i.path.as_str().ends_with(".svg"));
+        self.images.truncate(MAX_IMAGES);
+        for i in &mut self.images {
+            i.width = i.width.clamp(16, 4096);
+            i.height = i.height.clamp(16, 4096);
+        }
     }
 
     /// The JSON schema given to providers that support `response_format: json_schema`.
@@ -275,6 +303,20 @@ mod tests {
             }]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn wordy_prose_is_shortened_rather_than_rejected() {
+        let long = "a very long phase name ".repeat(10);
+        let text = serde_json::json!({
+            "name": "n", "summary": "s", "template": "static",
+            "design": {"style": "s", "palette": [{"name":"a","hex":"#000000"},{"name":"b","hex":"#ffffff"}], "typography": "t", "sections": []},
+            "phases": [{"name": long, "goal": "g", "files": ["index.html"]}]
+        })
+        .to_string();
+        let bp = Blueprint::from_model(&text).unwrap();
+        assert_eq!(bp.phases[0].name.chars().count(), 80);
+        assert!(bp.phases[0].name.ends_with('…'));
     }
 
     #[test]
