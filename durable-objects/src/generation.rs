@@ -6,6 +6,7 @@
 //! off by eviction, a crash or a deploy runs again; a step whose outcome was applied and
 //! persisted never runs again, so a finished LLM call is never paid for twice.
 
+use kiln_core::agent::autofix;
 use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
 use kiln_core::agent::checks::{self, CheckFile, CheckReport, RunReport, CHECKS_PATH};
 use kiln_core::agent::file_stream::{apply_edit, FileParser, StreamEvent};
@@ -16,7 +17,7 @@ use kiln_core::agent::tools::{self, ToolCall};
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::ServerEvent;
 use kiln_core::sandbox::{
-    DevServerAction, ExecRequest, FileEncoding, FileWrite, Template, WriteFiles,
+    DevServerAction, DevServerStatus, ExecRequest, FileEncoding, FileWrite, Template, WriteFiles,
 };
 use wasm_bindgen::JsValue;
 use worker::Result;
@@ -32,6 +33,8 @@ const STATE_KEY: &str = "generation";
 const WATCHDOG_MS: i64 = 5 * 60 * 1000;
 const INSTALL_TIMEOUT_MS: u64 = 180_000;
 const CHECK_TIMEOUT_MS: u64 = 120_000;
+/// Type-check, repair, type-check again: at most this many repairs per check.
+const AUTOFIX_PASSES: usize = 2;
 /// The whole acceptance-check run (Chromium start plus every check).
 const BROWSER_CHECK_TIMEOUT_MS: u64 = 240_000;
 
@@ -317,45 +320,29 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                     })?;
                     continue;
                 };
-                let mut args = vec![
-                    "install".to_owned(),
-                    "--no-audit".into(),
-                    "--no-fund".into(),
-                ];
-                args.extend(packages);
-                let req = ExecRequest {
-                    cmd: "npm".into(),
-                    args,
-                    cwd: None,
-                    timeout_ms: Some(INSTALL_TIMEOUT_MS),
-                    env: Default::default(),
-                };
-                let r = sandbox
-                    .exec(&req, |out| {
-                        let _ = room.broadcast(ServerEvent::CommandOutput {
-                            command: command.clone(),
-                            output: out.to_owned(),
-                        });
-                    })
+                if let Err(why) = npm_install(room, &sandbox, command, packages)
                     .await
-                    .map_err(|e| e.to_string())?;
-                if !r.ok() {
+                    .map_err(|e| e.to_string())?
+                {
                     return Ok(Outcome::StepFailed {
-                        reason: format!("{command} failed: {}", tail(&r.output)),
+                        reason: format!("{command} failed: {why}"),
                         retryable: false,
                     });
                 }
             }
-            // npm changed the manifest and lockfile in the sandbox: the project keeps them.
-            adopt_sandbox_files(room, &sandbox, Some(&["package.json", "package-lock.json"]))
-                .await
-                .map_err(|e| e.to_string())?;
             room.broadcast(ServerEvent::DepsInstalled { commands })?;
             Ok(Outcome::Installed)
         }
         Next::CallTester { phase } => {
             if !browser_checks_enabled(room) {
                 return Ok(Outcome::TestsWritten);
+            }
+            // The phase's files and dependencies are in: show the app while its checks are
+            // written. Best effort — an app that does not start yet is the check's finding.
+            if g.preview_url.is_none()
+                && sync_sandbox(room, project, g.template, false).await.is_ok()
+            {
+                let _ = start_preview(room, project, g, &sandbox(room, project)?).await;
             }
             let bp = g.blueprint.clone().ok_or("no blueprint")?;
             let files = context_files(room, bp.phases[phase].files.iter().map(|p| p.as_str()))?;
@@ -855,20 +842,8 @@ async fn sync_sandbox(
         return Ok(());
     }
     let mut files = Vec::new();
-    for meta in room.store().list().map_err(|e| SandboxError {
-        message: e.to_string(),
-        status: None,
-        lost: false,
-    })? {
-        let bytes = room
-            .store()
-            .content(&meta.path)
-            .map_err(|e| SandboxError {
-                message: e.to_string(),
-                status: None,
-                lost: false,
-            })?
-            .unwrap_or_default();
+    for meta in room.store().list()? {
+        let bytes = room.store().content(&meta.path)?.unwrap_or_default();
         let (content, enc) = encode(bytes);
         files.push(FileWrite {
             path: meta.path,
@@ -890,52 +865,165 @@ async fn sync_sandbox(
     Ok(())
 }
 
-/// The template's check: a type-check for react-vite, a syntax check for static JS.
+/// The template's check: a type-check for react-vite, a syntax check for static JS. Before a
+/// failed type-check goes to the fixer, deterministic repairs of common import mistakes
+/// (`core::agent::autofix`) are applied and the type-check runs again: seconds instead of a
+/// fix round of model time.
 async fn check(
     room: &ProjectRoom,
     sb: &SandboxClient,
     template: Template,
 ) -> std::result::Result<Vec<String>, SandboxError> {
-    let runs: Vec<(String, Vec<String>)> = match template {
-        Template::ReactVite => vec![(
-            "npx".into(),
-            vec!["tsc".into(), "--noEmit".into(), "-p".into(), ".".into()],
-        )],
-        Template::Static => room
-            .store()
-            .list()
-            .map_err(|e| SandboxError {
-                message: e.to_string(),
-                status: None,
-                lost: false,
-            })?
-            .into_iter()
-            .filter(|f| f.path.as_str().ends_with(".js"))
-            .map(|f| {
-                (
-                    "node".to_owned(),
-                    vec!["--check".to_owned(), f.path.to_string()],
-                )
-            })
-            .collect(),
+    let exec = |cmd: &str, args: Vec<String>| ExecRequest {
+        cmd: cmd.into(),
+        args,
+        cwd: None,
+        timeout_ms: Some(CHECK_TIMEOUT_MS),
+        env: Default::default(),
     };
     let mut errors = Vec::new();
-    for (cmd, args) in runs {
-        let req = ExecRequest {
-            cmd,
-            args,
-            cwd: None,
-            timeout_ms: Some(CHECK_TIMEOUT_MS),
-            env: Default::default(),
-        };
-        let r = sb.exec(&req, |_| {}).await?;
-        if r.timed_out {
-            errors.push("the check timed out".into());
-        } else if !r.ok() {
-            errors.push(tail(&r.output));
+    match template {
+        Template::ReactVite => {
+            let tsc = || {
+                exec(
+                    "npx",
+                    vec!["tsc".into(), "--noEmit".into(), "-p".into(), ".".into()],
+                )
+            };
+            let mut pass = 0;
+            loop {
+                let r = sb.exec(&tsc(), |_| {}).await?;
+                if r.timed_out {
+                    errors.push("the check timed out".into());
+                } else if !r.ok() {
+                    pass += 1;
+                    if pass <= AUTOFIX_PASSES && autofix(room, sb, &r.output).await? {
+                        continue;
+                    }
+                    errors.push(tail(&r.output));
+                }
+                break;
+            }
+        }
+        Template::Static => {
+            for f in room.store().list()? {
+                if !f.path.as_str().ends_with(".js") {
+                    continue;
+                }
+                let args = vec!["--check".to_owned(), f.path.to_string()];
+                let r = sb.exec(&exec("node", args), |_| {}).await?;
+                if r.timed_out {
+                    errors.push("the check timed out".into());
+                } else if !r.ok() {
+                    errors.push(tail(&r.output));
+                }
+            }
         }
     }
     Ok(errors)
+}
+
+/// Applies `core::agent::autofix`'s repairs for a failed type-check to the working tree and the
+/// sandbox; true when something changed (so the type-check is worth running again).
+async fn autofix(
+    room: &ProjectRoom,
+    sb: &SandboxClient,
+    tsc_output: &str,
+) -> std::result::Result<bool, SandboxError> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut deps = std::collections::BTreeSet::new();
+    for meta in room.store().list()? {
+        let path = meta.path.as_str();
+        if path == "package.json" {
+            let manifest: serde_json::Value = room
+                .store()
+                .content(&meta.path)?
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            for key in ["dependencies", "devDependencies"] {
+                if let Some(m) = manifest[key].as_object() {
+                    deps.extend(m.keys().cloned());
+                }
+            }
+        } else if autofix::is_code(path) && meta.size <= 256 * 1024 {
+            if let Some(text) = room
+                .store()
+                .content(&meta.path)?
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                files.insert(path.to_owned(), text);
+            }
+        }
+    }
+    let repair = autofix::repair(tsc_output, &files, &deps);
+    if repair.is_empty() {
+        return Ok(false);
+    }
+    let mut writes = Vec::new();
+    for (path, content) in repair.files {
+        let Ok(p) = ProjectPath::parse(&path) else {
+            continue;
+        };
+        write_agent_file(room, &p, content.as_bytes())?;
+        writes.push(FileWrite {
+            path: p,
+            content,
+            encoding: FileEncoding::Utf8,
+        });
+    }
+    let mut changed = !writes.is_empty();
+    if changed {
+        sb.write_files(&WriteFiles { files: writes }).await?;
+    }
+    let mut notes = repair.notes;
+    if !repair.install.is_empty() {
+        let command = format!("npm install {}", repair.install.join(" "));
+        match npm_install(room, sb, &command, repair.install).await? {
+            Ok(()) => changed = true,
+            Err(why) => notes.push(format!("{command} failed: {why}")),
+        }
+    }
+    let _ = room.broadcast(ServerEvent::CommandOutput {
+        command: "autofix".into(),
+        output: notes.join("\n"),
+    });
+    Ok(changed)
+}
+
+/// `npm install <packages>` in the sandbox, its output streamed as `command_output`; the
+/// sandbox's new manifest and lockfile are taken into the project. `Err` inside: npm failed.
+async fn npm_install(
+    room: &ProjectRoom,
+    sb: &SandboxClient,
+    command: &str,
+    packages: Vec<String>,
+) -> std::result::Result<std::result::Result<(), String>, SandboxError> {
+    let mut args = vec![
+        "install".to_owned(),
+        "--no-audit".into(),
+        "--no-fund".into(),
+    ];
+    args.extend(packages);
+    let req = ExecRequest {
+        cmd: "npm".into(),
+        args,
+        cwd: None,
+        timeout_ms: Some(INSTALL_TIMEOUT_MS),
+        env: Default::default(),
+    };
+    let r = sb
+        .exec(&req, |out| {
+            let _ = room.broadcast(ServerEvent::CommandOutput {
+                command: command.to_owned(),
+                output: out.to_owned(),
+            });
+        })
+        .await?;
+    if !r.ok() {
+        return Ok(Err(tail(&r.output)));
+    }
+    adopt_sandbox_files(room, sb, Some(&["package.json", "package-lock.json"])).await?;
+    Ok(Ok(()))
 }
 
 /// Copies files the sandbox made into the working tree: with `only`, those paths when they
@@ -946,11 +1034,6 @@ async fn adopt_sandbox_files(
     sb: &SandboxClient,
     only: Option<&[&str]>,
 ) -> std::result::Result<(), SandboxError> {
-    let local = |e: worker::Error| SandboxError {
-        message: e.to_string(),
-        status: None,
-        lost: false,
-    };
     let wanted: Vec<ProjectPath> = match only {
         Some(paths) => paths
             .iter()
@@ -959,8 +1042,7 @@ async fn adopt_sandbox_files(
         None => {
             let have: std::collections::HashSet<String> = room
                 .store()
-                .list()
-                .map_err(local)?
+                .list()?
                 .into_iter()
                 .map(|f| f.path.to_string())
                 .collect();
@@ -978,10 +1060,10 @@ async fn adopt_sandbox_files(
             Err(e) if e.status == Some(404) && only.is_some() => continue,
             Err(e) => return Err(e),
         };
-        if room.store().content(&path).map_err(local)?.as_deref() == Some(&bytes[..]) {
+        if room.store().content(&path)?.as_deref() == Some(&bytes[..]) {
             continue;
         }
-        write_agent_file(room, &path, &bytes).map_err(local)?;
+        write_agent_file(room, &path, &bytes)?;
     }
     Ok(())
 }
@@ -1008,6 +1090,23 @@ fn read_checks(room: &ProjectRoom) -> Result<CheckFile> {
         .unwrap_or_default())
 }
 
+/// Starts the app's dev server (a no-op when it runs) and, the first time it is up,
+/// publishes the preview: people watch the app while the rest is built, checked and fixed.
+async fn start_preview(
+    room: &ProjectRoom,
+    project: &str,
+    g: &mut Generation,
+    sb: &SandboxClient,
+) -> std::result::Result<DevServerStatus, SandboxError> {
+    let status = sb.dev_server(DevServerAction::Start).await?;
+    if status.state == "ready" && g.preview_url.is_none() {
+        let url = format!("/preview/{project}/");
+        g.preview_url = Some(url.clone());
+        let _ = room.broadcast(ServerEvent::ServerStarted { preview_url: url });
+    }
+    Ok(status)
+}
+
 enum BrowserCheck {
     /// No browser on the sandbox host: the checks cannot say anything.
     Unavailable(String),
@@ -1024,8 +1123,7 @@ async fn run_browser_checks(
     sb: &SandboxClient,
     file: &CheckFile,
 ) -> std::result::Result<Vec<CheckReport>, BrowserCheck> {
-    let status = sb
-        .dev_server(DevServerAction::Start)
+    let status = start_preview(room, project, g, sb)
         .await
         .map_err(BrowserCheck::Sandbox)?;
     if status.state != "ready" {
@@ -1034,12 +1132,6 @@ async fn run_browser_checks(
             status.state,
             tail(&status.log)
         )));
-    }
-    // The app runs: people can watch it while the rest is built and checked.
-    if g.preview_url.is_none() {
-        let url = format!("/preview/{project}/");
-        g.preview_url = Some(url.clone());
-        let _ = room.broadcast(ServerEvent::ServerStarted { preview_url: url });
     }
     let _ = room.broadcast(ServerEvent::CommandOutput {
         command: "acceptance checks".into(),

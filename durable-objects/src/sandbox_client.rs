@@ -40,6 +40,17 @@ impl std::fmt::Display for SandboxError {
     }
 }
 
+/// A failure on the room's side of a sandbox operation (its storage), never "sandbox lost".
+impl From<worker::Error> for SandboxError {
+    fn from(e: worker::Error) -> Self {
+        SandboxError {
+            message: e.to_string(),
+            status: None,
+            lost: false,
+        }
+    }
+}
+
 type SbResult<T> = Result<T, SandboxError>;
 
 fn err(message: impl Into<String>) -> SandboxError {

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kiln_e2e::llm::{Recorded, Script, ScriptedLlm, Turn};
@@ -305,13 +305,6 @@ fn turns() -> [Turn; 5] {
 // ---------------------------------------------------------------------------------------------
 // The sandbox-proxy (release build, as bench/sandbox.sh uses)
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 struct Proxy {
     url: String,
     state: PathBuf,
@@ -325,45 +318,25 @@ impl Proxy {
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building the sandbox-proxy failed");
-        // This bench runs from <target>/release/deps/.
-        let exe = std::env::current_exe().expect("current exe");
-        let bin = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target dir")
-            .join("kiln-sandbox-proxy");
-        let port = free_port();
+        let bin = kiln_e2e::sandbox::proxy_bin_beside_exe();
+        let port = kiln_e2e::free_port();
         let state = std::env::temp_dir().join(format!(
             "kiln-bench-sandbox-{INSTANCE}-{}",
             std::process::id()
         ));
-        let _ = std::fs::remove_dir_all(&state);
-        std::fs::create_dir_all(&state).expect("sandbox state dir");
-        let log = std::fs::File::create(state.with_extension("log")).expect("log file");
-        let group = Group::spawn(
-            Command::new(&bin)
-                .env("KILN_SANDBOX_LISTEN", format!("127.0.0.1:{port}"))
-                .env("KILN_SANDBOX_STATE_DIR", &state)
-                .env("KILN_SANDBOX_INSTANCE", INSTANCE)
-                .env("KILN_SANDBOX_SUBNET_OCTET", OCTET.to_string())
-                .env("KILN_SANDBOX_JWT_SECRET", SANDBOX_SECRET)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log),
-            Some(&state),
-        );
+        let group = kiln_e2e::sandbox::spawn_proxy(&kiln_e2e::sandbox::ProxySpec {
+            bin: &bin,
+            instance: INSTANCE,
+            octet: OCTET,
+            port,
+            state: &state,
+            jwt_secret: SANDBOX_SECRET,
+        })
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1)
+        });
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while ureq::get(&format!("{url}/healthz")).call().is_err() {
-            if Instant::now() > deadline {
-                eprintln!(
-                    "the sandbox-proxy did not start:\n{}",
-                    std::fs::read_to_string(state.with_extension("log")).unwrap_or_default()
-                );
-                std::process::exit(1);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
         Proxy {
             url,
             state,

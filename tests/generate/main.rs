@@ -3,7 +3,7 @@
 //! fixture) in place of an LLM and the real sandbox-proxy (needs root, as CI has).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -26,13 +26,6 @@ struct Sandbox {
     group: std::sync::Mutex<Group>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
 /// One sandbox-proxy for the tests of this binary.
 fn sandbox() -> &'static Sandbox {
     static SB: std::sync::OnceLock<Sandbox> = std::sync::OnceLock::new();
@@ -41,7 +34,7 @@ fn sandbox() -> &'static Sandbox {
 
 /// The real sandbox-proxy, built alongside the tests (`cargo test` builds workspace bins).
 fn start_sandbox(instance: &'static str, octet: u8) -> Sandbox {
-    let port = free_port();
+    let port = kiln_e2e::free_port();
     let state = std::env::temp_dir().join(format!(
         "kiln-e2e-sandbox-{instance}-{}",
         std::process::id()
@@ -58,13 +51,7 @@ fn start_sandbox(instance: &'static str, octet: u8) -> Sandbox {
 }
 
 fn spawn_proxy(instance: &str, octet: u8, port: u16, state: &std::path::Path) -> Group {
-    let exe = std::env::current_exe().unwrap();
-    let bin: PathBuf = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("kiln-sandbox-proxy");
+    let bin = kiln_e2e::sandbox::proxy_bin_beside_exe();
     if !bin.exists() {
         let status = Command::new("cargo")
             .args(["build", "-p", "kiln-sandbox-proxy"])
@@ -72,32 +59,15 @@ fn spawn_proxy(instance: &str, octet: u8, port: u16, state: &std::path::Path) ->
             .unwrap();
         assert!(status.success());
     }
-    let _ = std::fs::remove_dir_all(state);
-    std::fs::create_dir_all(state).unwrap();
-    let log = std::fs::File::create(state.with_extension("log")).unwrap();
-    let group = Group::spawn(
-        Command::new(&bin)
-            .env("KILN_SANDBOX_LISTEN", format!("127.0.0.1:{port}"))
-            .env("KILN_SANDBOX_STATE_DIR", state)
-            .env("KILN_SANDBOX_INSTANCE", instance)
-            .env("KILN_SANDBOX_SUBNET_OCTET", octet.to_string())
-            .env("KILN_SANDBOX_JWT_SECRET", SANDBOX_SECRET)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log),
-        Some(state),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{url}/healthz")).call().is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sandbox-proxy did not start: {}",
-            std::fs::read_to_string(state.with_extension("log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    group
+    kiln_e2e::sandbox::spawn_proxy(&kiln_e2e::sandbox::ProxySpec {
+        bin: &bin,
+        instance,
+        octet,
+        port,
+        state,
+        jwt_secret: SANDBOX_SECRET,
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl Sandbox {
@@ -342,10 +312,11 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     assert!(pos("blueprint") < pos("phase_designing"));
     assert!(pos("phase_designing") < pos("file_start"));
     assert!(pos("file_end") < pos("files_written"));
-    assert!(pos("files_written") < pos("checks_written"));
-    // The preview is up as soon as the first phase's checks run, before the version.
-    assert!(pos("checks_written") < pos("server_started"));
-    assert!(pos("server_started") < pos("check_result"));
+    // The preview is up as soon as the first phase's files are in, while its checks are
+    // written and run, long before the version.
+    assert!(pos("files_written") < pos("server_started"));
+    assert!(pos("server_started") < pos("checks_written"));
+    assert!(pos("checks_written") < pos("check_result"));
     assert!(pos("check_result") < pos("version_created"));
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
@@ -379,12 +350,7 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     );
     let check = events.iter().find(|e| e["type"] == "check_result").unwrap();
     assert_eq!(check["passed"], true, "{check}");
-    let ran: Vec<(&str, bool)> = check["checks"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no check reports: {check}"))
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
-        .collect();
+    let ran = checks_ran(check);
     assert_eq!(
         ran,
         [
@@ -512,12 +478,7 @@ fn a_forgotten_requirement_is_caught_by_an_acceptance_check_and_fixed() {
         .collect();
     assert_eq!(results.len(), 2, "{results:?}");
     assert_eq!(results[0]["passed"], false);
-    let first: Vec<(&str, bool)> = results[0]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
-        .collect();
+    let first = checks_ran(results[0]);
     assert_eq!(
         first,
         [
@@ -554,6 +515,80 @@ fn a_forgotten_requirement_is_caught_by_an_acceptance_check_and_fixed() {
         run.owner.token(),
     );
     assert_eq!(main.text, MAIN);
+}
+
+/// The other quality lever: the import mistakes small models make most (a component and a
+/// scaffolding hook used without an import, a test library imported for `data-testid`) are
+/// repaired without a model call, and the type-check and the browser checks then pass.
+#[test]
+fn import_mistakes_are_repaired_without_a_fix_round() {
+    let plan = BLUEPRINT
+        .replace(r#""template":"static""#, r#""template":"react-vite""#)
+        .replace(
+            r#""files":["index.html","style.css","main.js"]"#,
+            r#""files":["src/components/Counter.tsx","src/App.tsx"]"#,
+        );
+    let counter = "import { data-testid as tid } from '@testing-library/react'\n\nexport default function Counter({ count, onAdd }: { count: number; onAdd: () => void }) {\n  return (\n    <p>\n      <button id=\"plus\" data-testid=\"add\" onClick={onAdd}>+</button> <output id=\"count\">{count}</output>\n    </p>\n  )\n}\n";
+    let app = "export default function App() {\n  const [count, setCount] = usePersistentState('count', 0)\n  return (\n    <main>\n      <h1>Tally</h1>\n      <Counter count={count} onAdd={() => setCount(count + 1)} />\n    </main>\n  )\n}\n";
+    let coder = format!(
+        "<file path=\"src/components/Counter.tsx\">\n{counter}</file>\n<file path=\"src/App.tsx\">\n{app}</file>\n"
+    );
+    let run = setup(
+        Script::new()
+            .turn(Turn::text(plan).matching("planner of an app builder"))
+            .turn(Turn::text(coder).matching("Phase 1 of 1")),
+        &[],
+    );
+    let mut ws = socket(&run);
+    ws.send(json!({ "type": "generate", "prompt": "a tally counter that remembers", "template": "react-vite" }));
+    let events = until_done(&run, &mut ws);
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "generation_complete", "{done}");
+    assert_eq!(done["unresolved"], json!([]), "{done}");
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "check_result")
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["passed"], true, "{}", results[0]);
+    assert_eq!(
+        checks_ran(results[0]),
+        [
+            ("clicking + adds one", true),
+            ("the count survives a reload", true)
+        ]
+    );
+    let notes: String = events
+        .iter()
+        .filter(|e| e["type"] == "command_output" && e["command"] == "autofix")
+        .map(|e| e["output"].as_str().unwrap())
+        .collect();
+    for needle in [
+        "src/App.tsx: imported `Counter` from './components/Counter'",
+        "src/App.tsx: imported `usePersistentState` from './lib/persist'",
+        "src/components/Counter.tsx:1: removed",
+    ] {
+        assert!(notes.contains(needle), "{needle} not in {notes}");
+    }
+    // Plan, phase, checks: no fixer.
+    assert_eq!(run.llm.chat_requests().len(), 3);
+    let file = |path: &str| {
+        run.kiln
+            .get(
+                &format!("/api/projects/{}/files/{path}", run.pid),
+                run.owner.token(),
+            )
+            .text
+    };
+    assert_eq!(
+        file("src/App.tsx"),
+        format!("import Counter from './components/Counter'\nimport {{ usePersistentState }} from './lib/persist'\n{app}")
+    );
+    assert_eq!(
+        file("src/components/Counter.tsx"),
+        counter.split_once('\n').unwrap().1
+    );
+    assert_eq!(sandbox().file(&run.pid, "src/App.tsx"), file("src/App.tsx"));
 }
 
 /// Rows of a query against the local D1, through wrangler.
@@ -744,6 +779,16 @@ fn a_sandbox_proxy_restart_mid_generation_recreates_the_sandbox() {
 }
 
 /// The files a client knows from the `file_edited` events it received.
+/// (name, passed) of each acceptance check a `check_result` event reports.
+fn checks_ran(result: &Value) -> Vec<(&str, bool)> {
+    result["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no check reports: {result}"))
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+        .collect()
+}
+
 fn files_seen(events: &[Value]) -> std::collections::BTreeMap<String, String> {
     events
         .iter()

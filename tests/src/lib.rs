@@ -15,6 +15,7 @@ use serde_json::Value;
 
 pub mod llm;
 pub mod process;
+pub mod sandbox;
 pub mod ws;
 use process::Group;
 
@@ -279,7 +280,8 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-fn free_port() -> u16 {
+/// A free loopback port (for a server a test starts).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

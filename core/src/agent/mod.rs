@@ -3,6 +3,7 @@
 //! and what it asks the models (`prompts`). No I/O: the room performs effects and feeds
 //! results back.
 
+pub mod autofix;
 pub mod blueprint;
 pub mod checks;
 pub mod file_stream;

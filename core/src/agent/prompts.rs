@@ -11,7 +11,9 @@ const CONTEXT_BUDGET: usize = 24 * 1024;
 
 /// Stable hooks for the acceptance checks, which find elements by them.
 const TESTIDS: &str = "Give every input, button, list item and displayed result a short \
-data-testid attribute (e.g. data-testid=\"new-task\", \"add\", \"task\", \"total\").";
+data-testid attribute, written as a plain JSX attribute that needs no import \
+(e.g. <button data-testid=\"add\">; others: \"new-task\", \"task\", \"total\"). \
+Never import test libraries.";
 
 const FORMAT: &str = "Write each file completely, in this exact format, one block per file:\n\
 <file path=\"relative/path.ext\">\n\

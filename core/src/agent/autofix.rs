@@ -1,0 +1,779 @@
+//! Deterministic repairs of the type-check errors small models make most often, applied before
+//! a fix round costs minutes of model time: a missing import of a project file's export or of a
+//! React hook, an import path a directory off, a default/named import mix-up, an import of a
+//! test library or one that does not parse, a package used but not installed. The room re-runs
+//! the type-check after a repair; whatever is left goes to the fixer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One `tsc --pretty false` diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    pub code: u32,
+    pub message: String,
+}
+
+/// `src/App.tsx(6,33): error TS2304: Cannot find name 'Item'.` lines; others are ignored.
+pub fn parse_tsc(output: &str) -> Vec<Diagnostic> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let (loc, rest) = l.split_once("): error TS")?;
+            let (file, pos) = loc.rsplit_once('(')?;
+            let line = pos.split(',').next()?.parse().ok()?;
+            let (code, message) = rest.split_once(": ")?;
+            Some(Diagnostic {
+                file: file.trim().to_owned(),
+                line,
+                code: code.parse().ok()?,
+                message: message.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// What to change: whole new file contents, packages to install, and a line per repair for the
+/// people watching.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub files: BTreeMap<String, String>,
+    pub install: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Repair {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.install.is_empty()
+    }
+}
+
+/// Names `react` exports that models use without importing.
+const REACT_NAMES: &[&str] = &[
+    "useState",
+    "useEffect",
+    "useMemo",
+    "useCallback",
+    "useRef",
+    "useReducer",
+    "useContext",
+    "useLayoutEffect",
+    "useId",
+    "useTransition",
+    "useDeferredValue",
+    "createContext",
+    "forwardRef",
+    "memo",
+    "Fragment",
+];
+
+/// Test tooling has no place in app code (and is not installed in the sandbox).
+const TEST_LIBS: &[&str] = &[
+    "@testing-library/",
+    "vitest",
+    "jest",
+    "@jest/",
+    "@playwright/",
+    "playwright",
+    "cypress",
+    "enzyme",
+    "chai",
+    "mocha",
+    "sinon",
+];
+
+const NODE_BUILTINS: &[&str] = &[
+    "fs",
+    "path",
+    "os",
+    "crypto",
+    "http",
+    "https",
+    "url",
+    "util",
+    "stream",
+    "events",
+    "child_process",
+    "buffer",
+];
+
+const MAX_INSTALLS: usize = 3;
+
+/// Repairs for `tsc_output` over the project's code `files` (path → text); `deps` are
+/// package.json's dependencies and devDependencies.
+pub fn repair(
+    tsc_output: &str,
+    files: &BTreeMap<String, String>,
+    deps: &BTreeSet<String>,
+) -> Repair {
+    let exports: BTreeMap<&str, Exports> = files
+        .iter()
+        .filter(|(p, _)| is_code(p))
+        .map(|(p, t)| (p.as_str(), Exports::scan(t)))
+        .collect();
+    let mut edits: BTreeMap<String, FileEdit> = BTreeMap::new();
+    let mut out = Repair::default();
+    for d in parse_tsc(tsc_output) {
+        let Some(text) = files.get(&d.file) else {
+            continue;
+        };
+        let line = text.lines().nth(d.line.saturating_sub(1)).unwrap_or("");
+        let edit = edits.entry(d.file.clone()).or_default();
+        if let Some(imp) = Import::parse(line) {
+            if let Some(new) = fix_import_line(&d, &imp, files, &exports, deps, &mut out) {
+                if edit.lines.insert(d.line, new.clone()).is_none() {
+                    out.notes.push(match new {
+                        Some(_) => format!("{}:{}: corrected `{}`", d.file, d.line, line.trim()),
+                        None => format!("{}:{}: removed `{}`", d.file, d.line, line.trim()),
+                    });
+                }
+            }
+            continue;
+        }
+        if matches!(d.code, 2304 | 2552) {
+            let Some(name) = quoted(&d.message, '\'') else {
+                continue;
+            };
+            if let Some((module, kind)) = provider(&d.file, name, &exports) {
+                let added = edit.add.entry(module.clone()).or_default();
+                if added.insert((kind, name.to_owned())) {
+                    out.notes
+                        .push(format!("{}: imported `{name}` from '{module}'", d.file));
+                }
+            }
+        }
+    }
+    for (path, edit) in edits {
+        if edit.lines.is_empty() && edit.add.is_empty() {
+            continue;
+        }
+        let text = &files[&path];
+        let mut lines: Vec<String> = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            match edit.lines.get(&(i + 1)) {
+                Some(Some(new)) => lines.push(new.clone()),
+                Some(None) => {}
+                None => lines.push(l.to_owned()),
+            }
+        }
+        // Imports are hoisted, so the top of the file is always a valid place for them.
+        let added: Vec<String> = edit
+            .add
+            .iter()
+            .flat_map(|(module, names)| render_imports(module, names))
+            .collect();
+        let mut new = added.join("\n");
+        if !new.is_empty() {
+            new.push('\n');
+        }
+        new += &lines.join("\n");
+        if text.ends_with('\n') {
+            new.push('\n');
+        }
+        if &new != text {
+            out.files.insert(path, new);
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct FileEdit {
+    /// 1-based line → its replacement (`None`: remove the line).
+    lines: BTreeMap<usize, Option<String>>,
+    /// Module → (kind, name) to import.
+    add: BTreeMap<String, BTreeSet<(Kind, String)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Default,
+    Named,
+    Type,
+}
+
+fn render_imports(module: &str, names: &BTreeSet<(Kind, String)>) -> Vec<String> {
+    let of = |k: Kind| -> Vec<&str> {
+        names
+            .iter()
+            .filter(|(kind, _)| *kind == k)
+            .map(|(_, n)| n.as_str())
+            .collect()
+    };
+    let mut out: Vec<String> = of(Kind::Default)
+        .into_iter()
+        .map(|n| format!("import {n} from '{module}'"))
+        .collect();
+    let named = of(Kind::Named);
+    if !named.is_empty() {
+        out.push(format!("import {{ {} }} from '{module}'", named.join(", ")));
+    }
+    let types = of(Kind::Type);
+    if !types.is_empty() {
+        out.push(format!(
+            "import type {{ {} }} from '{module}'",
+            types.join(", ")
+        ));
+    }
+    out
+}
+
+/// A single-line `import … from '…'` (or side-effect `import '…'`).
+struct Import<'a> {
+    /// Between `import` and `from`.
+    clause: &'a str,
+    spec: &'a str,
+    quote: char,
+}
+
+impl<'a> Import<'a> {
+    fn parse(line: &'a str) -> Option<Import<'a>> {
+        let rest = line.trim().strip_prefix("import")?;
+        if !rest.starts_with([' ', '{', '\'', '"']) {
+            return None;
+        }
+        let (clause, tail) = match rest.rfind(" from ") {
+            Some(i) => (&rest[..i], rest[i + 6..].trim()),
+            None => ("", rest.trim()),
+        };
+        let quote = tail.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let spec = quoted(tail, quote)?;
+        Some(Import {
+            clause: clause.trim(),
+            spec,
+            quote,
+        })
+    }
+
+    fn with(&self, clause: &str, spec: &str) -> String {
+        let q = self.quote;
+        if clause.is_empty() {
+            format!("import {q}{spec}{q}")
+        } else {
+            format!("import {clause} from {q}{spec}{q}")
+        }
+    }
+}
+
+/// The new import line for a diagnostic on an import line: `Some(None)` removes it, `None`
+/// leaves it to the fixer.
+fn fix_import_line(
+    d: &Diagnostic,
+    imp: &Import<'_>,
+    files: &BTreeMap<String, String>,
+    exports: &BTreeMap<&str, Exports>,
+    deps: &BTreeSet<String>,
+    out: &mut Repair,
+) -> Option<Option<String>> {
+    let test_file = d.file.contains(".test.") || d.file.contains(".spec.");
+    if !test_file && TEST_LIBS.iter().any(|t| imp.spec.starts_with(t)) {
+        return Some(None);
+    }
+    // `import { data-testid as tid } from …`: keep the bindings that are identifiers.
+    if let Some(clause) = valid_bindings(imp.clause) {
+        return Some((!clause.is_empty()).then(|| imp.with(&clause, imp.spec)));
+    }
+    let relative = imp.spec.starts_with('.');
+    match d.code {
+        2307 if relative => {
+            let stem = file_stem(imp.spec.rsplit('/').next().unwrap_or(imp.spec));
+            let mut found = files
+                .keys()
+                .filter(|p| is_code(p) && *p != &d.file && file_stem(file_name(p)) == stem);
+            let target = found.next()?;
+            if found.next().is_some() {
+                return None;
+            }
+            let spec = relative_spec(&d.file, target);
+            (spec != imp.spec).then(|| Some(imp.with(imp.clause, &spec)))
+        }
+        2307 => {
+            let pkg = package_name(imp.spec)?;
+            if !deps.contains(pkg)
+                && !NODE_BUILTINS.contains(&pkg)
+                && out.install.len() < MAX_INSTALLS
+                && !out.install.iter().any(|p| p == pkg)
+            {
+                out.install.push(pkg.to_owned());
+                out.notes
+                    .push(format!("{}: installing '{pkg}', which it imports", d.file));
+            }
+            None
+        }
+        // No exported member X; did you mean the default import?
+        2614 => {
+            let name = single_named(imp.clause)?;
+            Some(Some(imp.with(name, imp.spec)))
+        }
+        // No default export: the named export of that name, when the file has one.
+        1192 | 2613 if relative => {
+            let name = imp.clause;
+            if !is_ident(name) {
+                return None;
+            }
+            let target = resolve(&d.file, imp.spec, files)?;
+            let ex = exports.get(target.as_str())?;
+            if ex.named.contains(name) {
+                Some(Some(imp.with(&format!("{{ {name} }}"), imp.spec)))
+            } else if ex.types.contains(name) {
+                Some(Some(imp.with(&format!("type {{ {name} }}"), imp.spec)))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `Some(cleaned)` when the clause has bindings that are not identifiers.
+fn valid_bindings(clause: &str) -> Option<String> {
+    let (open, close) = (clause.find('{')?, clause.rfind('}')?);
+    if close < open {
+        return None;
+    }
+    let inner = &clause[open + 1..close];
+    let ok = |b: &str| {
+        let b = b.trim().strip_prefix("type ").unwrap_or(b.trim());
+        match b.split_once(" as ") {
+            Some((a, z)) => is_ident(a.trim()) && is_ident(z.trim()),
+            None => is_ident(b),
+        }
+    };
+    let parts: Vec<&str> = inner.split(',').filter(|b| !b.trim().is_empty()).collect();
+    if parts.iter().all(|b| ok(b)) {
+        return None;
+    }
+    let kept: Vec<&str> = parts.into_iter().filter(|b| ok(b)).map(str::trim).collect();
+    let head = clause[..open].trim().trim_end_matches(',').trim();
+    Some(match (head.is_empty(), kept.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => head.to_owned(),
+        (true, false) => format!("{{ {} }}", kept.join(", ")),
+        (false, false) => format!("{head}, {{ {} }}", kept.join(", ")),
+    })
+}
+
+fn single_named(clause: &str) -> Option<&str> {
+    let inner = clause.strip_prefix('{')?.strip_suffix('}')?.trim();
+    is_ident(inner).then_some(inner)
+}
+
+/// Where `name` can be imported from in `file`: react, or the one project file exporting it.
+fn provider(file: &str, name: &str, exports: &BTreeMap<&str, Exports>) -> Option<(String, Kind)> {
+    if REACT_NAMES.contains(&name) {
+        return Some(("react".into(), Kind::Named));
+    }
+    let mut found: Vec<(&str, Kind)> = exports
+        .iter()
+        .filter(|(p, _)| **p != file)
+        .filter_map(|(p, ex)| ex.kind_of(name, file_stem(file_name(p))).map(|k| (*p, k)))
+        .collect();
+    if found.len() > 1 {
+        found.retain(|(p, _)| file_stem(file_name(p)) == name);
+    }
+    match found.as_slice() {
+        [(p, k)] => Some((relative_spec(file, p), *k)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Exports {
+    default_name: Option<String>,
+    has_default: bool,
+    named: BTreeSet<String>,
+    types: BTreeSet<String>,
+}
+
+impl Exports {
+    fn scan(text: &str) -> Exports {
+        let mut ex = Exports::default();
+        for line in text.lines().map(str::trim_start) {
+            let Some(rest) = line.strip_prefix("export ") else {
+                continue;
+            };
+            if let Some(d) = rest.strip_prefix("default ") {
+                ex.has_default = true;
+                let d = d.strip_prefix("async ").unwrap_or(d);
+                let name = ["function ", "class "]
+                    .iter()
+                    .find_map(|k| d.strip_prefix(k))
+                    .map(|r| r.trim_start_matches('*').trim_start())
+                    .unwrap_or(d);
+                let id = ident_prefix(name);
+                if !id.is_empty() && id != "function" && id != "class" {
+                    ex.default_name = Some(id.to_owned());
+                }
+                continue;
+            }
+            if let Some(list) = rest.strip_prefix('{') {
+                let list = list.split('}').next().unwrap_or("");
+                for b in list.split(',') {
+                    let b = b.trim();
+                    let (is_type, b) = match b.strip_prefix("type ") {
+                        Some(t) => (true, t),
+                        None => (false, b),
+                    };
+                    let name = b.rsplit(" as ").next().unwrap_or(b).trim();
+                    if name == "default" {
+                        ex.has_default = true;
+                    } else if is_ident(name) {
+                        if is_type {
+                            &mut ex.types
+                        } else {
+                            &mut ex.named
+                        }
+                        .insert(name.to_owned());
+                    }
+                }
+                continue;
+            }
+            let rest = rest.strip_prefix("declare ").unwrap_or(rest);
+            let rest = rest.strip_prefix("async ").unwrap_or(rest);
+            for (kw, is_type) in [
+                ("function ", false),
+                ("const ", false),
+                ("let ", false),
+                ("var ", false),
+                ("class ", false),
+                ("enum ", false),
+                ("interface ", true),
+                ("type ", true),
+            ] {
+                if let Some(r) = rest.strip_prefix(kw) {
+                    let id = ident_prefix(r.trim_start_matches('*').trim_start());
+                    if !id.is_empty() {
+                        if is_type {
+                            &mut ex.types
+                        } else {
+                            &mut ex.named
+                        }
+                        .insert(id.to_owned());
+                    }
+                    break;
+                }
+            }
+        }
+        ex
+    }
+
+    fn kind_of(&self, name: &str, stem: &str) -> Option<Kind> {
+        if self.default_name.as_deref() == Some(name) || (self.has_default && stem == name) {
+            Some(Kind::Default)
+        } else if self.named.contains(name) {
+            Some(Kind::Named)
+        } else if self.types.contains(name) {
+            Some(Kind::Type)
+        } else {
+            None
+        }
+    }
+}
+
+/// A source file the type-check reads (and the repairs may touch).
+pub fn is_code(path: &str) -> bool {
+    [".ts", ".tsx", ".js", ".jsx"]
+        .iter()
+        .any(|e| path.ends_with(e))
+        && !path.ends_with(".d.ts")
+        && !path.contains("node_modules/")
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn file_stem(name: &str) -> &str {
+    for ext in [".tsx", ".ts", ".jsx", ".js"] {
+        if let Some(s) = name.strip_suffix(ext) {
+            return s;
+        }
+    }
+    name
+}
+
+fn dir_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// The specifier `from` (a file) uses for `to` (a file), without a code extension.
+fn relative_spec(from: &str, to: &str) -> String {
+    let target = match to.rsplit_once('/') {
+        Some((d, f)) => format!("{d}/{}", file_stem(f)),
+        None => file_stem(to).to_owned(),
+    };
+    let from: Vec<&str> = dir_of(from).split('/').filter(|s| !s.is_empty()).collect();
+    let to: Vec<&str> = target.split('/').collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let ups = from.len() - common;
+    let rest = to[common..].join("/");
+    if ups == 0 {
+        format!("./{rest}")
+    } else {
+        format!("{}{rest}", "../".repeat(ups))
+    }
+}
+
+/// The project file a relative specifier names, as TypeScript's bundler resolution finds it.
+fn resolve(from: &str, spec: &str, files: &BTreeMap<String, String>) -> Option<String> {
+    let mut parts: Vec<&str> = dir_of(from).split('/').filter(|s| !s.is_empty()).collect();
+    for seg in spec.split('/') {
+        match seg {
+            "." | "" => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    let base = parts.join("/");
+    let stripped = base.strip_suffix(".js").unwrap_or(&base);
+    [
+        base.clone(),
+        format!("{stripped}.ts"),
+        format!("{stripped}.tsx"),
+        format!("{base}.js"),
+        format!("{base}.jsx"),
+        format!("{base}/index.ts"),
+        format!("{base}/index.tsx"),
+    ]
+    .into_iter()
+    .find(|c| files.contains_key(c))
+}
+
+/// `@scope/name/sub` → `@scope/name`, `name/sub` → `name`; `None` for what npm cannot name.
+fn package_name(spec: &str) -> Option<&str> {
+    let spec = spec.strip_prefix("node:").map_or(spec, |_| "");
+    let end = if spec.starts_with('@') {
+        let first = spec.find('/')?;
+        spec[first + 1..]
+            .find('/')
+            .map_or(spec.len(), |i| first + 1 + i)
+    } else {
+        spec.find('/').unwrap_or(spec.len())
+    };
+    let name = &spec[..end];
+    let ok = !name.is_empty()
+        && name.len() <= 214
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "@/._-".contains(c));
+    ok.then_some(name)
+}
+
+fn quoted(s: &str, q: char) -> Option<&str> {
+    let start = s.find(q)? + 1;
+    let len = s[start..].find(q)?;
+    Some(&s[start..start + len])
+}
+
+fn ident_prefix(s: &str) -> &str {
+    let end = s
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '$'))
+        .map_or(s.len(), |(i, _)| i);
+    &s[..end]
+}
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty() && ident_prefix(s) == s && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[(&str, &str)]) -> BTreeMap<String, String> {
+        files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect()
+    }
+
+    fn deps(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tsc_lines_are_parsed_and_other_output_ignored() {
+        let out = "src/App.tsx(6,33): error TS2304: Cannot find name 'Item'.\n\
+                   \n  Found 1 error.\nsrc/a b.ts(10,1): error TS1005: ',' expected.\n";
+        let d = parse_tsc(out);
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d[0],
+            Diagnostic {
+                file: "src/App.tsx".into(),
+                line: 6,
+                code: 2304,
+                message: "Cannot find name 'Item'.".into()
+            }
+        );
+        assert_eq!(
+            (d[1].file.as_str(), d[1].line, d[1].code),
+            ("src/a b.ts", 10, 1005)
+        );
+    }
+
+    #[test]
+    fn a_component_used_without_import_is_imported_from_the_file_that_exports_it() {
+        let files = project(&[
+            (
+                "src/App.tsx",
+                "import React from 'react'\n\nexport default function App() {\n  const [a] = useState(0)\n  return <TodoFilter />\n}\n",
+            ),
+            (
+                "src/components/TodoFilter.tsx",
+                "const TodoFilter = () => <div />\nexport default TodoFilter\n",
+            ),
+        ]);
+        let out = "src/App.tsx(5,11): error TS2304: Cannot find name 'TodoFilter'.\n\
+                   src/App.tsx(4,15): error TS2304: Cannot find name 'useState'.\n";
+        let r = repair(out, &files, &deps(&["react"]));
+        assert_eq!(
+            r.files["src/App.tsx"],
+            "import TodoFilter from './components/TodoFilter'\nimport { useState } from 'react'\nimport React from 'react'\n\nexport default function App() {\n  const [a] = useState(0)\n  return <TodoFilter />\n}\n"
+        );
+        assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+        assert!(r.install.is_empty());
+    }
+
+    #[test]
+    fn named_exports_and_types_are_imported_as_such_and_unknown_names_are_left_alone() {
+        let files = project(&[
+            ("src/components/List.tsx", "export function List() {}\n"),
+            (
+                "src/lib/persist.ts",
+                "export function usePersistentState<T>(k: string, v: T) {}\n",
+            ),
+            (
+                "src/types.ts",
+                "export interface Item { id: number }\nexport type Filter = 'all'\n",
+            ),
+        ]);
+        let out = "src/components/List.tsx(1,1): error TS2304: Cannot find name 'usePersistentState'.\n\
+                   src/components/List.tsx(1,1): error TS2552: Cannot find name 'Item'. Did you mean 'Items'?\n\
+                   src/components/List.tsx(1,1): error TS2304: Cannot find name 'Nowhere'.\n";
+        let r = repair(out, &files, &deps(&[]));
+        assert_eq!(
+            r.files["src/components/List.tsx"],
+            "import { usePersistentState } from '../lib/persist'\nimport type { Item } from '../types'\nexport function List() {}\n"
+        );
+    }
+
+    #[test]
+    fn test_library_imports_and_unparsable_bindings_are_removed() {
+        let files = project(&[(
+            "src/components/TodoList.tsx",
+            "import React from 'react'\nimport { data-testid as tid } from '@testing-library/react'\nimport { useState, data-x } from 'react'\nexport default function TodoList() {}\n",
+        )]);
+        let out = "src/components/TodoList.tsx(2,14): error TS1005: ',' expected.\n\
+                   src/components/TodoList.tsx(2,29): error TS1128: Declaration or statement expected.\n\
+                   src/components/TodoList.tsx(3,24): error TS1005: ',' expected.\n";
+        let r = repair(out, &files, &deps(&["react"]));
+        assert_eq!(
+            r.files["src/components/TodoList.tsx"],
+            "import React from 'react'\nimport { useState } from 'react'\nexport default function TodoList() {}\n"
+        );
+        assert_eq!(r.notes.len(), 2, "one note per line: {:?}", r.notes);
+    }
+
+    #[test]
+    fn a_relative_import_a_directory_off_points_at_the_file() {
+        let files = project(&[
+            (
+                "src/components/Board.tsx",
+                "import { usePersistentState } from './lib/persist'\nimport Card from \"../Card\"\n",
+            ),
+            ("src/lib/persist.ts", "export function usePersistentState() {}\n"),
+            ("src/components/Card.tsx", "export default function Card() {}\n"),
+        ]);
+        let out = "src/components/Board.tsx(1,36): error TS2307: Cannot find module './lib/persist' or its corresponding type declarations.\n\
+                   src/components/Board.tsx(2,18): error TS2307: Cannot find module '../Card' or its corresponding type declarations.\n";
+        let r = repair(out, &files, &deps(&[]));
+        assert_eq!(
+            r.files["src/components/Board.tsx"],
+            "import { usePersistentState } from '../lib/persist'\nimport Card from \"./Card\"\n"
+        );
+    }
+
+    #[test]
+    fn default_and_named_import_mix_ups_are_swapped() {
+        let files = project(&[
+            (
+                "src/App.tsx",
+                "import { Header } from './Header'\nimport Footer from './Footer'\n",
+            ),
+            ("src/Header.tsx", "export default function Header() {}\n"),
+            ("src/Footer.tsx", "export const Footer = () => null\n"),
+        ]);
+        let out = "src/App.tsx(1,10): error TS2614: Module '\"./Header\"' has no exported member 'Header'. Did you mean to use 'import Header from \"./Header\"' instead?\n\
+                   src/App.tsx(2,8): error TS1192: Module '\"/app/src/Footer\"' has no default export.\n";
+        let r = repair(out, &files, &deps(&[]));
+        assert_eq!(
+            r.files["src/App.tsx"],
+            "import Header from './Header'\nimport { Footer } from './Footer'\n"
+        );
+    }
+
+    #[test]
+    fn a_package_imported_but_not_installed_is_installed_once() {
+        let files = project(&[(
+            "src/App.tsx",
+            "import QRCode from 'qrcode.react'\nimport { x } from '@acme/charts/lib'\nimport fs from 'fs'\nimport { y } from 'qrcode.react'\nimport z from 'react'\n",
+        )]);
+        let out = "src/App.tsx(1,20): error TS2307: Cannot find module 'qrcode.react'.\n\
+                   src/App.tsx(2,20): error TS2307: Cannot find module '@acme/charts/lib'.\n\
+                   src/App.tsx(3,16): error TS2307: Cannot find module 'fs'.\n\
+                   src/App.tsx(4,20): error TS2307: Cannot find module 'qrcode.react'.\n\
+                   src/App.tsx(5,20): error TS2307: Cannot find module 'react'.\n";
+        let r = repair(out, &files, &deps(&["react"]));
+        assert_eq!(r.install, ["qrcode.react", "@acme/charts"]);
+        assert!(r.files.is_empty());
+        assert!(!r.is_empty());
+    }
+
+    #[test]
+    fn nothing_to_repair_gives_an_empty_repair() {
+        let files = project(&[("src/App.tsx", "const a: number = 'x'\n")]);
+        let out =
+            "src/App.tsx(1,7): error TS2322: Type 'string' is not assignable to type 'number'.\n\
+                   src/Gone.tsx(1,1): error TS2304: Cannot find name 'X'.\n";
+        assert!(repair(out, &files, &deps(&[])).is_empty());
+        assert!(repair("", &files, &deps(&[])).is_empty());
+    }
+
+    #[test]
+    fn specifiers_and_packages_are_computed_like_a_resolver() {
+        assert_eq!(
+            relative_spec("src/App.tsx", "src/lib/persist.ts"),
+            "./lib/persist"
+        );
+        assert_eq!(
+            relative_spec("src/a/b/C.tsx", "src/lib/x.tsx"),
+            "../../lib/x"
+        );
+        assert_eq!(relative_spec("main.js", "store.js"), "./store");
+        let files = project(&[("src/lib/persist.ts", ""), ("src/ui/index.tsx", "")]);
+        assert_eq!(
+            resolve("src/components/A.tsx", "../lib/persist", &files).as_deref(),
+            Some("src/lib/persist.ts")
+        );
+        assert_eq!(
+            resolve("src/App.tsx", "./lib/persist.js", &files).as_deref(),
+            Some("src/lib/persist.ts")
+        );
+        assert_eq!(
+            resolve("src/App.tsx", "./ui", &files).as_deref(),
+            Some("src/ui/index.tsx")
+        );
+        assert_eq!(resolve("src/App.tsx", "../../x", &files), None);
+        assert_eq!(package_name("lodash/fp"), Some("lodash"));
+        assert_eq!(package_name("@a/b/c"), Some("@a/b"));
+        assert_eq!(package_name("node:fs"), None);
+        assert_eq!(package_name("Bad Name"), None);
+    }
+}
