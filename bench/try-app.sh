@@ -2,9 +2,11 @@
 # Tries a generated app in a real browser: runs a person's checks (the step format of
 # core/src/agent/checks.rs, e.g. bench/prompt-checks/1-todo.json) in headless Chromium against
 # the project's running preview, and saves a screenshot. For judging the PROMPTS.md apps
-# (docs/BENCHMARKS.md); it reuses the sandbox's check runner on the host.
+# (docs/BENCHMARKS.md); it reuses the sandbox's check runner on the host. A check the step
+# format cannot say (e.g. "the QR code changes") is a playwright-core script, CHECK.mjs,
+# run with the same KILN_DEV_URL.
 #
-#   bench/try-app.sh PROJECT_ID CHECKS.json [SANDBOX_URL]   (run as root, after ./kiln up)
+#   bench/try-app.sh PROJECT_ID CHECKS.json|CHECK.mjs [SANDBOX_URL]   (as root, after ./kiln up)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pid=$1 checks=$2 sandbox=${3:-http://127.0.0.1:8790}
@@ -41,4 +43,7 @@ EOF
 export KILN_DEV_URL="$sandbox$preview"
 mkdir -p "$ROOT/target/try"
 node "$work/shot.mjs" "$ROOT/target/try/$pid.png" || true
-node "$work/check.mjs" "$(realpath "$checks")"
+case $checks in
+  *.mjs) cp "$checks" "$work/person.mjs" && node "$work/person.mjs" ;;
+  *) node "$work/check.mjs" "$(realpath "$checks")" ;;
+esac

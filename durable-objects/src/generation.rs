@@ -1102,6 +1102,14 @@ async fn start_preview(
     if status.state == "ready" && g.preview_url.is_none() {
         let url = format!("/preview/{project}/");
         g.preview_url = Some(url.clone());
+        // Stored now, not when the step ends, so `GET …/generation` shows it too. Only this
+        // field: the stored state may hold a cancel or queued prompts this step has not seen.
+        if let Ok(Some(mut stored)) = load(room) {
+            if stored.id == g.id && !stored.step.is_terminal() {
+                stored.preview_url = Some(url.clone());
+                let _ = save(room, &stored);
+            }
+        }
         let _ = room.broadcast(ServerEvent::ServerStarted { preview_url: url });
     }
     Ok(status)

@@ -55,7 +55,13 @@ try {
   out({ error: `Chromium did not start: ${e.message.split('\n')[0]}` }, 3);
 }
 
-const url = (path) => new URL((path || '/').replace(/^\//, ''), base.endsWith('/') ? base : base + '/').href;
+// A query on the base (a preview token, when run from outside the sandbox) goes on every path.
+const url = (path) => {
+  const root = new URL(base);
+  const u = new URL((path || '/').replace(/^\//, ''), root.href.replace(/\?.*$/, '').replace(/\/?$/, '/'));
+  if (!u.search) u.search = root.search;
+  return u.href;
+};
 
 async function visibleText(page) {
   try {

@@ -545,6 +545,9 @@ fn import_mistakes_are_repaired_without_a_fix_round() {
     let done = events.last().unwrap();
     assert_eq!(done["type"], "generation_complete", "{done}");
     assert_eq!(done["unresolved"], json!([]), "{done}");
+    // Vite serves the app (type errors and all) while its checks are written.
+    let pos = |t: &str| events.iter().position(|e| e["type"] == t).unwrap();
+    assert!(pos("server_started") < pos("checks_written"));
     let results: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "check_result")

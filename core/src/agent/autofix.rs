@@ -12,6 +12,8 @@ pub struct Diagnostic {
     pub file: String,
     /// 1-based.
     pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
     pub code: u32,
     pub message: String,
 }
@@ -23,11 +25,13 @@ pub fn parse_tsc(output: &str) -> Vec<Diagnostic> {
         .filter_map(|l| {
             let (loc, rest) = l.split_once("): error TS")?;
             let (file, pos) = loc.rsplit_once('(')?;
-            let line = pos.split(',').next()?.parse().ok()?;
+            let (line, column) = pos.split_once(',')?;
+            let (line, column) = (line.parse().ok()?, column.parse().ok()?);
             let (code, message) = rest.split_once(": ")?;
             Some(Diagnostic {
                 file: file.trim().to_owned(),
                 line,
+                column,
                 code: code.parse().ok()?,
                 message: message.trim().to_owned(),
             })
@@ -136,7 +140,10 @@ pub fn repair(
             let Some(name) = quoted(&d.message, '\'') else {
                 continue;
             };
-            if let Some((module, kind)) = provider(&d.file, name, &exports) {
+            let as_type = type_position(line, d.column);
+            if let Some((module, kind)) = provider(&d.file, name, &exports)
+                .filter(|(_, kind)| !as_type || *kind == Kind::Type)
+            {
                 let added = edit.add.entry(module.clone()).or_default();
                 if added.insert((kind, name.to_owned())) {
                     out.notes
@@ -325,6 +332,30 @@ fn fix_import_line(
         }
         _ => None,
     }
+}
+
+/// Whether the name at `column` (1-based) of `line` is written as a type (`x: Item`,
+/// `useState<Item>`, `A | Item`): a component of that name is no answer there.
+fn type_position(line: &str, column: usize) -> bool {
+    let before: String = line.chars().take(column.saturating_sub(1)).collect();
+    let before = before.trim_end();
+    if let Some(head) = before.strip_suffix('<') {
+        // `useState<Item>` is a type argument; `<Item />` is JSX.
+        return head.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    }
+    [
+        ":",
+        "|",
+        "&",
+        " as",
+        " extends",
+        " implements",
+        "keyof",
+        "typeof",
+    ]
+    .iter()
+    .any(|t| before.ends_with(t))
+        || (before.ends_with(',') && before.contains('<') && !before.contains('>'))
 }
 
 /// `Some(cleaned)` when the clause has bindings that are not identifiers.
@@ -608,6 +639,7 @@ mod tests {
             Diagnostic {
                 file: "src/App.tsx".into(),
                 line: 6,
+                column: 33,
                 code: 2304,
                 message: "Cannot find name 'Item'.".into()
             }
@@ -662,6 +694,32 @@ mod tests {
             r.files["src/components/List.tsx"],
             "import { usePersistentState } from '../lib/persist'\nimport type { Item } from '../types'\nexport function List() {}\n"
         );
+    }
+
+    #[test]
+    fn a_name_written_as_a_type_is_only_imported_as_a_type() {
+        let files = project(&[
+            (
+                "src/App.tsx",
+                "const [f, setF] = useState<Filter>('all')\nlet items: Item[] = []\nconst x = <Filter />\n",
+            ),
+            ("src/components/Filter.tsx", "export default function Filter() {}\n"),
+            ("src/types.ts", "export type Item = { id: number }\n"),
+        ]);
+        let out = "src/App.tsx(1,28): error TS2304: Cannot find name 'Filter'.\n\
+                   src/App.tsx(2,12): error TS2304: Cannot find name 'Item'.\n";
+        let r = repair(out, &files, &deps(&["react"]));
+        assert_eq!(
+            r.files["src/App.tsx"],
+            "import type { Item } from './types'\nconst [f, setF] = useState<Filter>('all')\nlet items: Item[] = []\nconst x = <Filter />\n"
+        );
+        let jsx = "src/App.tsx(3,12): error TS2304: Cannot find name 'Filter'.\n";
+        let r = repair(jsx, &files, &deps(&["react"]));
+        assert!(r.files["src/App.tsx"].starts_with("import Filter from './components/Filter'\n"));
+        assert!(type_position("a: B", 4));
+        assert!(type_position("Map<string, B>", 13));
+        assert!(!type_position("f(a, B)", 6));
+        assert!(!type_position("return <B />", 9));
     }
 
     #[test]

@@ -248,7 +248,17 @@ pub fn from_model(text: &str, phase: usize) -> Result<(Vec<Check>, Vec<String>),
         .ok_or("the answer has no \"checks\" array")?;
     let (mut ok, mut dropped) = (Vec::new(), Vec::new());
     for item in items.iter().take(MAX_CHECKS_PER_PHASE) {
-        match serde_json::from_value::<Check>(item.clone()) {
+        // The model writes what must hold at the end apart (`expect`, see `json_schema`).
+        let mut item = item.clone();
+        if let Some(serde_json::Value::Array(expect)) =
+            item.as_object_mut().and_then(|o| o.remove("expect"))
+        {
+            match item.get_mut("steps") {
+                Some(serde_json::Value::Array(steps)) => steps.extend(expect),
+                _ => item["steps"] = serde_json::Value::Array(expect),
+            }
+        }
+        match serde_json::from_value::<Check>(item) {
             Ok(mut c) => match c.validate() {
                 Ok(()) => {
                     c.phase = phase;
@@ -333,27 +343,69 @@ pub fn failure_text(check: &Check, r: &CheckReport) -> String {
 }
 
 /// The JSON schema for providers that support `response_format: json_schema`.
-/// Tighter than validation, so a grammar-enforcing provider bounds the answer's length.
+/// Tighter than validation, so a grammar-enforcing provider bounds the answer's length. One
+/// object per step kind with every field it needs required (optional ones nullable, as strict
+/// mode wants): with one loose object, small models left out `count`'s `equals` and lost
+/// whole checks to it. Each check ends with `expect`, at least one assertion, which
+/// `from_model` appends to its steps: a check that asserts nothing cannot be written.
 pub fn json_schema() -> serde_json::Value {
-    let str_ = serde_json::json!({ "type": "string", "maxLength": 160 });
-    let step = serde_json::json!({
-        "type": "object",
-        "required": ["do"],
-        "properties": {
-            "do": { "type": "string", "enum": ["open", "reload", "click", "fill", "press",
-                "select", "drag", "wait", "see", "not_see", "count", "value"] },
-            "target": str_, "value": str_, "key": str_, "text": str_, "to": str_,
-            "path": str_, "ms": { "type": "integer" },
-            "equals": {}
-        }
-    });
-    serde_json::json!({
+    use serde_json::json;
+    let str_ = json!({ "type": "string", "maxLength": 160 });
+    let opt = json!({ "type": ["string", "null"], "maxLength": 160 });
+    let kinds: [(&str, Vec<(&str, &serde_json::Value)>); 12] = [
+        ("open", vec![("path", &opt)]),
+        ("reload", vec![]),
+        ("click", vec![("target", &str_)]),
+        ("fill", vec![("target", &str_), ("value", &str_)]),
+        ("press", vec![("key", &str_), ("target", &opt)]),
+        ("select", vec![("target", &str_), ("value", &str_)]),
+        ("drag", vec![("target", &str_), ("to", &str_)]),
+        ("wait", vec![]),
+        ("see", vec![("text", &str_), ("target", &opt)]),
+        ("not_see", vec![("text", &str_), ("target", &opt)]),
+        ("count", vec![("target", &str_)]),
+        ("value", vec![("target", &str_), ("equals", &str_)]),
+    ];
+    let ms = json!({ "type": "integer", "minimum": 0, "maximum": 5000 });
+    let n = json!({ "type": "integer", "minimum": 0, "maximum": 1000 });
+    let steps: Vec<serde_json::Value> = kinds
+        .iter()
+        .map(|(kind, fields)| {
+            let mut props = serde_json::Map::new();
+            props.insert("do".into(), json!({ "const": kind }));
+            for (name, schema) in fields {
+                props.insert((*name).into(), (*schema).clone());
+            }
+            match *kind {
+                "wait" => props.insert("ms".into(), ms.clone()),
+                "count" => props.insert("equals".into(), n.clone()),
+                _ => None,
+            };
+            let required: Vec<&String> = props.keys().collect();
+            json!({ "type": "object", "properties": props, "required": required,
+                "additionalProperties": false })
+        })
+        .collect();
+    let asserts: Vec<serde_json::Value> = steps
+        .iter()
+        .filter(|s| {
+            let kind = s["properties"]["do"]["const"].as_str().unwrap_or("");
+            matches!(kind, "see" | "not_see" | "count" | "value")
+        })
+        .cloned()
+        .collect();
+    json!({
         "type": "object",
         "required": ["checks"],
+        "additionalProperties": false,
         "properties": { "checks": { "type": "array", "maxItems": 6,
-            "items": { "type": "object", "required": ["name", "steps"],
+            "items": { "type": "object", "required": ["name", "steps", "expect"],
+                "additionalProperties": false,
                 "properties": { "name": str_,
-                    "steps": { "type": "array", "minItems": 1, "maxItems": 12, "items": step } } } } }
+                    "steps": { "type": "array", "maxItems": 10,
+                        "items": { "anyOf": steps } },
+                    "expect": { "type": "array", "minItems": 1, "maxItems": 4,
+                        "items": { "anyOf": asserts } } } } } }
     })
 }
 
@@ -375,6 +427,73 @@ mod tests {
     {"do": "reload"}, {"do": "count", "target": "li", "equals": 1}]}
 ]}
 ```"#;
+
+    /// Every step the schema allows parses, with each field filled the simplest way; and every
+    /// step kind has its object.
+    #[test]
+    fn each_step_object_of_the_schema_parses_as_that_step() {
+        let schema = json_schema();
+        let kinds = schema["properties"]["checks"]["items"]["properties"]["steps"]["items"]
+            ["anyOf"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(kinds.len(), 12);
+        for kind in kinds {
+            let mut step = serde_json::Map::new();
+            for field in kind["required"].as_array().unwrap() {
+                let f = field.as_str().unwrap();
+                let spec = &kind["properties"][f];
+                let v = if f == "do" {
+                    spec["const"].clone()
+                } else if spec["type"] == "integer" {
+                    serde_json::json!(2)
+                } else {
+                    serde_json::json!("x")
+                };
+                step.insert(f.into(), v);
+            }
+            let parsed: Result<CheckStep, _> = serde_json::from_value(step.clone().into());
+            assert!(parsed.is_ok(), "{step:?}: {parsed:?}");
+            // Nullable fields may be null.
+            for (f, spec) in kind["properties"].as_object().unwrap() {
+                if spec["type"].as_array().is_some() {
+                    step.insert(f.clone(), serde_json::Value::Null);
+                }
+            }
+            let parsed: Result<CheckStep, _> = serde_json::from_value(step.clone().into());
+            assert!(parsed.is_ok(), "{step:?}: {parsed:?}");
+        }
+    }
+
+    #[test]
+    fn expect_steps_are_appended_after_the_actions() {
+        let answer = r#"{"checks":[{"name":"Enter adds","steps":[
+            {"do":"fill","target":"input","value":"a"},{"do":"press","key":"Enter","target":null}],
+            "expect":[{"do":"count","target":"li","equals":1},{"do":"see","text":"a","target":null}]},
+            {"name":"only expect","steps":[],"expect":[{"do":"see","text":"Todo","target":null}]}]}"#;
+        let (ok, dropped) = from_model(answer, 1).unwrap();
+        assert!(dropped.is_empty(), "{dropped:?}");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].steps.len(), 4);
+        assert_eq!(
+            ok[0].steps[2],
+            CheckStep::Count {
+                target: "li".into(),
+                equals: 1
+            }
+        );
+        assert_eq!(
+            ok[1].steps,
+            [CheckStep::See {
+                text: "Todo".into(),
+                target: None
+            }]
+        );
+        let kinds = &json_schema()["properties"]["checks"]["items"]["properties"]["expect"]
+            ["items"]["anyOf"];
+        assert_eq!(kinds.as_array().unwrap().len(), 4);
+    }
 
     #[test]
     fn valid_checks_are_kept_and_bad_ones_dropped_with_reasons() {

@@ -179,7 +179,7 @@ pub fn tester(bp: &Blueprint, phase: usize, files: &[(String, String)]) -> Vec<C
     let ph = &bp.phases[phase];
     let system = "You write acceptance checks for a web app: for each acceptance point, one \
         check that a browser runs on a freshly opened app with empty storage. A check is a \
-        name and a list of steps. Steps:\n\
+        name, its steps and what it expects at the end. Steps:\n\
         {\"do\":\"click\",\"target\":SEL} {\"do\":\"fill\",\"target\":SEL,\"value\":TEXT} \
         {\"do\":\"press\",\"key\":\"Enter\",\"target\":SEL} {\"do\":\"select\",\"target\":SEL,\"value\":TEXT} \
         {\"do\":\"drag\",\"target\":SEL,\"to\":SEL} {\"do\":\"wait\",\"ms\":N} {\"do\":\"reload\"} \
@@ -189,14 +189,14 @@ pub fn tester(bp: &Blueprint, phase: usize, files: &[(String, String)]) -> Vec<C
         SEL is a CSS selector taken from the code, best [data-testid=...]; or text=Label for \
         a button by its label. Every check starts on the freshly opened app with NO data: \
         first create what it needs the way a person would (fill an input, press Enter or \
-        click Add), then act, then prove the acceptance point with see, not_see, count or \
-        value steps. `reload` keeps storage: use it to check that data survives a reload. \
-        Example:\n\
+        click Add), then act; then `expect` proves the acceptance point with see, not_see, \
+        count or value steps. `reload` keeps storage: use it to check that data survives a \
+        reload. Example:\n\
         {\"checks\":[{\"name\":\"Enter adds a task\",\"steps\":[\
         {\"do\":\"fill\",\"target\":\"[data-testid=new-task]\",\"value\":\"Buy milk\"},\
-        {\"do\":\"press\",\"key\":\"Enter\",\"target\":\"[data-testid=new-task]\"},\
-        {\"do\":\"count\",\"target\":\"[data-testid=task]\",\"equals\":1},\
-        {\"do\":\"see\",\"text\":\"Buy milk\"}]}]}\n\
+        {\"do\":\"press\",\"key\":\"Enter\",\"target\":\"[data-testid=new-task]\"}],\
+        \"expect\":[{\"do\":\"count\",\"target\":\"[data-testid=task]\",\"equals\":1},\
+        {\"do\":\"see\",\"text\":\"Buy milk\",\"target\":null}]}]}\n\
         Answer with the JSON object only.";
     let mut user = format!("App: {} — {}\nAcceptance points:\n", bp.name, bp.summary);
     for a in &ph.acceptance {
