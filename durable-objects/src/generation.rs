@@ -813,7 +813,9 @@ fn worth_quoting(path: &str) -> bool {
         || name == "package-lock.json"
         || name.starts_with("tsconfig")
         || name.contains(".config.")
-        || name.ends_with(".d.ts"))
+        || name.ends_with(".d.ts")
+        // Given and never changed; small models shown it copied it into App.tsx.
+        || path == "src/main.tsx")
 }
 
 fn sandbox(room: &ProjectRoom, project: &str) -> std::result::Result<SandboxClient, String> {
@@ -901,6 +903,8 @@ async fn check(
                         continue;
                     }
                     errors.push(tail(&r.output));
+                    let (files, _) = project_code(room)?;
+                    errors.extend(autofix::hints(&r.output, &files));
                 }
                 break;
             }
@@ -930,31 +934,7 @@ async fn autofix(
     sb: &SandboxClient,
     tsc_output: &str,
 ) -> std::result::Result<bool, SandboxError> {
-    let mut files = std::collections::BTreeMap::new();
-    let mut deps = std::collections::BTreeSet::new();
-    for meta in room.store().list()? {
-        let path = meta.path.as_str();
-        if path == "package.json" {
-            let manifest: serde_json::Value = room
-                .store()
-                .content(&meta.path)?
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            for key in ["dependencies", "devDependencies"] {
-                if let Some(m) = manifest[key].as_object() {
-                    deps.extend(m.keys().cloned());
-                }
-            }
-        } else if autofix::is_code(path) && meta.size <= 256 * 1024 {
-            if let Some(text) = room
-                .store()
-                .content(&meta.path)?
-                .and_then(|b| String::from_utf8(b).ok())
-            {
-                files.insert(path.to_owned(), text);
-            }
-        }
-    }
+    let (files, deps) = project_code(room)?;
     let repair = autofix::repair(tsc_output, &files, &deps);
     if repair.is_empty() {
         return Ok(false);
@@ -988,6 +968,42 @@ async fn autofix(
         output: notes.join("\n"),
     });
     Ok(changed)
+}
+
+/// Source path → text, and package.json's dependency names.
+type Code = (
+    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeSet<String>,
+);
+
+/// The project's source files (what the type-check reads) and package.json's dependencies.
+fn project_code(room: &ProjectRoom) -> Result<Code> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut deps = std::collections::BTreeSet::new();
+    for meta in room.store().list()? {
+        let path = meta.path.as_str();
+        if path == "package.json" {
+            let manifest: serde_json::Value = room
+                .store()
+                .content(&meta.path)?
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            for key in ["dependencies", "devDependencies"] {
+                if let Some(m) = manifest[key].as_object() {
+                    deps.extend(m.keys().cloned());
+                }
+            }
+        } else if autofix::is_code(path) && meta.size <= 256 * 1024 {
+            if let Some(text) = room
+                .store()
+                .content(&meta.path)?
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                files.insert(path.to_owned(), text);
+            }
+        }
+    }
+    Ok((files, deps))
 }
 
 /// `npm install <packages>` in the sandbox, its output streamed as `command_output`; the

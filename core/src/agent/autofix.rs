@@ -186,6 +186,25 @@ pub fn repair(
     out
 }
 
+/// Plain words for what a fixer misreads in tsc's output; one line each, to go after it.
+pub fn hints(tsc_output: &str, files: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let no_default_app = parse_tsc(tsc_output)
+        .iter()
+        .any(|d| matches!(d.code, 1192 | 2613) && d.message.contains("/App"));
+    if let Some(app) = files.get("src/App.tsx") {
+        if no_default_app && app.contains("createRoot(") {
+            out.push(
+                "src/App.tsx holds the code of src/main.tsx (createRoot), not the app. Rewrite \
+                 src/App.tsx as `export default function App()` that keeps the app's state and \
+                 renders the components of src/components/; do not write src/main.tsx."
+                    .to_owned(),
+            );
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 struct FileEdit {
     /// 1-based line → its replacement (`None`: remove the line).
@@ -720,6 +739,22 @@ mod tests {
         assert!(type_position("Map<string, B>", 13));
         assert!(!type_position("f(a, B)", 6));
         assert!(!type_position("return <B />", 9));
+    }
+
+    #[test]
+    fn an_app_file_holding_the_entry_code_gets_a_plain_hint() {
+        let out =
+            "src/main.tsx(4,8): error TS1192: Module '\"/work/src/App\"' has no default export.\n";
+        let files = project(&[(
+            "src/App.tsx",
+            "import { createRoot } from 'react-dom/client'\nimport App from './App.tsx'\ncreateRoot(document.getElementById('root')!).render(<App />)\n",
+        )]);
+        let h = hints(out, &files);
+        assert_eq!(h.len(), 1);
+        assert!(h[0].starts_with("src/App.tsx holds the code of src/main.tsx"));
+        let fine = project(&[("src/App.tsx", "export function App() {}\n")]);
+        assert!(hints(out, &fine).is_empty());
+        assert!(hints("", &files).is_empty());
     }
 
     #[test]

@@ -33,15 +33,18 @@ fn template_notes(t: Template) -> &'static str {
         }
         Template::ReactVite => {
             "Template `react-vite`: React 19 + TypeScript + Vite + Tailwind CSS. \
-            It starts with index.html, src/main.tsx (renders <App/>), src/App.tsx and \
-            src/index.css (Tailwind directives). Put components in src/components/, use \
-            Tailwind classes for styling and useState for state. For data that must survive \
-            a reload use the given hook: import { usePersistentState } from './lib/persist' \
-            (from src/App.tsx; '../lib/persist' from src/components/), then \
-            const [items, setItems] = usePersistentState<Item[]>('items', []) — it works like \
-            useState. Keep the app's state in App.tsx and pass it to components as props. \
-            src/App.tsx must import and render your components. Import every React hook you \
-            use. The code must type-check (tsc --noEmit)."
+            It starts with index.html, src/main.tsx (given: it renders <App/>; never write \
+            it), src/App.tsx and src/index.css (Tailwind directives). src/App.tsx holds \
+            `export default function App()`. Put components in src/components/, use \
+            Tailwind classes for styling and useState for state. Define every type you use \
+            (shared ones exported from src/types.ts). For data that must survive a reload \
+            use the given hook: import { usePersistentState } from './lib/persist' (from \
+            src/App.tsx; '../lib/persist' from src/components/), e.g. with \
+            `type Expense = { id: number; amount: number }`: \
+            const [expenses, setExpenses] = usePersistentState<Expense[]>('expenses', []) — it \
+            works like useState. Keep the app's state in App.tsx and pass it to components as \
+            props. src/App.tsx must import and render your components. Import every React hook \
+            you use. The code must type-check (tsc --noEmit)."
         }
     }
 }
