@@ -603,20 +603,47 @@ async fn stream_files(
     let mut parser = FileParser::new();
     let mut events: Vec<StreamEvent> = Vec::new();
     let mut failure: Option<String> = None;
+    // Small models loop until max_tokens: the whole answer again (a file closed a second time
+    // with the same content) or a few lines over and over inside a file. Stop there and keep
+    // the files closed before it; an unclosed one is dropped, and the check reports it missing.
+    let mut finished: std::collections::HashMap<String, String> = Default::default();
+    let mut writing = String::new();
+    let mut looped = false;
     let answer = call(room, project, g, llm, role, req, |text| {
         if failure.is_some() || cancelled(room) {
             return false;
         }
         for ev in parser.feed(text.as_bytes()) {
+            match &ev {
+                StreamEvent::FileStart { .. } => writing.clear(),
+                StreamEvent::FileChunk { text, .. } => {
+                    writing.push_str(text);
+                    looped = kiln_core::agent::file_stream::repeats_at_end(&writing);
+                }
+                StreamEvent::FileEnd { path, content } => {
+                    looped = finished.get(path.as_str()) == Some(content);
+                    finished.insert(path.to_string(), content.clone());
+                }
+                _ => {}
+            }
+            // The repeat's end still goes out, so clients close the file it reopened.
             if let Err(e) = live(room, &ev) {
                 failure = Some(e.to_string());
+            }
+            if looped {
+                return false;
             }
             events.push(ev);
         }
         true
     })
     .await?;
-    if let Err(o) = answer {
+    if looped && !cancelled(room) {
+        room.broadcast(ServerEvent::CommandOutput {
+            command: role.as_str().into(),
+            output: "the model began repeating itself: stopped it there".into(),
+        })?;
+    } else if let Err(o) = answer {
         return Ok(Err(o));
     }
     if let Some(f) = failure {
@@ -625,7 +652,7 @@ async fn stream_files(
             retryable: true,
         }));
     }
-    let tail_events = parser.finish();
+    let tail_events = if looped { vec![] } else { parser.finish() };
     if let Some(StreamEvent::Error { message }) = tail_events
         .iter()
         .find(|e| matches!(e, StreamEvent::Error { .. }))

@@ -594,6 +594,42 @@ fn import_mistakes_are_repaired_without_a_fix_round() {
     assert_eq!(sandbox().file(&run.pid, "src/App.tsx"), file("src/App.tsx"));
 }
 
+/// Small models loop: the whole answer again and again until max_tokens. The second time a
+/// file closes with the same content the stream is stopped and what was written is kept (here
+/// the repeat is followed by a block that never closes, which would otherwise fail the phase).
+#[test]
+fn a_model_repeating_its_answer_is_stopped_and_its_files_kept() {
+    let looping = format!(
+        "{}\n{}\n<file path=\"main.js\">\nconst again = 1;\n",
+        coder_reply(),
+        coder_reply()
+    );
+    let run = setup(
+        Script::new()
+            .turn(plan_turn())
+            .turn(Turn::text(looping).matching("Phase 1 of 1")),
+        &[],
+    );
+    let events = generate_to_completion(&run);
+    let done = events.last().unwrap();
+    assert_eq!(done["unresolved"], json!([]), "{done}");
+    assert!(
+        events.iter().any(|e| e["type"] == "command_output"
+            && e["output"]
+                .as_str()
+                .unwrap()
+                .contains("began repeating itself")),
+        "the stop is reported"
+    );
+    let main = run.kiln.get(
+        &format!("/api/projects/{}/files/main.js", run.pid),
+        run.owner.token(),
+    );
+    assert_eq!(main.text, MAIN);
+    let check = events.iter().find(|e| e["type"] == "check_result").unwrap();
+    assert_eq!(check["passed"], true, "{check}");
+}
+
 /// Rows of a query against the local D1, through wrangler.
 fn d1(kiln: &Kiln, sql: &str) -> Vec<Value> {
     let root = kiln_e2e::repo_root();

@@ -418,9 +418,57 @@ pub fn apply_edit(content: &str, search: &str, replace: &str) -> Result<String, 
     Ok(out)
 }
 
+/// Whether a file being written ends in the same block of 1–8 lines four times over: a small
+/// model in a loop (e.g. the same imports until max_tokens). Blocks under 16 characters
+/// (`}`, `</div>`: closing nested elements) do not count.
+pub fn repeats_at_end(text: &str) -> bool {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .rev()
+        .take(64)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    const TIMES: usize = 4;
+    (1..=8).any(|period| {
+        if lines.len() < period * TIMES {
+            return false;
+        }
+        let tail = &lines[lines.len() - period * TIMES..];
+        let block = &tail[..period];
+        block.iter().map(|l| l.len()).sum::<usize>() >= 16
+            && tail.chunks(period).all(|c| c == block)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_repeated_four_times_at_the_end_is_a_loop() {
+        let imports = "import { A } from 'x'\nimport { B } from 'x'\n";
+        assert!(repeats_at_end(&format!(
+            "const a = 1\n{}",
+            imports.repeat(4)
+        )));
+        assert!(!repeats_at_end(&format!(
+            "const a = 1\n{}",
+            imports.repeat(3)
+        )));
+        assert!(repeats_at_end(&"  <li>the same item</li>\n".repeat(4)));
+        assert!(!repeats_at_end(&"      </div>\n".repeat(8)));
+        assert!(!repeats_at_end("}\n}\n}\n}\n}\n"));
+        assert!(!repeats_at_end("\n\n\n\n\n\n"));
+        assert!(!repeats_at_end("a\nb\nc\nd\ne\nf\ng\nh\n"));
+        // A repetition earlier in the file, then other code, is not a loop.
+        assert!(!repeats_at_end(&format!(
+            "{}const b = 2\n",
+            "x()\n".repeat(5)
+        )));
+    }
 
     fn p(s: &str) -> ProjectPath {
         ProjectPath::parse(s).unwrap()
