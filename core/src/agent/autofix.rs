@@ -470,12 +470,7 @@ impl Exports {
                     if name == "default" {
                         ex.has_default = true;
                     } else if is_ident(name) {
-                        if is_type {
-                            &mut ex.types
-                        } else {
-                            &mut ex.named
-                        }
-                        .insert(name.to_owned());
+                        ex.add(name, is_type);
                     }
                 }
                 continue;
@@ -495,18 +490,22 @@ impl Exports {
                 if let Some(r) = rest.strip_prefix(kw) {
                     let id = ident_prefix(r.trim_start_matches('*').trim_start());
                     if !id.is_empty() {
-                        if is_type {
-                            &mut ex.types
-                        } else {
-                            &mut ex.named
-                        }
-                        .insert(id.to_owned());
+                        ex.add(id, is_type);
                     }
                     break;
                 }
             }
         }
         ex
+    }
+
+    fn add(&mut self, name: &str, is_type: bool) {
+        if is_type {
+            &mut self.types
+        } else {
+            &mut self.named
+        }
+        .insert(name.to_owned());
     }
 
     fn kind_of(&self, name: &str, stem: &str) -> Option<Kind> {
