@@ -73,6 +73,30 @@ pub struct AddMember {
     pub role: Role,
 }
 
+/// An invitation to an org. The inviter sees the same shape whether or not the email has an
+/// account; the invitee sees theirs with the org's name and who invited them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: String,
+    pub org_id: OrgId,
+    pub org_name: String,
+    pub email: String,
+    pub role: Role,
+    pub invited_by: String,
+    pub status: InvitationStatus,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Declined,
+    Revoked,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMember {

@@ -35,6 +35,14 @@ pub enum ErrorCode {
     ProjectTooLarge,
     /// A WebSocket endpoint was called without `Upgrade: websocket`.
     UpgradeRequired,
+    /// Too many attempts (logins, sign-ups, tokens) in a window; `Retry-After` says when.
+    RateLimited,
+    /// A per-org or per-project cap (concurrent generations, queued prompts) is reached.
+    QuotaExceeded,
+    /// A sandbox's writable layer is full.
+    DiskQuotaExceeded,
+    /// A cross-site request (foreign `Origin` / `Sec-Fetch-Site`) to a cookie-authenticated route.
+    CrossSiteRequest,
     Internal,
     Unavailable,
 }
@@ -45,7 +53,7 @@ impl ErrorCode {
         match self {
             InvalidJson | InvalidField | InvalidParameter | InvalidPath => 400,
             Unauthorized | InvalidCredentials => 401,
-            Forbidden => 403,
+            Forbidden | CrossSiteRequest => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
             EmailTaken | AlreadyMember | LastOwner | Conflict | AlreadyExists | TooManyFiles => 409,
@@ -54,6 +62,8 @@ impl ErrorCode {
             PreconditionRequired => 428,
             UpgradeRequired => 426,
             UnsupportedMediaType => 415,
+            RateLimited | QuotaExceeded => 429,
+            DiskQuotaExceeded => 507,
             Internal => 500,
             Unavailable => 503,
         }
@@ -84,6 +94,10 @@ impl ErrorCode {
             TooManyFiles => "too_many_files",
             ProjectTooLarge => "project_too_large",
             UpgradeRequired => "upgrade_required",
+            RateLimited => "rate_limited",
+            QuotaExceeded => "quota_exceeded",
+            DiskQuotaExceeded => "disk_quota_exceeded",
+            CrossSiteRequest => "cross_site_request",
             Internal => "internal",
             Unavailable => "unavailable",
         }
@@ -147,6 +161,10 @@ mod tests {
             TooManyFiles,
             ProjectTooLarge,
             UpgradeRequired,
+            RateLimited,
+            QuotaExceeded,
+            DiskQuotaExceeded,
+            CrossSiteRequest,
             Internal,
             Unavailable,
         ] {

@@ -10,6 +10,8 @@ pub mod api;
 pub mod diff;
 pub mod error;
 pub mod ids;
+pub mod limits;
+pub mod origin;
 pub mod path;
 pub mod protocol;
 pub mod role;

@@ -168,6 +168,53 @@ pub fn mime_type(path: &ProjectPath) -> &'static str {
     }
 }
 
+/// Whether a browser would run this file if it were served inline: markup that can carry
+/// scripts (HTML, SVG, XML) and scripts themselves. Such files are sent as attachments, and
+/// every file read carries `nosniff` and a sandbox CSP, so that no stored file ever runs on
+/// Kiln's origin.
+pub fn is_active_content(path: &ProjectPath) -> bool {
+    let ext = path
+        .file_name()
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "html"
+            | "htm"
+            | "xhtml"
+            | "shtml"
+            | "svg"
+            | "svgz"
+            | "xml"
+            | "xsl"
+            | "xslt"
+            | "js"
+            | "mjs"
+            | "cjs"
+            | "jsx"
+            | "wasm"
+            | "swf"
+            | "pdf"
+    ) || mime_type(path) == "application/octet-stream"
+}
+
+/// The headers every read of a stored file carries (the files API and version files).
+pub fn stored_file_headers(path: &ProjectPath) -> Vec<(&'static str, String)> {
+    let mut h = vec![
+        ("content-type", mime_type(path).to_owned()),
+        ("x-content-type-options", "nosniff".to_owned()),
+        (
+            "content-security-policy",
+            "sandbox; default-src 'none'".to_owned(),
+        ),
+    ];
+    if is_active_content(path) {
+        h.push(("content-disposition", "attachment".to_owned()));
+    }
+    h
+}
+
 /// A version's content: each path's blob, by sha256. Stored in R2 at
 /// `manifests/<sha256 of this JSON>`; blobs at `blobs/<sha256>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -202,6 +249,37 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_a_browser_would_run_are_attachments() {
+        for (path, attachment) in [
+            ("index.html", true),
+            ("a/b.HTM", true),
+            ("logo.svg", true),
+            ("feed.xml", true),
+            ("src/main.js", true),
+            ("x.mjs", true),
+            ("noext", true),
+            ("src/App.tsx", false),
+            ("style.css", false),
+            ("photo.png", false),
+            ("README.md", false),
+        ] {
+            let p = ProjectPath::parse(path).unwrap();
+            let h = stored_file_headers(&p);
+            let has = |k: &str, v: &str| h.iter().any(|(hk, hv)| *hk == k && hv == v);
+            assert!(has("x-content-type-options", "nosniff"), "{path}");
+            assert!(
+                has("content-security-policy", "sandbox; default-src 'none'"),
+                "{path}"
+            );
+            assert_eq!(
+                has("content-disposition", "attachment"),
+                attachment,
+                "{path}"
+            );
+        }
+    }
 
     const T: Totals = Totals {
         files: 3,

@@ -11,11 +11,17 @@ pub struct Conn {
     /// Random per socket, to tell two tabs of one user apart.
     pub id: String,
     pub user: String,
+    /// The session that opened the socket: logging it out closes the socket.
+    #[serde(default)]
+    pub session: String,
     pub email: String,
     pub role: Role,
     /// Set by `hello`: only live sockets receive broadcasts, so a replay and the live
     /// stream never overlap.
     pub live: bool,
+    /// Its rights were taken away: nothing it sends is accepted any more.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 impl Conn {

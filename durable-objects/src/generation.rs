@@ -11,7 +11,7 @@ use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
 use kiln_core::agent::checks::{self, CheckFile, CheckReport, RunReport, CHECKS_PATH};
 use kiln_core::agent::file_stream::{apply_edit, FileParser, StreamEvent};
 use kiln_core::agent::llm::{backoff_ms, cost_micros, ChatMessage, ChatRequest};
-use kiln_core::agent::machine::{Generation, Next, Outcome, Step};
+use kiln_core::agent::machine::{Generation, Next, Outcome, QueueFull, Step};
 use kiln_core::agent::prompts;
 use kiln_core::agent::tools::{self, ToolCall};
 use kiln_core::path::ProjectPath;
@@ -49,16 +49,19 @@ fn save(room: &ProjectRoom, g: &Generation) -> Result<()> {
     room.store().set_meta(STATE_KEY, &serde_json::to_string(g)?)
 }
 
-/// Starts a generation, or folds the prompt into the running one. Returns its id.
+/// Starts a generation, or folds the prompt into the running one. Returns its id, or
+/// `Err(QueueFull)` inside when too many prompts already wait for the running one.
 pub async fn start(
     room: &ProjectRoom,
     prompt: String,
     template: Option<Template>,
-) -> Result<String> {
+) -> Result<std::result::Result<String, QueueFull>> {
     if let Some(mut g) = load(room)?.filter(|g| !g.step.is_terminal()) {
-        g.enqueue(prompt);
+        if let Err(full) = g.enqueue(prompt) {
+            return Ok(Err(full));
+        }
         save(room, &g)?;
-        return Ok(g.id);
+        return Ok(Ok(g.id));
     }
     let n = room
         .store()
@@ -79,7 +82,20 @@ pub async fn start(
     save(room, &g)?;
     announce(room, &g)?;
     room.state().storage().set_alarm(0i64).await?;
-    Ok(g.id)
+    Ok(Ok(g.id))
+}
+
+/// The project was deleted: its generation stops and its sandbox goes. The working tree
+/// stays in the room (a soft delete can be undone by an operator).
+pub async fn project_deleted(room: &ProjectRoom, project: &str) -> Result<()> {
+    cancel(room)?;
+    room.state().storage().delete_alarm().await?;
+    if let Some(sb) = SandboxClient::from_env(room.env(), project) {
+        if let Err(e) = sb.remove().await {
+            worker::console_warn!("removing the sandbox of deleted project {project}: {e}");
+        }
+    }
+    Ok(())
 }
 
 pub fn cancel(room: &ProjectRoom) -> Result<()> {
@@ -165,7 +181,8 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
             // Prompts that came in during the last phase: a follow-up carries them out.
             if !g.queued.is_empty() {
                 let prompt = g.queued.join("\n");
-                start(room, prompt, None).await?;
+                // This generation is done, so the prompt starts a new one: never a full queue.
+                let _ = start(room, prompt, None).await?;
             }
         }
         s if s.is_terminal() => storage.delete_alarm().await?,
@@ -475,7 +492,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                     retryable: true,
                 });
             }
-            let url = format!("/preview/{project}/");
+            let url = preview_url(room, project);
             room.broadcast(ServerEvent::ServerStarted {
                 preview_url: url.clone(),
             })?;
@@ -1133,6 +1150,23 @@ fn read_checks(room: &ProjectRoom) -> Result<CheckFile> {
         .unwrap_or_default())
 }
 
+/// The project's preview, on its own origin (`KILN_PREVIEW_URL`'s domain). Viewers get in
+/// through a preview link; opening this bare URL in a browser sends them through Kiln for one.
+fn preview_url(room: &ProjectRoom, project: &str) -> String {
+    let domain = room
+        .env()
+        .var("KILN_PREVIEW_URL")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "http://preview.localhost:8787".into());
+    match (
+        kiln_core::origin::PreviewDomain::parse(&domain),
+        kiln_core::ids::ProjectId::parse(project),
+    ) {
+        (Ok(d), Some(id)) => format!("{}/", d.origin_for(&id)),
+        _ => format!("/preview/{project}/"),
+    }
+}
+
 /// Starts the app's dev server (a no-op when it runs) and, the first time it is up,
 /// publishes the preview: people watch the app while the rest is built, checked and fixed.
 async fn start_preview(
@@ -1143,7 +1177,7 @@ async fn start_preview(
 ) -> std::result::Result<DevServerStatus, SandboxError> {
     let status = sb.dev_server(DevServerAction::Start).await?;
     if status.state == "ready" && g.preview_url.is_none() {
-        let url = format!("/preview/{project}/");
+        let url = preview_url(room, project);
         g.preview_url = Some(url.clone());
         // Stored now, not when the step ends, so `GET …/generation` shows it too. Only this
         // field: the stored state may hold a cancel or queued prompts this step has not seen.

@@ -35,6 +35,7 @@ pub struct ProjectRoom {
 /// The user on whose behalf the Worker forwarded a request.
 pub struct Caller {
     pub user: String,
+    pub session: String,
     pub email: String,
     pub role: Role,
 }
@@ -97,11 +98,13 @@ impl DurableObject for ProjectRoom {
                     template: Option<kiln_core::sandbox::Template>,
                 }
                 let body: Body = req.json().await?;
-                let id = generation::start(self, body.prompt, body.template).await?;
-                Ok(
-                    Response::from_json(&serde_json::json!({ "generation_id": id }))?
-                        .with_status(202),
-                )
+                match generation::start(self, body.prompt, body.template).await? {
+                    Ok(id) => Ok(
+                        Response::from_json(&serde_json::json!({ "generation_id": id }))?
+                            .with_status(202),
+                    ),
+                    Err(full) => error(ErrorCode::QuotaExceeded, full.to_string()),
+                }
             }
             ("generation", Method::Get) => match generation::load(self)? {
                 Some(g) => Response::from_json(&g),
@@ -109,6 +112,32 @@ impl DurableObject for ProjectRoom {
             },
             ("cancel", Method::Post) => {
                 generation::cancel(self)?;
+                Ok(Response::empty()?.with_status(204))
+            }
+            // Rights changed elsewhere take effect on open sockets at once (the Worker tells
+            // the room after the change is stored).
+            ("access", Method::Post) => {
+                #[derive(Deserialize)]
+                struct Body {
+                    user: String,
+                    role: Option<Role>,
+                }
+                let body: Body = req.json().await?;
+                self.set_access(&body.user, body.role)?;
+                Ok(Response::empty()?.with_status(204))
+            }
+            ("revoke-session", Method::Post) => {
+                #[derive(Deserialize)]
+                struct Body {
+                    session: String,
+                }
+                let body: Body = req.json().await?;
+                self.close_where(|c| c.session == body.session, "signed out")?;
+                Ok(Response::empty()?.with_status(204))
+            }
+            ("deleted", Method::Post) => {
+                self.close_where(|_| true, "the project was deleted")?;
+                generation::project_deleted(self, &project).await?;
                 Ok(Response::empty()?.with_status(204))
             }
             ("export", Method::Get) => {
@@ -127,6 +156,10 @@ impl DurableObject for ProjectRoom {
         let Some(mut conn) = Conn::of(&ws) else {
             return Ok(());
         };
+        if conn.revoked {
+            let _ = ws.close(Some(4003), Some("access revoked"));
+            return Ok(());
+        }
         let text = match message {
             WebSocketIncomingMessage::String(s) => s,
             WebSocketIncomingMessage::Binary(_) => {
@@ -188,7 +221,13 @@ impl DurableObject for ProjectRoom {
                         ServerEvent::error("invalid_message", "prompt must be 1 to 20,000 bytes"),
                     );
                 }
-                generation::start(self, prompt, template).await.map(|_| ())
+                match generation::start(self, prompt, template).await? {
+                    Ok(_) => Ok(()),
+                    Err(full) => self.reply(
+                        &ws,
+                        ServerEvent::error(ErrorCode::QuotaExceeded.as_str(), full.to_string()),
+                    ),
+                }
             }
             ClientMsg::Cancel => generation::cancel(self),
             ClientMsg::Rename { from, to, base_rev } => {
@@ -264,9 +303,11 @@ impl ProjectRoom {
         pair.server.serialize_attachment(&Conn {
             id: format!("c{n}"),
             user: caller.user,
+            session: caller.session,
             email: caller.email,
             role: caller.role,
             live: false,
+            revoked: false,
         })?;
         Response::from_websocket(pair.client)
     }
@@ -297,6 +338,52 @@ impl ProjectRoom {
         if !conn.live {
             conn.live = true;
             ws.serialize_attachment(&*conn)?;
+            self.broadcast(ServerEvent::Presence {
+                users: presence(&self.state, None),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A member's new role (or `None`: no longer a member) for their open sockets.
+    fn set_access(&self, user: &str, role: Option<Role>) -> Result<()> {
+        let Some(role) = role else {
+            return self.close_where(
+                |c| c.user == user,
+                "your access to this project was removed",
+            );
+        };
+        for ws in self.state.get_websockets_with_tag(user) {
+            if let Some(mut conn) = Conn::of(&ws) {
+                conn.role = role;
+                ws.serialize_attachment(&conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every socket whose connection matches (code 4003: the client must not simply
+    /// reconnect with the same rights), and tells the others who is left.
+    fn close_where(&self, matches: impl Fn(&Conn) -> bool, reason: &str) -> Result<()> {
+        let mut closed = false;
+        for ws in self.state.get_websockets() {
+            let Some(mut conn) = Conn::of(&ws) else {
+                continue;
+            };
+            if !matches(&conn) {
+                continue;
+            }
+            conn.live = false;
+            conn.revoked = true;
+            let _ = ws.serialize_attachment(&conn);
+            let _ = self.reply(
+                &ws,
+                ServerEvent::error(ErrorCode::Forbidden.as_str(), reason),
+            );
+            let _ = ws.close(Some(4003), Some(reason));
+            closed = true;
+        }
+        if closed {
             self.broadcast(ServerEvent::Presence {
                 users: presence(&self.state, None),
             })?;
@@ -494,7 +581,10 @@ impl ProjectRoom {
         let sha = tree::sha256_hex(&bytes);
         let mut resp = Response::from_bytes(bytes)?;
         let h = resp.headers_mut();
-        h.set("content-type", kiln_core::tree::mime_type(&path))?;
+        for (k, v) in tree::stored_file_headers(&path) {
+            h.set(k, &v)?;
+        }
+        h.set("cache-control", "private, no-cache")?;
         h.set("etag", &format!("\"{}\"", slot.rev))?;
         h.set("x-kiln-rev", &slot.rev.to_string())?;
         h.set("x-kiln-sha256", &sha)?;
@@ -568,6 +658,7 @@ fn caller(req: &Request) -> Option<Caller> {
     let h = req.headers();
     Some(Caller {
         user: h.get("x-kiln-user").ok()??,
+        session: h.get("x-kiln-session").ok()?.unwrap_or_default(),
         email: h.get("x-kiln-email").ok()?.unwrap_or_default(),
         role: Role::parse(&h.get("x-kiln-role").ok()??)?,
     })

@@ -177,6 +177,16 @@ impl SandboxClient {
         self.json(Method::Post, "", Some(&body)).await
     }
 
+    /// Removes the project's sandbox and everything in it (a 404 means it is gone already).
+    pub async fn remove(&self) -> SbResult<()> {
+        let path = format!("/{}", self.project);
+        match self.call(Method::Delete, &path, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.lost => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn write_files(&self, files: &WriteFiles) -> SbResult<()> {
         let path = format!("/{}/files", self.project);
         let body = serde_json::to_string(files).map_err(|e| err(e.to_string()))?;

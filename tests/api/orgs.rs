@@ -1,6 +1,6 @@
 //! Orgs, memberships and what each role may do.
 
-use kiln_e2e::{register, shared, Kiln, User};
+use kiln_e2e::{join_org, register, shared, Kiln, User};
 use serde_json::{json, Value};
 
 struct Team {
@@ -22,15 +22,7 @@ fn team(kiln: &Kiln) -> Team {
     let org = org["id"].as_str().unwrap().to_owned();
     let add = |tag: &str, role: &str| {
         let u = register(kiln, tag);
-        let m = kiln
-            .post(
-                &format!("/api/orgs/{org}/members"),
-                owner.token(),
-                json!({ "email": u.email, "role": role }),
-            )
-            .expect(201);
-        assert_eq!(m["role"], role);
-        assert_eq!(m["user_id"], u.id.as_str());
+        join_org(kiln, &owner, &org, &u, role);
         u
     };
     Team {
@@ -157,6 +149,12 @@ fn only_owners_and_admins_manage_members() {
     assert_eq!(role_of(kiln, &t, &newcomer), None, "nothing was added");
 
     add(&t.admin, "member").expect(201);
+    assert_eq!(
+        role_of(kiln, &t, &newcomer),
+        None,
+        "invited, not yet a member"
+    );
+    join_org(kiln, &t.admin, &t.org, &newcomer, "member");
     add(&t.admin, "member").expect_error(409, "already_member");
 
     let member_path = format!("/api/orgs/{}/members/{}", t.org, newcomer.id);
@@ -184,13 +182,7 @@ fn only_owners_and_admins_manage_members() {
     kiln.delete(&member_path, t.admin.token()).expect(204);
     assert_eq!(role_of(kiln, &t, &newcomer), None);
 
-    // Unknown users and non-members.
-    kiln.post(
-        &format!("/api/orgs/{}/members", t.org),
-        t.owner.token(),
-        json!({ "email": "nobody-here@example.test", "role": "member" }),
-    )
-    .expect_error(404, "not_found");
+    // Non-members.
     kiln.delete(&member_path, t.owner.token())
         .expect_error(404, "not_found");
 }
@@ -262,4 +254,181 @@ fn org_names_are_validated() {
             .len(),
         1
     );
+}
+
+/// An invitation as the inviter sees it, minus what differs between any two invitations.
+fn invitation_shape(v: &Value) -> Value {
+    let mut inv = v["invitation"].clone();
+    for k in ["id", "email", "created_at", "expires_at"] {
+        assert!(inv.get(k).is_some(), "{k} in {v}");
+        inv.as_object_mut().unwrap().remove(k);
+    }
+    inv
+}
+
+#[test]
+fn an_invitee_is_not_a_member_until_they_accept() {
+    let kiln = shared();
+    let t = team(kiln);
+    let invitee = register(kiln, "invitee");
+    let inv = kiln
+        .post(
+            &format!("/api/orgs/{}/members", t.org),
+            t.admin.token(),
+            json!({ "email": invitee.email.to_uppercase(), "role": "member" }),
+        )
+        .expect(201);
+    let id = inv["invitation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(inv["invitation"]["status"], "pending");
+    assert_eq!(role_of(kiln, &t, &invitee), None);
+    kiln.get(&format!("/api/orgs/{}", t.org), invitee.token())
+        .expect_error(404, "not_found");
+    kiln.get(&format!("/api/projects?org={}", t.org), invitee.token())
+        .expect_error(404, "not_found");
+
+    // The org sees it open; the invitee sees it addressed to them; nobody else does.
+    let open = kiln
+        .get(&format!("/api/orgs/{}/invitations", t.org), t.owner.token())
+        .expect(200);
+    assert!(open["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == id.as_str()));
+    kiln.get(
+        &format!("/api/orgs/{}/invitations", t.org),
+        t.member.token(),
+    )
+    .expect_error(403, "forbidden");
+    let mine = kiln.get("/api/invitations", invitee.token()).expect(200);
+    let items = mine["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{mine}");
+    assert_eq!(items[0]["org_name"], "Agency");
+    assert_eq!(items[0]["invited_by"], t.admin.email.as_str());
+    assert_eq!(
+        kiln.get("/api/invitations", t.outsider.token()).expect(200)["items"],
+        json!([])
+    );
+    // Only the person it is addressed to can answer it.
+    kiln.post(
+        &format!("/api/invitations/{id}/accept"),
+        t.outsider.token(),
+        json!({}),
+    )
+    .expect_error(404, "not_found");
+    kiln.post(
+        &format!("/api/invitations/{id}/decline"),
+        t.outsider.token(),
+        json!({}),
+    )
+    .expect_error(404, "not_found");
+    assert_eq!(role_of(kiln, &t, &t.outsider), None);
+
+    let accepted = kiln
+        .post(
+            &format!("/api/invitations/{id}/accept"),
+            invitee.token(),
+            json!({}),
+        )
+        .expect(200);
+    assert_eq!(accepted["org"]["role"], "member");
+    assert_eq!(role_of(kiln, &t, &invitee).as_deref(), Some("member"));
+    // Used up.
+    kiln.post(
+        &format!("/api/invitations/{id}/accept"),
+        invitee.token(),
+        json!({}),
+    )
+    .expect_error(404, "not_found");
+    assert_eq!(
+        kiln.get("/api/invitations", invitee.token()).expect(200)["items"],
+        json!([])
+    );
+}
+
+#[test]
+fn a_declined_or_revoked_invitation_never_makes_a_member() {
+    let kiln = shared();
+    let t = team(kiln);
+    let invitee = register(kiln, "decliner");
+    let invite = || {
+        kiln.post(
+            &format!("/api/orgs/{}/members", t.org),
+            t.owner.token(),
+            json!({ "email": invitee.email, "role": "admin" }),
+        )
+        .expect(201)["invitation"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let id = invite();
+    kiln.post(
+        &format!("/api/invitations/{id}/decline"),
+        invitee.token(),
+        json!({}),
+    )
+    .expect(204);
+    kiln.post(
+        &format!("/api/invitations/{id}/accept"),
+        invitee.token(),
+        json!({}),
+    )
+    .expect_error(404, "not_found");
+    assert_eq!(role_of(kiln, &t, &invitee), None);
+
+    let again = invite();
+    assert_ne!(again, id, "a new invitation after a decline");
+    kiln.delete(
+        &format!("/api/orgs/{}/invitations/{again}", t.org),
+        t.member.token(),
+    )
+    .expect_error(403, "forbidden");
+    kiln.delete(
+        &format!("/api/orgs/{}/invitations/{again}", t.org),
+        t.owner.token(),
+    )
+    .expect(204);
+    kiln.post(
+        &format!("/api/invitations/{again}/accept"),
+        invitee.token(),
+        json!({}),
+    )
+    .expect_error(404, "not_found");
+    assert_eq!(role_of(kiln, &t, &invitee), None);
+}
+
+#[test]
+fn inviting_tells_nothing_about_whether_an_email_has_an_account() {
+    let kiln = shared();
+    let t = team(kiln);
+    let registered = register(kiln, "known");
+    let unknown = kiln_e2e::unique_email("unknown");
+    let invite = |email: &str| {
+        kiln.post(
+            &format!("/api/orgs/{}/members", t.org),
+            t.owner.token(),
+            json!({ "email": email, "role": "member" }),
+        )
+    };
+    let a = invite(&registered.email);
+    let b = invite(&unknown);
+    assert_eq!((a.status, b.status), (201, 201));
+    assert_eq!(invitation_shape(&a.json()), invitation_shape(&b.json()));
+    let headers = |r: &kiln_e2e::Resp| {
+        let mut h: Vec<String> = r
+            .headers
+            .iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .filter(|k| k != "content-length" && k != "date")
+            .collect();
+        h.sort();
+        h
+    };
+    assert_eq!(headers(&a), headers(&b));
+    // Inviting again renews the same invitation, for either.
+    let a2 = invite(&registered.email).expect(201);
+    assert_eq!(a2["invitation"]["id"], a.json()["invitation"]["id"]);
+    let b2 = invite(&unknown).expect(201);
+    assert_eq!(b2["invitation"]["id"], b.json()["invitation"]["id"]);
 }

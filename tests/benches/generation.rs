@@ -432,14 +432,9 @@ fn generate(kiln: &Kiln, llm: &ScriptedLlm, owner: &User, n: usize) -> Timed {
         *model_in.entry(step).or_default() += r.elapsed.unwrap_or_default();
     }
 
-    // Not timed: the app answers through Kiln's origin.
-    let cookie = vec![("cookie".to_owned(), format!("kiln_session={}", owner.token))];
-    let page = kiln.raw(
-        "GET",
-        &format!("/v1/sandboxes/{pid}/preview/"),
-        &cookie,
-        None,
-    );
+    // Not timed: the app answers on its preview origin.
+    let cookie = vec![("cookie".to_owned(), kiln.open_preview(&pid, &owner.token))];
+    let page = kiln.on_host(&kiln.preview_host(&pid), "GET", "/", &cookie);
     if page.status != 200 {
         fail(kiln, llm, &format!("preview answered {}", page.status));
     }

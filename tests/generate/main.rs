@@ -401,34 +401,40 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     .unwrap();
     assert!(preview.contains("<h1>Tally</h1>"), "{preview}");
 
-    // …and through Kiln's own origin, for signed-in members only.
-    let redirect = kiln.get(&format!("/preview/{pid}/"), None);
-    assert_eq!(redirect.status, 302);
-    assert_eq!(
-        redirect.header("location"),
-        Some(format!("/v1/sandboxes/{pid}/preview/").as_str())
+    // …and through Kiln, on the project's own preview origin, for signed-in members only.
+    let redirect = kiln.get(&format!("/preview/{pid}/"), owner.token());
+    assert_eq!(redirect.status, 302, "{}", redirect.text);
+    let host = kiln.preview_host(&pid);
+    assert!(
+        redirect
+            .header("location")
+            .is_some_and(|l| l.starts_with(&format!("http://{host}/__kiln/preview-auth?token="))),
+        "{:?}",
+        redirect.header("location")
     );
-    let cookie = vec![("cookie".to_owned(), format!("kiln_session={}", owner.token))];
-    let page = kiln.raw(
-        "GET",
-        &format!("/v1/sandboxes/{pid}/preview/"),
-        &cookie,
-        None,
-    );
+    kiln.get(&format!("/preview/{pid}/"), None)
+        .expect_error(401, "unauthorized");
+    let cookie = vec![("cookie".to_owned(), kiln.open_preview(&pid, &owner.token))];
+    let page = kiln.on_host(&host, "GET", "/", &cookie);
     assert_eq!(page.status, 200, "{}", page.text);
     assert!(page.text.contains("<h1>Tally</h1>"), "{}", page.text);
-    let js = kiln.raw(
-        "GET",
-        &format!("/v1/sandboxes/{pid}/preview/main.js"),
-        &cookie,
-        None,
-    );
+    let js = kiln.on_host(&host, "GET", "/main.js", &cookie);
     assert_eq!(js.text, MAIN);
-    kiln.get(&format!("/v1/sandboxes/{pid}/preview/"), None)
+    kiln.on_host(&host, "GET", "/", &[])
         .expect_error(401, "unauthorized");
     let stranger = register(kiln, "stranger");
-    kiln.get(&format!("/v1/sandboxes/{pid}/preview/"), stranger.token())
-        .expect_error(404, "not_found");
+    kiln.post(
+        &format!("/api/projects/{pid}/preview-link"),
+        stranger.token(),
+        json!({}),
+    )
+    .expect_error(404, "not_found");
+    // The preview URL announced is the preview's own origin.
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "server_started")
+        .expect("server_started");
+    assert_eq!(started["preview_url"], format!("http://{host}/"));
 
     // Version 1, totals, and one logged call per LLM request.
     let versions = kiln
@@ -1135,13 +1141,8 @@ fn anthropic_a_prompt_becomes_a_running_versioned_app_through_the_messages_api()
     let main = kiln.get(&format!("/api/projects/{pid}/files/main.js"), owner.token());
     assert_eq!(main.text, MAIN);
     assert_eq!(anthropic_sandbox().file(pid, "main.js"), MAIN);
-    let cookie = vec![("cookie".to_owned(), format!("kiln_session={}", owner.token))];
-    let page = kiln.raw(
-        "GET",
-        &format!("/v1/sandboxes/{pid}/preview/"),
-        &cookie,
-        None,
-    );
+    let cookie = vec![("cookie".to_owned(), kiln.open_preview(pid, &owner.token))];
+    let page = kiln.on_host(&kiln.preview_host(pid), "GET", "/", &cookie);
     assert_eq!(page.status, 200, "{}", page.text);
     assert!(page.text.contains("<h1>Tally</h1>"), "{}", page.text);
     let versions = kiln

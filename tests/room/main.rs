@@ -21,12 +21,7 @@ pub fn project(kiln: &Kiln, tag: &str) -> (User, String) {
 /// Adds `role` members to the project owner's personal org.
 pub fn add_member(kiln: &Kiln, owner: &User, tag: &str, role: &str) -> User {
     let u = register(kiln, tag);
-    kiln.post(
-        &format!("/api/orgs/{}/members", owner.personal_org),
-        owner.token(),
-        json!({ "email": u.email, "role": role }),
-    )
-    .expect(201);
+    kiln_e2e::join_org(kiln, owner, &owner.personal_org, &u, role);
     u
 }
 

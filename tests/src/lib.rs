@@ -21,6 +21,17 @@ use process::Group;
 
 /// The session secret the test server runs with, so tests can mint expired tokens.
 pub const TEST_JWT_SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
+/// The password pepper the test server runs with.
+pub const TEST_PEPPER: &str = "e2e-test-pepper-0123456789abcdef0123456789abcdef";
+
+/// Rate limits for tests that are not about rate limits: every test registers its users from
+/// 127.0.0.1. A test of the limits starts its own server with its own values.
+const GENEROUS_LIMITS: &[(&str, &str)] = &[
+    ("KILN_LIMIT_REGISTER_PER_IP", "1000000"),
+    ("KILN_LIMIT_REGISTER_PER_EMAIL", "1000000"),
+    ("KILN_LIMIT_LOGIN_FAILS_PER_IP", "1000000"),
+    ("KILN_LIMIT_TOKENS_PER_USER", "1000000"),
+];
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,6 +43,7 @@ pub fn repo_root() -> PathBuf {
 /// A running Kiln (wrangler dev + workerd) on a loopback port.
 pub struct Kiln {
     pub url: String,
+    pub port: u16,
     pub state_dir: PathBuf,
     /// Whether the state directory was made by the harness (and is removed with it).
     owned: bool,
@@ -87,6 +99,24 @@ impl Kiln {
 
         let port = free_port();
         let log = std::fs::File::create(state_dir.join("wrangler.log")).expect("log file");
+        let mut all_vars: Vec<(String, String)> = vec![
+            ("KILN_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+            ("KILN_PASSWORD_PEPPER".into(), TEST_PEPPER.into()),
+            (
+                "KILN_PREVIEW_URL".into(),
+                format!("http://preview.localhost:{port}"),
+            ),
+            (
+                "KILN_APP_ORIGINS".into(),
+                format!("http://127.0.0.1:{port},http://localhost:{port}"),
+            ),
+        ];
+        for (k, v) in GENEROUS_LIMITS {
+            all_vars.push((k.to_string(), v.to_string()));
+        }
+        // A test's own values win.
+        all_vars.retain(|(k, _)| !vars.iter().any(|(vk, _)| vk == k));
+        all_vars.extend(vars.iter().cloned());
         let server = Group::spawn(
             Command::new(&wrangler)
                 .args([
@@ -100,9 +130,9 @@ impl Kiln {
                 .args(["--inspector-port", &free_port().to_string()])
                 .arg("--persist-to")
                 .arg(state_dir)
-                .args(["--var", &format!("KILN_JWT_SECRET:{TEST_JWT_SECRET}")])
                 .args(
-                    vars.iter()
+                    all_vars
+                        .iter()
                         .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
                 )
                 .current_dir(&root)
@@ -114,6 +144,7 @@ impl Kiln {
         );
         let kiln = Kiln {
             url: format!("http://127.0.0.1:{port}"),
+            port,
             state_dir: state_dir.to_path_buf(),
             owned,
             vars,
@@ -168,6 +199,50 @@ impl Kiln {
         // `self` must not delete the directory the new instance uses.
         std::mem::forget(self);
         next
+    }
+
+    /// The host of a project's preview (`p_<hex>` → `p-<hex>.preview.localhost:<port>`).
+    pub fn preview_host(&self, project: &str) -> String {
+        format!(
+            "{}.preview.localhost:{}",
+            project.replacen('_', "-", 1),
+            self.port
+        )
+    }
+
+    /// A request to another host of this server (a preview host): sent to 127.0.0.1 with
+    /// that `Host` header, as a browser resolving `*.localhost` would.
+    pub fn on_host(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Resp {
+        let mut all = vec![("host".to_owned(), host.to_owned())];
+        all.extend(headers.iter().cloned());
+        self.raw(method, path, &all, None)
+    }
+
+    /// Opens a project's preview as a browser would: a preview link from the API (with
+    /// `token`), then the link on the preview host. Returns the `Cookie` header value the
+    /// preview host set.
+    pub fn open_preview(&self, project: &str, token: &str) -> String {
+        let link = self
+            .post(
+                &format!("/api/projects/{project}/preview-link"),
+                Some(token),
+                serde_json::json!({}),
+            )
+            .expect(201);
+        let url = link["url"].as_str().expect("url").to_owned();
+        let (host, path) = split_url(&url);
+        assert_eq!(host, self.preview_host(project), "{url}");
+        let resp = self.on_host(&host, "GET", &path, &[]);
+        assert_eq!(resp.status, 302, "{}", resp.text);
+        assert_eq!(resp.header("location"), Some("/"));
+        let set = resp.header("set-cookie").expect("a preview cookie");
+        set.split(';').next().unwrap().to_owned()
     }
 
     /// Opens a WebSocket to a project's room.
@@ -412,5 +487,35 @@ pub fn register(kiln: &Kiln, tag: &str) -> User {
         password,
         token,
         personal_org,
+    }
+}
+
+/// Makes `user` a member of `org` with `role`: `inviter` invites, `user` accepts.
+pub fn join_org(kiln: &Kiln, inviter: &User, org: &str, user: &User, role: &str) {
+    let inv = kiln
+        .post(
+            &format!("/api/orgs/{org}/members"),
+            inviter.token(),
+            serde_json::json!({ "email": user.email, "role": role }),
+        )
+        .expect(201);
+    let id = inv["invitation"]["id"].as_str().expect("invitation id");
+    kiln.post(
+        &format!("/api/invitations/{id}/accept"),
+        user.token(),
+        serde_json::json!({}),
+    )
+    .expect(200);
+}
+
+/// `http://host:port/path?q` → (`host:port`, `/path?q`).
+pub fn split_url(url: &str) -> (String, String) {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    match rest.find('/') {
+        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
+        None => (rest.to_owned(), "/".to_owned()),
     }
 }

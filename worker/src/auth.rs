@@ -12,7 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
 use kiln_core::api::{SessionClaims, User};
-use kiln_core::ids::{SessionId, UserId};
+use kiln_core::ids::{ProjectId, SessionId, UserId};
+use serde::{Deserialize, Serialize};
 use worker::Request;
 
 pub const SESSION_DAYS: i64 = 7;
@@ -112,18 +113,100 @@ fn token_from(req: &Request) -> ApiResult<Option<String>> {
 }
 
 fn key(ctx: &Ctx) -> ApiResult<Hs256Key> {
+    Ok(Hs256Key::new(jwt_secret(ctx)?.as_bytes()))
+}
+
+fn jwt_secret(ctx: &Ctx) -> ApiResult<String> {
     let secret = ctx
-        .env
         .secret("KILN_JWT_SECRET")
-        .map(|s| s.to_string())
-        .or_else(|_| ctx.env.var("KILN_JWT_SECRET").map(|v| v.to_string()))
-        .map_err(|_| ApiError::internal("KILN_JWT_SECRET is not configured"))?;
+        .ok_or_else(|| ApiError::internal("KILN_JWT_SECRET is not configured"))?;
     if secret.len() < 32 {
         return Err(ApiError::internal(
             "KILN_JWT_SECRET must be at least 32 characters",
         ));
     }
-    Ok(Hs256Key::new(secret.as_bytes()))
+    Ok(secret)
+}
+
+// --- preview grants ------------------------------------------------------------------------
+
+/// How long a preview cookie lasts (bounded by its session, which is checked on every use).
+pub const PREVIEW_GRANT_HOURS: i64 = 12;
+
+/// What a preview host's cookie says: this session may view this project's preview.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PreviewClaims {
+    sub: UserId,
+    jti: SessionId,
+    prj: ProjectId,
+}
+
+/// Preview grants are signed with a key of their own, derived from the session secret, so a
+/// grant can never pass as a session token on the API, nor a session token as a grant.
+fn preview_key(ctx: &Ctx) -> ApiResult<Hs256Key> {
+    let derived =
+        kiln_core::tree::sha256_hex(format!("kiln preview grant\0{}", jwt_secret(ctx)?).as_bytes());
+    Ok(Hs256Key::new(derived.as_bytes()))
+}
+
+/// Mints the cookie value a preview host accepts for `project`.
+pub fn issue_preview_grant(
+    ctx: &Ctx,
+    user: &UserId,
+    session: &SessionId,
+    project: &ProjectId,
+) -> ApiResult<String> {
+    let claims = Claims::new(PreviewClaims {
+        sub: user.clone(),
+        jti: session.clone(),
+        prj: project.clone(),
+    })
+    .set_duration_and_issuance(&time_options(ctx.now), Duration::hours(PREVIEW_GRANT_HOURS));
+    Hs256
+        .token(
+            &Header::empty().with_token_type("JWT"),
+            &claims,
+            &preview_key(ctx)?,
+        )
+        .map_err(|e| ApiError::internal(format!("signing preview grant: {e}")))
+}
+
+/// Authenticates a request on `project`'s preview host by its preview cookie alone. Kiln's
+/// session cookie and bearer tokens mean nothing here. The session must still be live and
+/// the user still allowed to read the project, so revoking either ends the preview at once.
+pub async fn authenticate_preview(
+    ctx: &Ctx,
+    req: &Request,
+    project: &ProjectId,
+) -> ApiResult<Caller> {
+    let cookies = req.headers().get("cookie")?.unwrap_or_default();
+    let raw = cookie(&cookies, kiln_core::origin::PREVIEW_COOKIE)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("open this preview from Kiln"))?;
+    let bad = || {
+        ApiError::unauthorized("this preview grant is not valid; open the preview from Kiln again")
+    };
+    let untrusted = UntrustedToken::new(raw).map_err(|_| bad())?;
+    let token = Hs256
+        .validator::<PreviewClaims>(&preview_key(ctx)?)
+        .validate(&untrusted)
+        .map_err(|_| bad())?;
+    token
+        .claims()
+        .validate_expiration(&time_options(ctx.now))
+        .map_err(|_| bad())?;
+    let claims = token.claims().custom.clone();
+    if &claims.prj != project {
+        return Err(bad());
+    }
+    let user = Sessions(&ctx.db)
+        .active_user(&claims.jti, &claims.sub, ctx.now)
+        .await?
+        .ok_or_else(bad)?;
+    Ok(Caller {
+        user,
+        session: claims.jti,
+    })
 }
 
 fn time_options(now_ms: i64) -> TimeOptions<impl Fn() -> DateTime<Utc>> {

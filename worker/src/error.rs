@@ -9,6 +9,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds for `Retry-After` (429s).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -19,7 +21,13 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn field(field: &str, message: impl std::fmt::Display) -> Self {
@@ -27,6 +35,7 @@ impl ApiError {
             code: ErrorCode::InvalidField,
             message: format!("{field}: {message}"),
             field: Some(field.to_owned()),
+            retry_after: None,
         }
     }
 
@@ -61,6 +70,9 @@ impl ApiError {
         let _ = resp
             .headers_mut()
             .set("content-type", "application/json; charset=utf-8");
+        if let Some(secs) = self.retry_after {
+            let _ = resp.headers_mut().set("retry-after", &secs.to_string());
+        }
         resp
     }
 }

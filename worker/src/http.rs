@@ -19,19 +19,25 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    if let Some(ct) = req.headers().get("content-type")? {
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if mime != "application/json" && !mime.is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                format!("expected content-type application/json, got {mime}"),
-            ));
-        }
+    // Required, not assumed: a cross-site form or `text/plain` fetch cannot send it without
+    // a CORS preflight, which Kiln never grants.
+    let ct = req.headers().get("content-type")?.unwrap_or_default();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/json" {
+        let got = if mime.is_empty() {
+            "none".to_owned()
+        } else {
+            mime
+        };
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("expected content-type application/json, got {got}"),
+        ));
     }
     let bytes = req.bytes().await?;
     if bytes.len() > MAX_BODY_BYTES {

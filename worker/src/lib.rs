@@ -10,6 +10,7 @@ mod auth;
 mod ctx;
 mod error;
 mod http;
+mod limits;
 mod password;
 mod random;
 mod room;
@@ -18,7 +19,7 @@ mod routes;
 mod store;
 
 // Linking the Durable Objects crate exports its classes from this wasm module.
-pub use kiln_durable_objects::ProjectRoom;
+pub use kiln_durable_objects::{ProjectRoom, RateLimiter};
 
 use worker::{event, Context, Env, Request, Response};
 

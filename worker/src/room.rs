@@ -5,6 +5,8 @@ use crate::auth::Caller;
 use crate::ctx::Ctx;
 use crate::error::ApiResult;
 use kiln_core::api::Project;
+use kiln_core::ids::ProjectId;
+use kiln_core::Role;
 use worker::{Headers, Method, Request, RequestInit, Response, Url};
 
 pub struct RoomCall<'a> {
@@ -43,7 +45,18 @@ impl<'a> RoomCall<'a> {
     }
 
     pub async fn send(self, ctx: &Ctx, caller: &Caller, project: &Project) -> ApiResult<Response> {
-        let mut url = Url::parse(&format!("https://room/{}/{}", project.id, self.op))
+        self.send_as(ctx, caller, &project.id, project.role).await
+    }
+
+    /// The same, for a project named by id with the role the caller has there.
+    pub async fn send_as(
+        self,
+        ctx: &Ctx,
+        caller: &Caller,
+        project: &ProjectId,
+        role: Role,
+    ) -> ApiResult<Response> {
+        let mut url = Url::parse(&format!("https://room/{}/{}", project, self.op))
             .map_err(crate::error::ApiError::internal)?;
         if !self.query.is_empty() {
             let mut q = url.query_pairs_mut();
@@ -54,7 +67,8 @@ impl<'a> RoomCall<'a> {
         let headers = Headers::new();
         headers.set("x-kiln-user", caller.user.id.as_str())?;
         headers.set("x-kiln-email", &caller.user.email)?;
-        headers.set("x-kiln-role", project.role.as_str())?;
+        headers.set("x-kiln-session", caller.session.as_str())?;
+        headers.set("x-kiln-role", role.as_str())?;
         for (k, v) in &self.headers {
             headers.set(k, v)?;
         }
@@ -67,7 +81,45 @@ impl<'a> RoomCall<'a> {
         let stub = ctx
             .env
             .durable_object("PROJECT_ROOM")?
-            .get_by_name(project.id.as_str())?;
+            .get_by_name(project.as_str())?;
         Ok(stub.fetch_with_request(req).await?)
+    }
+}
+
+/// Tells the rooms of `projects` that `user`'s rights there changed (`None`: gone), so their
+/// open sockets follow at once. Best effort per room: the change itself is already stored,
+/// and a room that misses it still refuses the socket at its next reconnect.
+pub async fn access_changed(
+    ctx: &Ctx,
+    caller: &Caller,
+    projects: &[ProjectId],
+    user: &kiln_core::ids::UserId,
+    role: Option<Role>,
+) {
+    let body = serde_json::json!({ "user": user, "role": role }).to_string();
+    let calls = projects.iter().map(|p| {
+        RoomCall::new(Method::Post, "access")
+            .body(body.clone().into_bytes())
+            .send_as(ctx, caller, p, Role::Owner)
+    });
+    for result in futures::future::join_all(calls).await {
+        if let Err(e) = result {
+            worker::console_warn!("telling a room about an access change: {}", e.message);
+        }
+    }
+}
+
+/// Closes the sockets a session opened, in every project it opened one to.
+pub async fn session_ended(ctx: &Ctx, caller: &Caller, projects: &[ProjectId]) {
+    let body = serde_json::json!({ "session": caller.session }).to_string();
+    let calls = projects.iter().map(|p| {
+        RoomCall::new(Method::Post, "revoke-session")
+            .body(body.clone().into_bytes())
+            .send_as(ctx, caller, p, Role::Client)
+    });
+    for result in futures::future::join_all(calls).await {
+        if let Err(e) = result {
+            worker::console_warn!("closing a signed-out session's sockets: {}", e.message);
+        }
     }
 }

@@ -1,14 +1,65 @@
 //! The route table. It reads like the API: each path shape, then the methods it takes.
 //! A known path with another method is 405; anything else is 404 — both as JSON errors.
+//!
+//! First the request's host decides which site it is for (invariant 10): a preview host
+//! reaches only its project's preview, never `/api`; the app's host never serves a preview.
 
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
 use crate::routes::{auth, files, orgs, preview, projects, versions};
+use kiln_core::origin::{is_cross_site, Site};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
 
 pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
+    let url = req.url()?;
+    let host = match req.headers().get("host")? {
+        Some(h) => h,
+        None => match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => String::new(),
+        },
+    };
+    match ctx.preview.classify(&host) {
+        Site::Preview(project) => return preview::serve(ctx, req, project).await,
+        Site::PreviewUnknown => return Err(ApiError::not_found("preview")),
+        Site::App => {}
+    }
+    refuse_cross_site(ctx, &req, &format!("{}://{host}", url.scheme()))?;
+    app(req, ctx).await
+}
+
+/// Writes and WebSocket upgrades from another site's page are refused: they would ride the
+/// viewer's cookie (CSRF, cross-site WebSocket hijacking). Kiln grants no CORS, so reads
+/// from another site never see an answer anyway.
+fn refuse_cross_site(ctx: &Ctx, req: &Request, own_origin: &str) -> ApiResult<()> {
+    let h = req.headers();
+    let upgrade = h
+        .get("upgrade")?
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let safe = matches!(req.method(), Method::Get | Method::Head | Method::Options);
+    if safe && !upgrade {
+        return Ok(());
+    }
+    let mut allowed: Vec<&str> = ctx.app_origins.iter().map(String::as_str).collect();
+    allowed.push(own_origin);
+    let origin = h.get("origin")?;
+    let site = h.get("sec-fetch-site")?;
+    if is_cross_site(origin.as_deref(), site.as_deref(), &allowed) {
+        return Err(ApiError::new(
+            ErrorCode::CrossSiteRequest,
+            format!(
+                "requests from {} may not change anything here",
+                origin.as_deref().unwrap_or("another site")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
     use Method::*;
     let path = req.path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -26,7 +77,16 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "orgs"], Post) => orgs::create(ctx, req).await,
         (["api", "orgs", org], Get) => orgs::get(ctx, req, org).await,
         (["api", "orgs", org, "members"], Get) => orgs::members(ctx, req, org).await,
-        (["api", "orgs", org, "members"], Post) => orgs::add_member(ctx, req, org).await,
+        (["api", "orgs", org, "members"], Post) => orgs::invite(ctx, req, org).await,
+        (["api", "orgs", org, "invitations"], Get) => orgs::org_invitations(ctx, req, org).await,
+        (["api", "orgs", org, "invitations", id], Delete) => {
+            orgs::revoke_invitation(ctx, req, org, id).await
+        }
+        (["api", "invitations"], Get) => orgs::my_invitations(ctx, req).await,
+        (["api", "invitations", id, "accept"], Post) => orgs::accept_invitation(ctx, req, id).await,
+        (["api", "invitations", id, "decline"], Post) => {
+            orgs::decline_invitation(ctx, req, id).await
+        }
         (["api", "orgs", org, "members", user], Patch) => {
             orgs::update_member(ctx, req, org, user).await
         }
@@ -42,6 +102,7 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id, "state"], Get) => projects::room_state(ctx, req, id).await,
         (["api", "projects", id, "ws"], Get) => files::ws(ctx, req, id).await,
         (["api", "projects", id, "ws-ticket"], Post) => files::ws_ticket(ctx, req, id).await,
+        (["api", "projects", id, "preview-link"], Post) => preview::link(ctx, req, id).await,
         (["api", "projects", id, "files"], Get) => files::list(ctx, req, id).await,
         (["api", "projects", id, "files", path @ ..], Get) => files::read(ctx, req, id, path).await,
         (["api", "projects", id, "files", path @ ..], Put) => {
@@ -66,10 +127,7 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id, "generation"], Get) => files::generation(ctx, req, id).await,
         (["api", "projects", id, "cancel"], Post) => files::cancel(ctx, req, id).await,
 
-        (["preview", id] | ["preview", id, ""], _) => preview::redirect(id),
-        (["v1", "sandboxes", id, "preview", rest @ ..], _) => {
-            preview::proxy(ctx, req, id, rest).await
-        }
+        (["preview", id] | ["preview", id, ""], Get) => preview::redirect(ctx, req, id).await,
 
         (segments, method) => Err(unmatched(segments, method)),
     }
@@ -86,13 +144,28 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
             | ["api", "orgs", _]
             | ["api", "orgs", _, "members"]
             | ["api", "orgs", _, "members", _]
+            | ["api", "orgs", _, "invitations"]
+            | ["api", "orgs", _, "invitations", _]
+            | ["api", "invitations"]
+            | ["api", "invitations", _, "accept" | "decline"]
+            | ["preview", _]
+            | ["preview", _, ""]
             | ["api", "projects"]
             | ["api", "projects", _]
             | [
                 "api",
                 "projects",
                 _,
-                "state" | "ws" | "ws-ticket" | "files" | "versions" | "export.zip"
+                "state"
+                    | "ws"
+                    | "ws-ticket"
+                    | "preview-link"
+                    | "files"
+                    | "versions"
+                    | "export.zip"
+                    | "generate"
+                    | "generation"
+                    | "cancel"
             ]
             | ["api", "projects", _, "files", ..]
             | ["api", "projects", _, "versions", _, "files", ..]

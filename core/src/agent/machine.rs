@@ -378,16 +378,55 @@ impl Generation {
     }
 
     /// A prompt that arrived while this generation runs: folded into the next phase.
-    pub fn enqueue(&mut self, prompt: String) {
-        if !self.step.is_terminal() {
-            self.queued.push(prompt);
+    /// Queues a prompt that arrived during the run. The queue is bounded, so a flood of
+    /// prompts is refused instead of growing the stored state without end.
+    pub fn enqueue(&mut self, prompt: String) -> Result<(), QueueFull> {
+        if self.step.is_terminal() {
+            return Ok(());
         }
+        let bytes: usize = self.queued.iter().map(String::len).sum::<usize>() + prompt.len();
+        if self.queued.len() >= MAX_QUEUED_PROMPTS || bytes > MAX_QUEUED_BYTES {
+            return Err(QueueFull);
+        }
+        self.queued.push(prompt);
+        Ok(())
+    }
+}
+
+/// How many prompts may wait for a running generation, and how many bytes they may hold.
+pub const MAX_QUEUED_PROMPTS: usize = 10;
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024;
+
+/// The queue of prompts waiting for the running generation is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+impl std::fmt::Display for QueueFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{MAX_QUEUED_PROMPTS} prompts (or {MAX_QUEUED_BYTES} bytes) are already waiting for this generation; \
+             wait for it to finish or cancel it"
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_queue_is_bounded_by_count_and_bytes() {
+        let mut g = Generation::new("g1".into(), "x".into(), Template::Static, 0);
+        for i in 0..MAX_QUEUED_PROMPTS {
+            assert_eq!(g.enqueue(format!("p{i}")), Ok(()));
+        }
+        assert_eq!(g.enqueue("one more".into()), Err(QueueFull));
+        assert_eq!(g.queued.len(), MAX_QUEUED_PROMPTS);
+        let mut g = Generation::new("g2".into(), "x".into(), Template::Static, 0);
+        assert_eq!(g.enqueue("a".repeat(MAX_QUEUED_BYTES)), Ok(()));
+        assert_eq!(g.enqueue("b".into()), Err(QueueFull));
+    }
 
     fn bp(phases: usize) -> Blueprint {
         let phases: Vec<serde_json::Value> = (0..phases)
@@ -570,11 +609,11 @@ mod tests {
         let before = g.clone();
         g.apply(Outcome::Snapshotted { version: 9 });
         assert_eq!(g, before);
-        g.enqueue("make it dark".into());
+        g.enqueue("make it dark".into()).unwrap();
         let json = serde_json::to_string(&g).unwrap();
         assert_eq!(serde_json::from_str::<Generation>(&json).unwrap(), g);
         assert_eq!(g.take_queued(), 1);
-        g.enqueue("and round corners".into());
+        g.enqueue("and round corners".into()).unwrap();
         // A retry of the step keeps what it carries and takes nothing new.
         g.apply(Outcome::StepFailed {
             reason: "cut".into(),

@@ -7,6 +7,7 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, query_param, read_json};
 use crate::room::RoomCall;
+use crate::store::sockets::SocketSessions;
 use crate::store::tickets::Tickets;
 use kiln_core::ids::hex;
 use kiln_core::path::ProjectPath;
@@ -20,6 +21,7 @@ const TICKET_SECS: i64 = 60;
 pub async fn ws_ticket(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    crate::limits::tokens(ctx, &caller).await?;
     let ticket = format!("t_{}", hex(&crate::random::bytes::<24>()?));
     Tickets(&ctx.db)
         .insert(
@@ -46,6 +48,9 @@ pub async fn ws(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     }
     let caller = authenticate_ws(ctx, &req, id).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    SocketSessions(&ctx.db)
+        .record(&caller.session, &project.id)
+        .await?;
     let mut call = RoomCall::new(Method::Get, "ws").header("upgrade", "websocket");
     for name in [
         "sec-websocket-key",

@@ -3,11 +3,12 @@ use crate::auth::authenticate;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, no_content, read_json};
+use crate::store::batch;
+use crate::store::invitations::{Invitations, NewInvitation, Scope};
 use crate::store::orgs::Orgs;
-use crate::store::users::Users;
-use crate::store::{batch, is_unique_violation};
-use kiln_core::api::{AddMember, CreateOrg, Member, Org, UpdateMember};
-use kiln_core::ids::{OrgId, UserId};
+use crate::store::projects::Projects;
+use kiln_core::api::{AddMember, CreateOrg, InvitationStatus, Member, Org, UpdateMember};
+use kiln_core::ids::{hex, OrgId, UserId};
 use kiln_core::role::{check_member_change, MemberChange, MemberRuleError};
 use kiln_core::validate::{self, Email};
 use kiln_core::{Action, ErrorCode, Role};
@@ -51,7 +52,10 @@ pub async fn members(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> 
     json(200, &serde_json::json!({ "items": members }))
 }
 
-pub async fn add_member(ctx: &Ctx, mut req: Request, org: &str) -> ApiResult<Response> {
+/// `POST /api/orgs/:org/members {email, role}`: an invitation, not a membership. The answer
+/// is the same whether or not the email has an account (only an existing member, whom the
+/// inviter can list anyway, is told apart).
+pub async fn invite(ctx: &Ctx, mut req: Request, org: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let org = access::org(ctx, &caller, org, Action::ReadOrg).await?;
     let body: AddMember = read_json(&mut req).await?;
@@ -62,28 +66,93 @@ pub async fn add_member(ctx: &Ctx, mut req: Request, org: &str) -> ApiResult<Res
         false,
         usize::MAX,
     )?;
-    let user = Users(&ctx.db)
-        .by_email(email.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("user with this email"))?
-        .public();
-    let st = Orgs(&ctx.db).insert_member(&org.id, &user.id, body.role, ctx.now)?;
-    st.run().await.map_err(|e| {
-        if is_unique_violation(&e) {
-            ApiError::new(ErrorCode::AlreadyMember, "this user is already a member")
-        } else {
-            ApiError::internal(e)
-        }
-    })?;
-    json(
-        201,
-        &Member {
-            user_id: user.id,
-            email: user.email,
+    let members = Orgs(&ctx.db).members(&org.id).await?;
+    if members.iter().any(|m| m.email == email.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyMember,
+            "this person is already a member",
+        ));
+    }
+    let id = format!("i_{}", hex(&crate::random::bytes::<16>()?));
+    let invitation = Invitations(&ctx.db)
+        .upsert(NewInvitation {
+            id: &id,
+            org: &org.id,
+            email: email.as_str(),
             role: body.role,
-            created_at: ctx.now,
-        },
+            invited_by: &caller.user.id,
+            now: ctx.now,
+            expires_at: ctx.now + INVITATION_DAYS * 86_400_000,
+        })
+        .await?;
+    json(201, &serde_json::json!({ "invitation": invitation }))
+}
+
+const INVITATION_DAYS: i64 = 14;
+
+/// `GET /api/orgs/:org/invitations` (owners and admins).
+pub async fn org_invitations(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let org = access::org(ctx, &caller, org, Action::ManageMembers).await?;
+    let items = Invitations(&ctx.db)
+        .pending_for_org(&org.id, ctx.now)
+        .await?;
+    json(200, &serde_json::json!({ "items": items }))
+}
+
+/// `DELETE /api/orgs/:org/invitations/:id` (owners and admins).
+pub async fn revoke_invitation(
+    ctx: &Ctx,
+    req: Request,
+    org: &str,
+    id: &str,
+) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let org = access::org(ctx, &caller, org, Action::ManageMembers).await?;
+    if !Invitations(&ctx.db)
+        .close(id, Scope::Org(&org.id), ctx.now)
+        .await?
+    {
+        return Err(ApiError::not_found("invitation"));
+    }
+    no_content()
+}
+
+/// `GET /api/invitations`: the caller's open invitations.
+pub async fn my_invitations(ctx: &Ctx, req: Request) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let items = Invitations(&ctx.db)
+        .pending_for_email(&caller.user.email, ctx.now)
+        .await?;
+    json(200, &serde_json::json!({ "items": items }))
+}
+
+/// `POST /api/invitations/:id/accept`: the caller joins the org with the invited role.
+pub async fn accept_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let mut invitation = Invitations(&ctx.db)
+        .accept(id, &caller.user.email, &caller.user.id, ctx.now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("invitation"))?;
+    invitation.status = InvitationStatus::Accepted;
+    let org = Orgs(&ctx.db)
+        .get(&invitation.org_id, &caller.user.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("accepted, but no membership"))?;
+    json(
+        200,
+        &serde_json::json!({ "invitation": invitation, "org": org }),
     )
+}
+
+/// `POST /api/invitations/:id/decline`.
+pub async fn decline_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let scope = Scope::Invitee(&caller.user.email);
+    if !Invitations(&ctx.db).close(id, scope, ctx.now).await? {
+        return Err(ApiError::not_found("invitation"));
+    }
+    no_content()
 }
 
 pub async fn update_member(
@@ -107,6 +176,8 @@ pub async fn update_member(
         // The guard in the statement saw a concurrent change.
         return Err(last_owner());
     }
+    let projects = Projects(&ctx.db).ids_in_org(&org.id).await?;
+    crate::room::access_changed(ctx, &caller, &projects, &target, Some(body.role)).await;
     let member = orgs
         .members(&org.id)
         .await?
@@ -127,6 +198,8 @@ pub async fn remove_member(ctx: &Ctx, req: Request, org: &str, user: &str) -> Ap
     if !orgs.remove(&org.id, &target).await? {
         return Err(last_owner());
     }
+    let projects = Projects(&ctx.db).ids_in_org(&org.id).await?;
+    crate::room::access_changed(ctx, &caller, &projects, &target, None).await;
     no_content()
 }
 

@@ -1,57 +1,159 @@
-//! The live preview, through the edge: users only ever talk to Kiln's origin. The dev server
-//! is started with base path `/v1/sandboxes/<project>/preview/`, so the Worker serves that
-//! same path and forwards it (HTTP and WebSocket upgrades, e.g. Vite HMR) to the
-//! sandbox-proxy with a project-scoped token, after the usual authorisation.
+//! Previews live on origins of their own (invariant 10): project `p_<hex>` is served at
+//! `p-<hex>.<preview domain>`, never on Kiln's origin, so a generated app's scripts cannot
+//! reach the API with the viewer's session, and two projects share no storage.
+//!
+//! A viewer gets in by a link: `POST /api/projects/:id/preview-link` (on the app's origin,
+//! with the session) mints a single-use, two-minute token; opening it on the preview host
+//! trades it for a host-only cookie bound to that project and session, then redirects to
+//! the app's `/`. Every later request on the host is checked against that cookie, the
+//! session and the membership, then forwarded to the sandbox-proxy with a project-scoped
+//! token. The dev server's headers that could reach beyond its own app are dropped.
 
 use crate::access;
-use crate::auth::authenticate;
+use crate::auth::{
+    authenticate, authenticate_preview, issue_preview_grant, Caller, PREVIEW_GRANT_HOURS,
+};
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::http::json;
+use crate::store::previews::PreviewLinks;
+use crate::store::sessions::Sessions;
+use kiln_core::ids::{hex, ProjectId};
+use kiln_core::origin::{is_kiln_cookie, PREVIEW_COOKIE, STRIPPED_PREVIEW_HEADERS};
+use kiln_core::tree::sha256_hex;
 use kiln_core::{Action, ErrorCode};
 use worker::{Fetch, Headers, Request, RequestInit, Response};
 
-/// `/preview/:project/` → the preview's real base path.
-pub fn redirect(id: &str) -> ApiResult<Response> {
-    let mut resp = Response::empty()?.with_status(302);
-    resp.headers_mut()
-        .set("location", &format!("/v1/sandboxes/{id}/preview/"))?;
+/// How long a preview link may wait to be opened.
+pub const LINK_SECS: i64 = 120;
+/// The one path on a preview host that Kiln keeps for itself.
+const EXCHANGE_PATH: &str = "/__kiln/preview-auth";
+
+/// `POST /api/projects/:id/preview-link` → `{url, expires_in}`.
+pub async fn link(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    crate::limits::tokens(ctx, &caller).await?;
+    let url = mint_link(ctx, &caller, &project.id).await?;
+    json(
+        201,
+        &serde_json::json!({ "url": url, "expires_in": LINK_SECS }),
+    )
+}
+
+/// `GET /preview/:id/` on the app's origin: a fresh link for the caller, never the app.
+pub async fn redirect(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    crate::limits::tokens(ctx, &caller).await?;
+    let url = mint_link(ctx, &caller, &project.id).await?;
+    see_other(&url)
+}
+
+async fn mint_link(ctx: &Ctx, caller: &Caller, project: &ProjectId) -> ApiResult<String> {
+    let token = format!("pl_{}", hex(&crate::random::bytes::<24>()?));
+    PreviewLinks(&ctx.db)
+        .insert(
+            &sha256_hex(token.as_bytes()),
+            &caller.user.id,
+            &caller.session,
+            project,
+            ctx.now + LINK_SECS * 1000,
+        )
+        .await?;
+    Ok(format!(
+        "{}{EXCHANGE_PATH}?token={token}",
+        ctx.preview.origin_for(project)
+    ))
+}
+
+/// Every request on a project's preview host.
+pub async fn serve(ctx: &Ctx, req: Request, project: ProjectId) -> ApiResult<Response> {
+    if req.path() == EXCHANGE_PATH {
+        return exchange(ctx, &req, &project).await;
+    }
+    let caller = match authenticate_preview(ctx, &req, &project).await {
+        Ok(c) => c,
+        // A person who opened the bare preview URL: through the app, which knows them.
+        Err(_) if is_navigation(&req) => {
+            return see_other(&format!("{}/preview/{project}/", ctx.app_origins[0]))
+        }
+        Err(e) => return Err(e),
+    };
+    access::project(ctx, &caller, project.as_str(), Action::ReadProject).await?;
+    forward(ctx, req, &project).await
+}
+
+/// Trades a link's token for the host's cookie, then sends the browser to the app's `/`.
+async fn exchange(ctx: &Ctx, req: &Request, project: &ProjectId) -> ApiResult<Response> {
+    let bad = || {
+        ApiError::unauthorized(
+            "this preview link was used or has expired; open the preview from Kiln again",
+        )
+    };
+    let token = crate::http::query_param(req, "token")?.ok_or_else(bad)?;
+    let (user, session) = PreviewLinks(&ctx.db)
+        .redeem(&sha256_hex(token.as_bytes()), project, ctx.now)
+        .await?
+        .ok_or_else(bad)?;
+    let user = Sessions(&ctx.db)
+        .active_user(&session, &user, ctx.now)
+        .await?
+        .ok_or_else(bad)?;
+    let caller = Caller { user, session };
+    access::project(ctx, &caller, project.as_str(), Action::ReadProject).await?;
+    let grant = issue_preview_grant(ctx, &caller.user.id, &caller.session, project)?;
+    let mut resp = see_other("/")?;
+    // `SameSite=None` + `Partitioned`: the UI embeds the preview in a frame of another
+    // site; the cookie is kept per top-level site, and `__Host-` pins it to this host.
+    resp.headers_mut().set(
+        "set-cookie",
+        &format!(
+            "{PREVIEW_COOKIE}={grant}; Path=/; Secure; HttpOnly; SameSite=None; Partitioned; Max-Age={}",
+            PREVIEW_GRANT_HOURS * 3600
+        ),
+    )?;
+    resp.headers_mut().set("referrer-policy", "no-referrer")?;
     Ok(resp)
 }
 
-pub async fn proxy(ctx: &Ctx, mut req: Request, id: &str, rest: &[&str]) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
-    let var = |n: &str| {
-        ctx.env
-            .secret(n)
-            .map(|s| s.to_string())
-            .or_else(|_| ctx.env.var(n).map(|v| v.to_string()))
-            .ok()
-    };
-    let (Some(base), Some(secret)) = (var("KILN_SANDBOX_URL"), var("KILN_SANDBOX_JWT_SECRET"))
-    else {
+async fn forward(ctx: &Ctx, mut req: Request, project: &ProjectId) -> ApiResult<Response> {
+    let (Some(base), Some(secret)) = (
+        ctx.secret("KILN_SANDBOX_URL"),
+        ctx.secret("KILN_SANDBOX_JWT_SECRET"),
+    ) else {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
             "no sandbox-proxy configured",
         ));
     };
-    let token = kiln_durable_objects::sandbox_client::token_for(&secret, project.id.as_str())
+    let token = kiln_durable_objects::sandbox_client::token_for(&secret, project.as_str())
         .map_err(ApiError::internal)?;
     let url = req.url()?;
     let mut target = format!(
-        "{}/v1/sandboxes/{}/preview/{}",
+        "{}/v1/sandboxes/{project}/preview{}",
         base.trim_end_matches('/'),
-        project.id,
-        rest.join("/")
+        url.path()
     );
     if let Some(q) = url.query() {
         target = format!("{target}?{q}");
     }
-    // Forward the request's own headers, minus the user's credentials.
     let headers = Headers::new();
     for (k, v) in req.headers().entries() {
-        if !matches!(k.as_str(), "cookie" | "authorization" | "host") {
-            headers.set(&k, &v)?;
+        match k.as_str() {
+            "authorization" | "host" => {}
+            // The app's own cookies reach it; Kiln's grant does not.
+            "cookie" => {
+                let kept: Vec<&str> = v
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty() && !is_kiln_cookie(c))
+                    .collect();
+                if !kept.is_empty() {
+                    headers.set("cookie", &kept.join("; "))?;
+                }
+            }
+            _ => headers.set(&k, &v)?,
         }
     }
     headers.set("authorization", &format!("Bearer {token}"))?;
@@ -63,9 +165,47 @@ pub async fn proxy(ctx: &Ctx, mut req: Request, id: &str, rest: &[&str]) -> ApiR
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }
     let upstream = Request::new_with_init(&target, &init)?;
-    // Returned unchanged: streamed bodies, and a 101 for WebSocket upgrades.
-    Fetch::Request(upstream)
+    let resp = Fetch::Request(upstream)
         .send()
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("preview unreachable: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("preview unreachable: {e}")))?;
+    confine(ctx, resp)
+}
+
+/// The dev server's response, minus what could act beyond its own app, plus who may frame
+/// it. The body (a stream) and a WebSocket upgrade pass through untouched.
+fn confine(ctx: &Ctx, resp: Response) -> ApiResult<Response> {
+    let upstream = resp.headers().clone();
+    let (builder, body) = resp.into_parts();
+    let headers = Headers::new();
+    for (k, v) in upstream.entries() {
+        if k == "set-cookie" || STRIPPED_PREVIEW_HEADERS.contains(&k.as_str()) {
+            continue;
+        }
+        headers.append(&k, &v)?;
+    }
+    for c in upstream.get_all("set-cookie")? {
+        if !is_kiln_cookie(&c) {
+            headers.append("set-cookie", &c)?;
+        }
+    }
+    // A second CSP header adds to the app's own: both are enforced.
+    headers.append(
+        "content-security-policy",
+        &format!("frame-ancestors {}", ctx.app_origins.join(" ")),
+    )?;
+    Ok(builder.with_headers(headers).body(body))
+}
+
+fn is_navigation(req: &Request) -> bool {
+    let h = req.headers();
+    matches!(req.method(), worker::Method::Get)
+        && h.get("sec-fetch-mode").ok().flatten().as_deref() == Some("navigate")
+}
+
+fn see_other(location: &str) -> ApiResult<Response> {
+    let mut resp = Response::empty()?.with_status(302);
+    resp.headers_mut().set("location", location)?;
+    resp.headers_mut().set("cache-control", "no-store")?;
+    Ok(resp)
 }

@@ -126,6 +126,17 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::DeleteProject).await?;
     Projects(&ctx.db).soft_delete(&project.id, ctx.now).await?;
+    // Its sockets close, its generation stops and its sandbox goes, now rather than later.
+    if let Err(e) = RoomCall::new(Method::Post, "deleted")
+        .send(ctx, &caller, &project)
+        .await
+    {
+        worker::console_warn!(
+            "telling the room of deleted project {}: {}",
+            project.id,
+            e.message
+        );
+    }
     no_content()
 }
 

@@ -39,8 +39,9 @@ pub async fn file(
         .ok_or_else(|| ApiError::not_found("file in this version"))?;
     let bytes = blob(&ctx.env.bucket("ARTIFACTS")?, &entry.sha256).await?;
     let mut resp = Response::from_bytes(bytes)?;
-    resp.headers_mut()
-        .set("content-type", kiln_core::tree::mime_type(&path))?;
+    for (k, v) in kiln_core::tree::stored_file_headers(&path) {
+        resp.headers_mut().set(k, &v)?;
+    }
     resp.headers_mut()
         .set("etag", &format!("\"{}\"", entry.sha256))?;
     // Versions never change.

@@ -21,6 +21,23 @@ pub struct ListQuery<'a> {
 }
 
 impl Projects<'_> {
+    /// Every live project of an org (to tell their rooms about a membership change).
+    pub async fn ids_in_org(&self, org: &OrgId) -> ApiResult<Vec<ProjectId>> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            id: ProjectId,
+        }
+        let rows: Vec<Row> = stmt(
+            self.0,
+            "SELECT id FROM projects WHERE org_id = ?1 AND deleted_at IS NULL",
+            &[text(org.as_str())],
+        )?
+        .all()
+        .await?
+        .results()?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
     pub async fn insert(&self, p: &Project) -> ApiResult<()> {
         stmt(
             self.0,

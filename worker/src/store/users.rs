@@ -35,6 +35,18 @@ impl Users<'_> {
         Ok(st.first(None).await?)
     }
 
+    /// Replaces a hash with a stronger one, only if it is still the one that was checked.
+    pub async fn upgrade_hash(&self, id: &UserId, old: &str, new: &str) -> ApiResult<()> {
+        stmt(
+            self.0,
+            "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+            &[text(id.as_str()), text(old), text(new)],
+        )?
+        .run()
+        .await?;
+        Ok(())
+    }
+
     pub fn insert(&self, user: &User, password_hash: &str) -> ApiResult<D1PreparedStatement> {
         stmt(
             self.0,
