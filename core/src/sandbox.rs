@@ -82,10 +82,35 @@ pub struct WriteFiles {
     pub files: Vec<FileWrite>,
 }
 
+/// What `PUT /v1/sandboxes/{id}/files` accepts: a [`WriteFiles`] (whose JSON is one) plus
+/// options. A type of its own so that code building `WriteFiles` values keeps compiling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteFilesRequest {
+    pub files: Vec<FileWrite>,
+    /// After writing, remove every file in the project that is not in `files` (a full
+    /// sync of the working tree), except build and cache directories such as
+    /// `node_modules/`, `.vite/` and `dist/` (the sandbox-proxy's SANDBOX.md lists them).
+    #[serde(default)]
+    pub prune: bool,
+}
+
+impl From<WriteFiles> for WriteFilesRequest {
+    fn from(w: WriteFiles) -> Self {
+        WriteFilesRequest {
+            files: w.files,
+            prune: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilesWritten {
     pub written: usize,
     pub bytes: u64,
+    /// Files removed by `prune`.
+    #[serde(default)]
+    pub pruned: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,5 +244,16 @@ mod tests {
         assert!(serde_json::from_str::<WriteFiles>(bad).is_err());
         let good = r#"{"files":[{"path":"src/App.tsx","content":"x"}]}"#;
         assert!(serde_json::from_str::<WriteFiles>(good).is_ok());
+        // The edge's current body is a valid request that does not prune.
+        let req: WriteFilesRequest = serde_json::from_str(good).unwrap();
+        assert!(!req.prune);
+        let pruning = r#"{"files":[],"prune":true}"#;
+        assert!(
+            serde_json::from_str::<WriteFilesRequest>(pruning)
+                .unwrap()
+                .prune
+        );
+        let old: FilesWritten = serde_json::from_str(r#"{"written":1,"bytes":2}"#).unwrap();
+        assert_eq!(old.pruned, 0);
     }
 }

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use kiln_core::sandbox::{
     CreateSandbox, DevServerAction, DevServerRequest, ExecRequest, FileEncoding, FilesWritten,
-    SandboxInfo, WriteFiles,
+    SandboxInfo, WriteFilesRequest,
 };
 use kiln_core::{ErrorCode, ProjectPath};
 use serde::de::DeserializeOwned;
@@ -164,11 +164,14 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn fs_error(e: FsError) -> ApiError {
+pub fn fs_error(e: FsError) -> ApiError {
     match e {
         FsError::NotFound => ApiError::not_found("no such file"),
         FsError::TooLarge => ApiError::new(ErrorCode::FileTooLarge, "file is too large"),
         FsError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+        FsError::NoSpace => ApiError::disk_quota_exceeded(
+            "the project's disk quota is used up; delete files (or node_modules) to make room",
+        ),
         FsError::Io(e) => ApiError::internal(e.to_string()),
     }
 }
@@ -181,7 +184,8 @@ async fn write_files(
 ) -> ApiResult<Json<FilesWritten>> {
     let sb = authed(&st, &headers, &id)?;
     let cfg = &st.mgr.cfg;
-    let req: WriteFiles = json_body(body, cfg.max_body_bytes).await?;
+    let req: WriteFilesRequest = json_body(body, cfg.max_body_bytes).await?;
+    let prune = req.prune;
     if req.files.len() > cfg.max_files_per_call {
         return Err(ApiError::new(
             ErrorCode::TooManyFiles,
@@ -206,19 +210,31 @@ async fn write_files(
         decoded.push((f.path, bytes));
     }
     st.mgr.touch(&sb);
-    let fs = st.mgr.fs(&sb);
+    let _busy = sb.busy();
+    let fs = st.mgr.fs(&sb).await?;
     let written = tokio::task::spawn_blocking(move || -> ApiResult<FilesWritten> {
         let mut bytes = 0u64;
         for (p, b) in &decoded {
             fs.write(p, b).map_err(|e| match e {
                 FsError::Conflict(m) => ApiError::new(ErrorCode::Conflict, format!("{p}: {m}")),
+                FsError::NoSpace => ApiError::disk_quota_exceeded(format!(
+                    "{p}: the project's disk quota is used up; delete files (or node_modules) \
+                     to make room"
+                )),
                 e => fs_error(e),
             })?;
             bytes += b.len() as u64;
         }
+        let pruned = if prune {
+            let keep = decoded.iter().map(|(p, _)| p.as_str()).collect();
+            fs.prune(&keep).map_err(fs_error)?
+        } else {
+            0
+        };
         Ok(FilesWritten {
             written: decoded.len(),
             bytes,
+            pruned,
         })
     })
     .await
@@ -232,7 +248,8 @@ async fn list_files(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let sb = authed(&st, &headers, &id)?;
-    let fs = st.mgr.fs(&sb);
+    let _busy = sb.busy();
+    let fs = st.mgr.fs(&sb).await?;
     let list = tokio::task::spawn_blocking(move || fs.list())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
@@ -251,7 +268,8 @@ async fn read_file(
 ) -> ApiResult<Response> {
     let sb = authed(&st, &headers, &id)?;
     let path = parse_path(&path)?;
-    let fs = st.mgr.fs(&sb);
+    let _busy = sb.busy();
+    let fs = st.mgr.fs(&sb).await?;
     let max = st.mgr.cfg.max_file_bytes;
     let bytes = tokio::task::spawn_blocking(move || fs.read(&path, max))
         .await
@@ -267,7 +285,8 @@ async fn delete_file(
 ) -> ApiResult<StatusCode> {
     let sb = authed(&st, &headers, &id)?;
     let path = parse_path(&path)?;
-    let fs = st.mgr.fs(&sb);
+    let _busy = sb.busy();
+    let fs = st.mgr.fs(&sb).await?;
     tokio::task::spawn_blocking(move || fs.delete(&path))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?

@@ -35,6 +35,18 @@ pub struct Config {
     pub max_file_bytes: usize,
     pub max_files_per_call: usize,
     pub dev_server_ready_timeout: Duration,
+    /// Size of each project's disk image: its files and its `node_modules` overlay's upper
+    /// dir live on it, so a sandbox cannot fill the host's disk.
+    pub disk_bytes: u64,
+    /// Size of each tmpfs inside a sandbox (`/tmp`, `$HOME`); also charged to its memory limit.
+    pub tmpfs_bytes: u64,
+    /// Egress connections one sandbox may hold at once; more are refused at once.
+    pub egress_max_conns: usize,
+    /// How long a new egress connection may take to send its CONNECT request head.
+    pub egress_head_timeout: Duration,
+    /// An upgraded preview connection (HMR) that carries no bytes this long is closed, so an
+    /// idle open tab does not keep its sandbox from being stopped.
+    pub hmr_idle_timeout: Duration,
     /// PEM certificate chain and key: serve HTTPS (needs the `tls` cargo feature).
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -55,6 +67,9 @@ impl std::fmt::Debug for JwtKey {
         }
     }
 }
+
+/// ext4 needs room for its journal and metadata; smaller images are raised to this.
+const MIN_DISK_MB: u64 = 16;
 
 /// The names of every setting, as flags; the environment variable is
 /// `KILN_SANDBOX_` + upper-case with `_`.
@@ -118,6 +133,23 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("max-body-mb", "largest request body (32)"),
     ("max-file-mb", "largest single file (8)"),
     ("max-files", "most files in one write call (5000)"),
+    (
+        "disk-mb",
+        "disk image per project for its files and node_modules overlay (1024)",
+    ),
+    ("tmpfs-mb", "size of each tmpfs in a sandbox, /tmp and $HOME (256)"),
+    (
+        "egress-max-conns",
+        "egress proxy connections one sandbox may hold at once (64)",
+    ),
+    (
+        "egress-head-timeout-secs",
+        "time for an egress connection to send its CONNECT request (10)",
+    ),
+    (
+        "hmr-idle-secs",
+        "close preview WebSockets (HMR) idle this long (600)",
+    ),
     (
         "tls-cert",
         "PEM certificate chain: serve HTTPS (built with --features tls)",
@@ -238,6 +270,15 @@ impl Config {
             max_file_bytes: num::<usize>("max-file-mb", get("max-file-mb"), 8)? << 20,
             max_files_per_call: num("max-files", get("max-files"), 5000)?,
             dev_server_ready_timeout: Duration::from_secs(60),
+            disk_bytes: num::<u64>("disk-mb", get("disk-mb"), 1024)?.max(MIN_DISK_MB) << 20,
+            tmpfs_bytes: num::<u64>("tmpfs-mb", get("tmpfs-mb"), 256)? << 20,
+            egress_max_conns: num::<usize>("egress-max-conns", get("egress-max-conns"), 64)?.max(1),
+            egress_head_timeout: Duration::from_secs(num(
+                "egress-head-timeout-secs",
+                get("egress-head-timeout-secs"),
+                10,
+            )?),
+            hmr_idle_timeout: Duration::from_secs(num("hmr-idle-secs", get("hmr-idle-secs"), 600)?),
             tls,
         })
     }
@@ -315,6 +356,9 @@ mod tests {
         assert_eq!(c.instance, "t1");
         assert_eq!(c.egress_allow, vec!["a.example", "b.example"]);
         assert_eq!(c.pids_max, 512);
+        assert_eq!(c.disk_bytes, 1024 << 20);
+        assert_eq!(c.egress_max_conns, 64);
+        assert_eq!(c.hmr_idle_timeout, Duration::from_secs(600));
         assert_eq!(c.veth_host(12), "kilnt1h12");
     }
 

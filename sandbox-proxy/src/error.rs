@@ -37,6 +37,11 @@ impl ApiError {
     pub fn unavailable(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, m)
     }
+    /// The project's disk image is full (see `disk.rs`): 507, since the request may be
+    /// small and fine; it is the project's storage that has no room.
+    pub fn disk_quota_exceeded(m: impl Into<String>) -> Self {
+        Self::new(ErrorCode::DiskQuotaExceeded, m)
+    }
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, m)
     }

@@ -18,6 +18,12 @@ use std::path::{Path, PathBuf};
 /// Directories the listing does not descend into.
 const SKIP_DIRS: &[&str] = &["node_modules", ".vite", ".git"];
 const MAX_LIST: usize = 20_000;
+/// Directories a prune neither enters nor removes, at any depth: what the sandbox makes for
+/// itself (installed packages, Vite's cache, build output, caches, git metadata), which the
+/// edge's tree never holds.
+pub const PRUNE_KEEP_DIRS: &[&str] = &["node_modules", ".vite", "dist", ".git", ".cache", ".npm"];
+/// How deep a prune descends; deeper trees are left alone rather than recursed without end.
+const MAX_PRUNE_DEPTH: usize = 64;
 
 #[derive(Debug)]
 pub enum FsError {
@@ -25,6 +31,8 @@ pub enum FsError {
     TooLarge,
     /// A directory where a file is expected, or the other way round; or a symlink.
     Conflict(String),
+    /// The project's disk image is full.
+    NoSpace,
     Io(io::Error),
 }
 
@@ -36,6 +44,7 @@ impl From<Errno> for FsError {
             Errno::EISDIR | Errno::ENOTDIR | Errno::ENOTEMPTY | Errno::EEXIST => {
                 FsError::Conflict(e.desc().into())
             }
+            Errno::ENOSPC | Errno::EDQUOT => FsError::NoSpace,
             e => FsError::Io(e.into()),
         }
     }
@@ -43,7 +52,10 @@ impl From<Errno> for FsError {
 
 impl From<io::Error> for FsError {
     fn from(e: io::Error) -> Self {
-        FsError::Io(e)
+        match e.raw_os_error() {
+            Some(n) if n == Errno::ENOSPC as i32 || n == Errno::EDQUOT as i32 => FsError::NoSpace,
+            _ => FsError::Io(e),
+        }
     }
 }
 
@@ -203,6 +215,92 @@ impl ProjectFs {
         Ok(())
     }
 
+    /// Removes every file and symlink not in `keep` (project paths), then every directory
+    /// left empty, except [`PRUNE_KEEP_DIRS`] and the temp files of writes in flight.
+    /// Returns how many files and symlinks it removed. Directories are opened beneath the
+    /// project without following symlinks, so a symlink planted by the sandbox is removed,
+    /// never followed.
+    pub fn prune(&self, keep: &std::collections::HashSet<&str>) -> Result<usize, FsError> {
+        let root = self.open_root()?;
+        let mut removed = 0;
+        self.prune_dir(&root, "", keep, 0, &mut removed)?;
+        Ok(removed)
+    }
+
+    /// `true` if `dir` is empty afterwards.
+    fn prune_dir(
+        &self,
+        dir: &OwnedFd,
+        prefix: &str,
+        keep: &std::collections::HashSet<&str>,
+        depth: usize,
+        removed: &mut usize,
+    ) -> Result<bool, FsError> {
+        let rd = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
+        let mut left = 0usize;
+        for e in rd {
+            let e = e?;
+            let (name, ft) = (e.file_name(), e.file_type()?);
+            // A name that is not UTF-8 cannot be a project path: it is never kept.
+            let utf8 = name.to_str();
+            let rel = utf8.map(|n| {
+                if prefix.is_empty() {
+                    n.to_owned()
+                } else {
+                    format!("{prefix}/{n}")
+                }
+            });
+            if utf8.is_some_and(|n| n.starts_with(".kiln-tmp-")) {
+                left += 1;
+                continue;
+            }
+            if ft.is_dir() {
+                if utf8.is_some_and(|n| PRUNE_KEEP_DIRS.contains(&n)) || depth >= MAX_PRUNE_DEPTH {
+                    left += 1;
+                    continue;
+                }
+                let sub = match openat2(
+                    dir.as_raw_fd(),
+                    name.as_os_str(),
+                    how(OFlag::O_RDONLY | OFlag::O_DIRECTORY),
+                ) {
+                    Ok(fd) => owned(fd),
+                    Err(Errno::ENOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let empty =
+                    self.prune_dir(&sub, rel.as_deref().unwrap_or(""), keep, depth + 1, removed)?;
+                if !empty {
+                    left += 1;
+                    continue;
+                }
+                match unlinkat(
+                    Some(dir.as_raw_fd()),
+                    name.as_os_str(),
+                    UnlinkatFlags::RemoveDir,
+                ) {
+                    Ok(()) | Err(Errno::ENOENT) => {}
+                    // The sandbox wrote into it meanwhile: it stays.
+                    Err(Errno::ENOTEMPTY | Errno::EEXIST) => left += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            } else if rel.as_deref().is_some_and(|r| keep.contains(r)) {
+                left += 1;
+            } else {
+                match unlinkat(
+                    Some(dir.as_raw_fd()),
+                    name.as_os_str(),
+                    UnlinkatFlags::NoRemoveDir,
+                ) {
+                    Ok(()) => *removed += 1,
+                    Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(left == 0)
+    }
+
     /// Every file and directory, depth first, skipping `node_modules`, `.vite` and `.git`.
     pub fn list(&self) -> Result<Vec<FileEntry>, FsError> {
         let root = self.open_root()?;
@@ -326,6 +424,60 @@ mod tests {
         fs.delete(&p("src")).unwrap();
         assert!(fs.list().unwrap().is_empty());
         assert!(matches!(fs.delete(&p("nope")), Err(FsError::NotFound)));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn prune_removes_what_was_not_written_and_keeps_build_and_cache_dirs() {
+        let (fs, d) = fs();
+        for f in [
+            "index.html",
+            "src/App.tsx",
+            "src/old/Gone.tsx",
+            "stale.txt",
+            "node_modules/x/index.js",
+            "sub/node_modules/y.js",
+            ".vite/deps/a.js",
+            "dist/index.html",
+            ".kiln-tmp-0123",
+        ] {
+            fs.write(&p(f), b"x").unwrap();
+        }
+        let outside = d.join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep-me"), "k").unwrap();
+        std::os::unix::fs::symlink(&outside, fs.root.join("src/link")).unwrap();
+        std::fs::create_dir_all(fs.root.join("empty/deeper")).unwrap();
+
+        let keep: std::collections::HashSet<&str> = ["index.html", "src/App.tsx"].into();
+        // stale.txt, src/old/Gone.tsx, src/link
+        assert_eq!(fs.prune(&keep).unwrap(), 3);
+        let mut names: Vec<String> = fs
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                ".vite",
+                "dist",
+                "dist/index.html",
+                "index.html",
+                "node_modules",
+                "src",
+                "src/App.tsx",
+                "sub",
+                "sub/node_modules",
+            ]
+        );
+        assert!(fs.root.join(".kiln-tmp-0123").exists());
+        assert!(fs.root.join(".vite/deps/a.js").exists());
+        assert!(fs.root.join("sub/node_modules/y.js").exists());
+        assert!(!fs.root.join("empty").exists() && !fs.root.join("src/old").exists());
+        assert!(outside.join("keep-me").exists(), "the symlink was followed");
         std::fs::remove_dir_all(d).unwrap();
     }
 

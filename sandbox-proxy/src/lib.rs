@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cgroups;
 pub mod config;
 pub mod devserver;
+pub mod disk;
 pub mod egress;
 pub mod error;
 pub mod exec;
@@ -44,6 +45,8 @@ pub async fn serve(cfg: config::Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    preview::set_upgrade_idle_timeout(cfg.hmr_idle_timeout);
+    raise_fd_limit();
     let metrics = Arc::new(metrics::Metrics::default());
     let mgr = sandbox::Manager::start(cfg, user, metrics).await?;
     let state = Arc::new(api::AppState { mgr, auth });
@@ -92,6 +95,17 @@ pub async fn serve(cfg: config::Config) -> Result<(), String> {
     state.mgr.shutdown().await;
     eprintln!("sandbox-proxy stopped");
     result
+}
+
+/// Every sandbox's egress connections, previews and terminals are file descriptors of this
+/// one process: take the whole hard limit rather than a shell's default soft one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 async fn shutdown_signal() {

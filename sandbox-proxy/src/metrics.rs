@@ -31,6 +31,8 @@ pub struct Metrics {
     pub preview_micros: Counter,
     pub egress_tunnels: Counter,
     pub egress_denied: Counter,
+    /// Egress connections refused because their sandbox held its maximum.
+    pub egress_busy: Counter,
 }
 
 impl Metrics {
@@ -104,6 +106,12 @@ impl Metrics {
             "CONNECT requests refused.",
             "counter",
             self.egress_denied.get() as f64,
+        );
+        c(
+            "kiln_egress_busy_total",
+            "Egress connections refused because their sandbox held its maximum.",
+            "counter",
+            self.egress_busy.get() as f64,
         );
         c(
             "kiln_http_requests_total",

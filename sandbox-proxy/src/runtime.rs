@@ -98,6 +98,11 @@ pub struct Place {
     pub egress_port: u16,
     /// The seccomp filter's BPF bytes (see `seccomp.rs`).
     pub seccomp: std::sync::Arc<Vec<u8>>,
+    /// Size of each tmpfs (`/tmp`, `$HOME`).
+    pub tmpfs_bytes: u64,
+    /// Whether npm runs packages' install scripts (the template's choice, see
+    /// `templates::runs_install_scripts`).
+    pub install_scripts: bool,
 }
 
 /// The fd number the seccomp program is read from in the child.
@@ -141,6 +146,11 @@ impl Place {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        if !self.install_scripts {
+            // A dependency's preinstall/install/postinstall scripts are code from the
+            // registry that nobody reviewed; npm and npx read this for every command.
+            env.push(("npm_config_ignore_scripts".into(), "true".into()));
+        }
         for k in [
             "HTTPS_PROXY",
             "HTTP_PROXY",
@@ -187,12 +197,12 @@ impl Place {
             "/proc",
             "--dev",
             "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--tmpfs",
-            HOME,
             "--die-with-parent",
         ]);
+        let size = self.tmpfs_bytes.to_string();
+        for dir in ["/tmp", HOME] {
+            push(&["--size", &size, "--tmpfs", dir]);
+        }
         for e in ETC {
             let host = Path::new("/etc").join(e);
             if host.exists() {

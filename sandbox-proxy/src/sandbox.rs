@@ -4,6 +4,7 @@
 use crate::cgroups::{Cgroups, Limits};
 use crate::config::Config;
 use crate::devserver::DevServer;
+use crate::disk::Disk;
 use crate::error::{ApiError, ApiResult};
 use crate::files::ProjectFs;
 use crate::metrics::Metrics;
@@ -20,7 +21,13 @@ use std::time::{Duration, Instant};
 pub struct Sandbox {
     pub id: String,
     pub template: Template,
+    /// The project's files (`/work`), on its disk image.
     pub dir: PathBuf,
+    pub disk: Disk,
+    /// Serialises mounting and unmounting the disk image; one per project id, shared by
+    /// every `Sandbox` value made for it (concurrent creates). Taken after `running`, never
+    /// before it.
+    disk_lock: Arc<tokio::sync::Mutex<()>>,
     pub running: tokio::sync::Mutex<Option<Running>>,
     last_used: AtomicU64,
     /// Commands and terminals in flight; the idle reaper leaves a busy sandbox alone.
@@ -57,6 +64,7 @@ pub struct Manager {
     pub metrics: Arc<Metrics>,
     sandboxes: Mutex<HashMap<String, Arc<Sandbox>>>,
     slots: Mutex<BTreeSet<u32>>,
+    disk_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     layers: tokio::sync::Mutex<()>,
     started: Instant,
     allow: Arc<Vec<String>>,
@@ -91,6 +99,7 @@ impl Manager {
             metrics,
             sandboxes: Mutex::new(HashMap::new()),
             slots: Mutex::new(BTreeSet::new()),
+            disk_locks: Mutex::new(HashMap::new()),
             layers: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         };
@@ -135,21 +144,69 @@ impl Manager {
             net::remove_firewall(&self.cfg);
             n += 1;
         }
-        for m in mounts_under(&self.cfg.state_dir) {
+        // Newest first: an overlay whose upper dir is on a disk image goes before the image.
+        for m in mounts_under(&self.cfg.state_dir).iter().rev() {
             let _ = std::process::Command::new("umount")
-                .args(["-l", &m])
+                .args(["-l", m])
                 .status();
             n += 1;
         }
+        n += crate::disk::detach_loops_under(&crate::disk::disks_dir(&self.cfg.state_dir));
+        n += crate::disk::remove_orphans(&self.cfg.state_dir, |id| {
+            valid_id(id) && self.meta_path(id).exists()
+        });
         n
     }
 
-    pub fn fs(&self, sb: &Sandbox) -> ProjectFs {
-        ProjectFs {
+    fn sandbox(&self, id: &str, template: Template) -> Sandbox {
+        let disk = Disk::new(&self.cfg.state_dir, id);
+        Sandbox {
+            id: id.to_owned(),
+            template,
+            dir: disk.project(),
+            disk,
+            disk_lock: self
+                .disk_locks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id.to_owned())
+                .or_default()
+                .clone(),
+            running: tokio::sync::Mutex::new(None),
+            last_used: AtomicU64::new(self.now()),
+            busy: Arc::default(),
+        }
+    }
+
+    /// Mounts the project's disk image (making it first for a new project). `true` if the
+    /// image was made by this call and the project has no files yet.
+    async fn ensure_disk(&self, sb: &Sandbox) -> ApiResult<bool> {
+        let _one = sb.disk_lock.lock().await;
+        let disk = sb.disk.clone();
+        let (bytes, uid, gid) = (self.cfg.disk_bytes, self.user.uid, self.user.gid);
+        let legacy = (
+            self.legacy_dir(&sb.id),
+            self.overlay_dir(&sb.id).join("upper"),
+        );
+        tokio::task::spawn_blocking(move || disk.ensure(bytes, uid, gid, &legacy.0, &legacy.1))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(format!("disk image: {e}")))
+    }
+
+    /// The project's files, with its disk image mounted.
+    pub async fn fs(&self, sb: &Sandbox) -> ApiResult<ProjectFs> {
+        self.ensure_disk(sb).await?;
+        Ok(ProjectFs {
             root: sb.dir.clone(),
             uid: self.user.uid,
             gid: self.user.gid,
-        }
+        })
+    }
+
+    /// Where a project's files lived before disk images; moved onto the image on first use.
+    fn legacy_dir(&self, id: &str) -> PathBuf {
+        self.projects_dir().join(id)
     }
 
     /// Creates the project's sandbox (seeding the template into a new project) or returns the
@@ -175,33 +232,15 @@ impl Manager {
                 "no sandbox capacity left on this host",
             ));
         }
-        let dir = self.projects_dir().join(id);
-        let sb = Arc::new(Sandbox {
-            id: id.to_owned(),
-            template,
-            dir: dir.clone(),
-            running: tokio::sync::Mutex::new(None),
-            last_used: AtomicU64::new(self.now()),
-            busy: Arc::default(),
-        });
-        // Whoever creates the directory seeds it (two concurrent creates: one seeds).
-        let fresh = match std::fs::create_dir(&dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(e.into()),
-        };
+        let sb = Arc::new(self.sandbox(id, template));
+        // Whoever makes the image seeds it (two concurrent creates: one seeds).
+        let fresh = self.ensure_disk(&sb).await?;
         if fresh {
-            nix::unistd::chown(
-                &dir,
-                Some(nix::unistd::Uid::from_raw(self.user.uid)),
-                Some(nix::unistd::Gid::from_raw(self.user.gid)),
-            )
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-            let fs = self.fs(&sb);
+            let fs = self.fs(&sb).await?;
             for (name, content) in templates::files(template) {
                 let p = ProjectPath::parse(name).map_err(|e| ApiError::internal(e.to_string()))?;
                 fs.write(&p, content.as_bytes())
-                    .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+                    .map_err(crate::api::fs_error)?;
             }
         }
         std::fs::write(self.meta_path(id), template.as_str())?;
@@ -248,14 +287,7 @@ impl Manager {
             Ok("static") => Template::Static,
             _ => return Err(not_found()),
         };
-        let sb = Arc::new(Sandbox {
-            id: id.to_owned(),
-            template,
-            dir: self.projects_dir().join(id),
-            running: tokio::sync::Mutex::new(None),
-            last_used: AtomicU64::new(self.now()),
-            busy: Arc::default(),
-        });
+        let sb = Arc::new(self.sandbox(id, template));
         let mut map = self.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
         Ok(map.entry(id.to_owned()).or_insert(sb).clone())
     }
@@ -279,14 +311,14 @@ impl Manager {
         if let Some(r) = running.as_ref() {
             return Ok(r.place.clone());
         }
+        self.ensure_disk(sb).await?;
         let layer = self.layer(sb.template).await.map_err(ApiError::internal)?;
         let node_modules = match layer {
             Some(lower) => Some(
                 templates::mount_overlay(
                     &lower,
-                    &self.overlay_dir(&sb.id),
-                    self.user.uid,
-                    self.user.gid,
+                    &sb.disk.overlay(),
+                    &self.overlay_dir(&sb.id).join("merged"),
                 )
                 .map_err(|e| ApiError::internal(e.to_string()))?,
             ),
@@ -346,11 +378,16 @@ impl Manager {
             }
         };
         let bind = (netw.host_ip, cfg.egress_port).into();
+        let limits = egress::Limits {
+            head_timeout: cfg.egress_head_timeout,
+            max_conns: cfg.egress_max_conns,
+        };
         let egress = match egress::start(
             bind,
             netw.sandbox_ip,
             self.allow.clone(),
             self.metrics.clone(),
+            limits,
         )
         .await
         {
@@ -373,6 +410,8 @@ impl Manager {
                 tools: self.tools().await,
                 egress_port: cfg.egress_port,
                 seccomp: self.seccomp.clone(),
+                tmpfs_bytes: cfg.tmpfs_bytes,
+                install_scripts: templates::runs_install_scripts(sb.template),
             },
             egress,
             dev: None,
@@ -410,9 +449,11 @@ impl Manager {
             .remove(&slot);
     }
 
-    /// Stops everything the sandbox runs and removes its namespaces and cgroup; files stay.
-    pub async fn stop(&self, sb: &Sandbox) {
+    /// Stops everything the sandbox runs and removes its namespaces and cgroup, and unmounts
+    /// its disk image; files stay. `true` if it was running.
+    pub async fn stop(&self, sb: &Sandbox) -> bool {
         let mut running = sb.running.lock().await;
+        let was_running = running.is_some();
         if let Some(mut r) = running.take() {
             if let Some(dev) = r.dev.take() {
                 dev.stop().await;
@@ -425,6 +466,10 @@ impl Manager {
             }
             self.free_slot(r.slot);
         }
+        let _one = sb.disk_lock.lock().await;
+        let disk = sb.disk.clone();
+        let _ = tokio::task::spawn_blocking(move || disk.unmount()).await;
+        was_running
     }
 
     /// Stops the sandbox and removes its files: nothing of it is left.
@@ -437,7 +482,11 @@ impl Manager {
             .remove(id);
         let _ = std::fs::remove_file(self.meta_path(id));
         let _ = tokio::fs::remove_dir_all(self.overlay_dir(id)).await;
-        match tokio::fs::remove_dir_all(&sb.dir).await {
+        {
+            let _one = sb.disk_lock.lock().await;
+            sb.disk.remove().await?;
+        }
+        match tokio::fs::remove_dir_all(self.legacy_dir(id)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
@@ -454,11 +503,12 @@ impl Manager {
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
         for sb in all {
+            // A stopped sandbox's image may be mounted for the file API: unmount that too.
             if now.saturating_sub(sb.last_used.load(Ordering::Relaxed)) >= idle
                 && sb.busy.load(Ordering::Relaxed) == 0
-                && sb.running.lock().await.is_some()
+                && (sb.running.lock().await.is_some() || sb.disk.is_mounted())
+                && self.stop(&sb).await
             {
-                self.stop(&sb).await;
                 self.metrics.sandboxes_stopped_idle.inc();
             }
         }
@@ -500,11 +550,12 @@ impl Sandbox {
 
 fn mounts_under(dir: &std::path::Path) -> Vec<String> {
     let prefix = dir.to_string_lossy().into_owned();
+    let under = format!("{}/", prefix.trim_end_matches('/'));
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_whitespace().nth(4))
-        .filter(|m| m.starts_with(&prefix))
+        .filter(|m| *m == prefix || m.starts_with(&under))
         .map(str::to_owned)
         .collect()
 }

@@ -46,6 +46,15 @@ pub fn files(t: Template) -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// Whether npm runs install scripts in this template's sandboxes. Off for every template
+/// so far: a package's install scripts are untrusted code, and neither template's
+/// dependencies need one (the layers are installed with `--ignore-scripts` too).
+pub fn runs_install_scripts(t: Template) -> bool {
+    match t {
+        Template::ReactVite | Template::Static => false,
+    }
+}
+
 fn file(t: Template, name: &str) -> Option<&'static str> {
     files(t).iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
 }
@@ -164,19 +173,14 @@ async fn remove_stale_installs(dir: &Path) {
 }
 
 /// Mounts a project's writable view of a layer: overlayfs with the shared layer as the
-/// read-only lower dir and `<dir>/upper` (owned by the sandbox user) on top, at
-/// `<dir>/merged`. A dependency the project adds lands in its upper dir; the layer never
-/// changes.
-pub fn mount_overlay(lower: &Path, dir: &Path, uid: u32, gid: u32) -> std::io::Result<PathBuf> {
-    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+/// read-only lower dir and `<rw>/upper` (owned by the sandbox user, on the project's disk
+/// image, so its size counts against the project's quota) on top, at `merged`. A dependency
+/// the project adds lands in its upper dir; the layer never changes.
+pub fn mount_overlay(lower: &Path, rw: &Path, merged: &Path) -> std::io::Result<PathBuf> {
+    let (upper, work, merged) = (rw.join("upper"), rw.join("work"), merged.to_path_buf());
     for d in [&upper, &work, &merged] {
         std::fs::create_dir_all(d)?;
     }
-    nix::unistd::chown(
-        &upper,
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-    )?;
     unmount(&merged); // a leftover of a crash
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",
@@ -229,5 +233,7 @@ mod tests {
         assert!(a.starts_with("/c/layers"));
         assert!(a.to_string_lossy().contains("react-vite-"));
         assert!(layer_dir(Path::new("/c"), Template::Static).is_none());
+        assert!(!runs_install_scripts(Template::ReactVite));
+        assert!(!runs_install_scripts(Template::Static));
     }
 }

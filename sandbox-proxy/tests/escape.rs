@@ -112,6 +112,7 @@ fn host_files_outside_work_cannot_be_read() {
     let targets = [
         secret.to_string_lossy().into_owned(),
         s.state_dir.join("projects").to_string_lossy().into_owned(),
+        s.state_dir.join("disks").to_string_lossy().into_owned(),
         "/root".into(),
         "/etc/shadow".into(),
         "/proc/1/root/etc/hostname".into(),
@@ -220,7 +221,7 @@ fn another_sandbox_is_unreachable_and_its_files_invisible() {
         !connects(s, &a, &ta, &gateway(&b_ip), 3128),
         "A used B's egress proxy address"
     );
-    let b_dir = s.state_dir.join("projects").join(&b);
+    let b_dir = common::project_dir(s, &b);
     let (out, _, _) = s.sh(
         &a,
         &ta,
@@ -374,6 +375,7 @@ fn path_traversal_on_the_file_api_is_refused_and_writes_nothing() {
         .body;
     assert_eq!(before, after, "the project changed");
     assert!(!s.state_dir.join("projects/escape.txt").exists());
+    assert!(!s.state_dir.join("disks/escape.txt").exists());
     assert!(!std::path::Path::new("/etc/kiln-escape").exists());
 }
 

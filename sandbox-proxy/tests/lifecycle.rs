@@ -55,6 +55,8 @@ fn nothing_is_left_behind_after_delete_crash_and_shutdown() {
         404
     );
     assert!(!s.state_dir.join("projects").join(&a).exists());
+    assert!(!common::project_dir(&s, &a).exists());
+    assert!(!s.state_dir.join("disks").join(format!("{a}.img")).exists());
     let netns: Vec<String> = host_leftovers(inst)
         .into_iter()
         .filter(|l| l.starts_with("netns"))
@@ -75,7 +77,11 @@ fn nothing_is_left_behind_after_delete_crash_and_shutdown() {
     let (child, s) = spawn(inst, 84, &[], false);
     let left: Vec<String> = host_leftovers(inst)
         .into_iter()
-        .filter(|l| l.starts_with("netns") || l.starts_with("link") || l.starts_with("mount"))
+        .filter(|l| {
+            ["netns", "link", "mount", "loop"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
         .collect();
     assert!(left.is_empty(), "{left:?}");
     let r = s.must(
@@ -160,12 +166,12 @@ fn idle_sandboxes_are_stopped_and_keep_their_files() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// The auth, escape and functional suites' services (run before this binary) got SIGTERM when
+/// The abuse, auth, escape and functional suites' services (run before this binary) got SIGTERM when
 /// their test processes exited; once they have shut down, nothing of theirs is left.
 #[test]
 fn earlier_suites_left_nothing_behind() {
     let deadline = Instant::now() + Duration::from_secs(60);
-    for inst in ["a", "e", "f"] {
+    for inst in ["a", "e", "f", "q", "h"] {
         loop {
             let left = host_leftovers(inst);
             if left.is_empty() {

@@ -354,5 +354,16 @@ pub fn host_leftovers(instance: &str) -> Vec<String> {
             found.push(format!("mount {l}"));
         }
     }
+    // Loop devices backing the projects' disk images.
+    for l in out("losetup", &["-a"]).lines() {
+        if l.contains(&format!("({sd}/")) {
+            found.push(format!("loop {l}"));
+        }
+    }
     found
+}
+
+/// Where a project's files are on the host (on its disk image).
+pub fn project_dir(svc: &Service, id: &str) -> PathBuf {
+    svc.state_dir.join("disks").join(id).join("project")
 }
