@@ -338,11 +338,7 @@ async fn exec_cmd(
     // Where the sandbox's own dev server answers, for tools run inside it (check.mjs).
     let mut env = vec![(
         "KILN_DEV_URL".to_owned(),
-        format!(
-            "http://127.0.0.1:{}{}",
-            crate::devserver::PORT,
-            preview_base(&id)
-        ),
+        format!("http://127.0.0.1:{}/", crate::devserver::PORT),
     )];
     env.extend(req.env);
     let spec = Spec {
@@ -425,11 +421,9 @@ async fn start_dev_server(
         }
     }
     if r.dev.is_none() {
-        r.dev = Some(DevServer::start(
-            &place,
-            sb.template,
-            &preview_base(&sb.id),
-        )?);
+        // The app lives at `/` of an origin of its own (the edge gives each project's
+        // preview its own host), so its own routes and absolute paths work unchanged.
+        r.dev = Some(DevServer::start(&place, sb.template, "/")?);
     }
     let dev = r
         .dev
@@ -507,7 +501,9 @@ async fn preview_any(st: Arc<AppState>, id: String, mut req: Request) -> ApiResu
         }
     };
     st.mgr.touch(&sb);
+    preview::strip_prefix(&mut req, &preview_base(&id));
     let mut resp = preview::forward(addr, req, sb.busy()).await?;
+    preview::confine(resp.headers_mut());
     if let Some(token) = set_cookie {
         let c = format!(
             "{cookie_name}={token}; Path={}; HttpOnly; SameSite=Lax; Max-Age={}",

@@ -1,6 +1,6 @@
 //! Reverse proxy from `/v1/sandboxes/{id}/preview/*` to the sandbox's dev server, HTTP and
-//! WebSocket upgrades (Vite HMR) alike. The path is forwarded unchanged: the dev server is
-//! started with this prefix as its base.
+//! WebSocket upgrades (Vite HMR) alike. The prefix is stripped: the dev server serves the
+//! app at `/`, because the edge gives each project's preview an origin of its own.
 
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
@@ -215,6 +215,49 @@ async fn write_within<W: AsyncWrite + Unpin>(w: &mut W, buf: &[u8], limit: Durat
     )
 }
 
+/// `/v1/sandboxes/{id}/preview/x?q` → `/x?q`: the dev server serves the app at `/`.
+pub fn strip_prefix<B>(req: &mut Request<B>, base: &str) {
+    let uri = req.uri();
+    let rest = uri
+        .path()
+        .strip_prefix(base.trim_end_matches('/'))
+        .unwrap_or(uri.path());
+    let rest = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    let new = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest,
+    };
+    if let Ok(u) = new.parse() {
+        *req.uri_mut() = u;
+    }
+}
+
+/// Drops what a dev server could send to act beyond its own app: Kiln's cookies, a service
+/// worker scope wider than its script, wiping the origin's storage. The edge does the same;
+/// this holds for anyone who reaches the proxy directly too.
+pub fn confine(headers: &mut axum::http::HeaderMap) {
+    for h in kiln_core::origin::STRIPPED_PREVIEW_HEADERS {
+        headers.remove(*h);
+    }
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            v.to_str()
+                .map_or(true, |c| !kiln_core::origin::is_kiln_cookie(c))
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for c in cookies {
+        headers.append(header::SET_COOKIE, c);
+    }
+}
+
 /// Removes `kiln_token=…` so the dev server never sees the preview token.
 fn strip_token_from_query(uri: &mut axum::http::Uri) {
     let Some(q) = uri.query() else { return };
@@ -321,5 +364,37 @@ mod tests {
         let mut u: axum::http::Uri = "/a?kiln_token=abc".parse().unwrap();
         strip_token_from_query(&mut u);
         assert_eq!(u.to_string(), "/a");
+    }
+
+    #[test]
+    fn the_app_is_served_at_its_root() {
+        for (from, to) in [
+            ("/v1/sandboxes/p/preview/", "/"),
+            ("/v1/sandboxes/p/preview", "/"),
+            (
+                "/v1/sandboxes/p/preview/src/App.tsx?t=1",
+                "/src/App.tsx?t=1",
+            ),
+        ] {
+            let mut req = Request::builder().uri(from).body(()).unwrap();
+            strip_prefix(&mut req, "/v1/sandboxes/p/preview/");
+            assert_eq!(req.uri().to_string(), to);
+        }
+    }
+
+    #[test]
+    fn headers_reaching_beyond_the_app_are_dropped() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("service-worker-allowed", HeaderValue::from_static("/"));
+        h.insert("clear-site-data", HeaderValue::from_static("\"*\""));
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("kiln_session=x; Path=/"),
+        );
+        h.append(header::SET_COOKIE, HeaderValue::from_static("theme=dark"));
+        confine(&mut h);
+        assert!(h.get("service-worker-allowed").is_none() && h.get("clear-site-data").is_none());
+        let cookies: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, vec![HeaderValue::from_static("theme=dark")]);
     }
 }

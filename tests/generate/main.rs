@@ -2,6 +2,8 @@
 //! checked app running in a real sandbox, and version 1 — with the scripted model (a test
 //! fixture) in place of an LLM and the real sandbox-proxy (needs root, as CI has).
 
+mod isolation;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 import { defineConfig } from 'vite'
 import react from '@vitejs/plugin-react'
 
-// The sandbox-proxy serves this app under /v1/sandboxes/<id>/preview/ and sets KILN_BASE.
+// The app is served at / of its own preview origin (one per project; KILN_BASE is '/').
 // node_modules is a shared read-only layer, so Vite's cache lives in the project.
 export default defineConfig({
   plugins: [react()],
