@@ -93,6 +93,10 @@ pub struct WriteFilesRequest {
     /// `node_modules/`, `.vite/` and `dist/` (the sandbox-proxy's SANDBOX.md lists them).
     #[serde(default)]
     pub prune: bool,
+    /// Paths the prune keeps besides `files`: those an earlier call of the same sync wrote
+    /// (a large tree is sent in several calls; the last one prunes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<crate::path::ProjectPath>,
 }
 
 impl From<WriteFiles> for WriteFilesRequest {
@@ -100,6 +104,7 @@ impl From<WriteFiles> for WriteFilesRequest {
         WriteFilesRequest {
             files: w.files,
             prune: false,
+            keep: vec![],
         }
     }
 }

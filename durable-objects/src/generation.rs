@@ -18,6 +18,7 @@ use kiln_core::path::ProjectPath;
 use kiln_core::protocol::ServerEvent;
 use kiln_core::sandbox::{
     DevServerAction, DevServerStatus, ExecRequest, FileEncoding, FileWrite, Template, WriteFiles,
+    WriteFilesRequest,
 };
 use wasm_bindgen::JsValue;
 use worker::Result;
@@ -237,7 +238,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             };
             g.transcript.push(ChatMessage::user(result));
             if finished || g.tool_rounds + 1 >= tools::MAX_TOOL_ROUNDS {
-                sync_sandbox(room, project, g.template, true)
+                sync_sandbox(room, project, g.template, Sync::Always)
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -280,7 +281,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 // The template's scaffolding becomes part of the project (and of the coder's
                 // context): versions and exports hold an app that builds on its own.
                 let sb = sandbox(room, project)?;
-                sync_sandbox(room, project, g.template, false)
+                sync_sandbox(room, project, g.template, Sync::KeepTemplate)
                     .await
                     .map_err(|e| e.to_string())?;
                 adopt_sandbox_files(room, &sb, None)
@@ -312,7 +313,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                         phase,
                         files: written.clone(),
                     })?;
-                    sync_sandbox(room, project, g.template, true)
+                    sync_sandbox(room, project, g.template, Sync::Always)
                         .await
                         .map_err(|e| e.to_string())?;
                     room.broadcast(ServerEvent::FilesWritten {
@@ -326,7 +327,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         }
         Next::Install { commands } => {
             let sandbox = sandbox(room, project)?;
-            sync_sandbox(room, project, g.template, false)
+            sync_sandbox(room, project, g.template, Sync::IfNew)
                 .await
                 .map_err(|e| e.to_string())?;
             for command in &commands {
@@ -357,7 +358,9 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             // The phase's files and dependencies are in: show the app while its checks are
             // written. Best effort — an app that does not start yet is the check's finding.
             if g.preview_url.is_none()
-                && sync_sandbox(room, project, g.template, false).await.is_ok()
+                && sync_sandbox(room, project, g.template, Sync::IfNew)
+                    .await
+                    .is_ok()
             {
                 let _ = start_preview(room, project, g, &sandbox(room, project)?).await;
             }
@@ -386,7 +389,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 let content = file.to_pretty();
                 write_agent_file(room, &checks_path(), content.as_bytes())?;
                 sandbox(room, project)?
-                    .write_files(&WriteFiles {
+                    .write_files(WriteFiles {
                         files: vec![FileWrite {
                             path: checks_path(),
                             content,
@@ -405,7 +408,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         }
         Next::Check { phase } => {
             let sandbox = sandbox(room, project)?;
-            sync_sandbox(room, project, g.template, false)
+            sync_sandbox(room, project, g.template, Sync::IfNew)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut errors = check(room, &sandbox, g.template)
@@ -465,7 +468,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             };
             match stream_files(room, project, g, &llm, Role::Fixer, &req).await? {
                 Ok(_) => {
-                    sync_sandbox(room, project, g.template, true)
+                    sync_sandbox(room, project, g.template, Sync::Always)
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok(Outcome::Fixed)
@@ -475,7 +478,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         }
         Next::Serve => {
             let sandbox = sandbox(room, project)?;
-            sync_sandbox(room, project, g.template, false)
+            sync_sandbox(room, project, g.template, Sync::IfNew)
                 .await
                 .map_err(|e| e.to_string())?;
             let status = sandbox
@@ -870,12 +873,26 @@ fn sandbox(room: &ProjectRoom, project: &str) -> std::result::Result<SandboxClie
 
 /// Makes the sandbox hold the working tree. With `always == false` the files are only sent
 /// when the sandbox had to be created — the proxy restarted on a fresh host, or lost it.
+/// When the working tree is written into the sandbox.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Only into a sandbox that was just made (new, or re-created after a lost host).
+    IfNew,
+    /// Every time (files changed).
+    Always,
+    /// Into a new sandbox without pruning, so the template's scaffolding stays there for
+    /// phase 0 to take into the tree.
+    KeepTemplate,
+}
+
 async fn sync_sandbox(
     room: &ProjectRoom,
     project: &str,
     template: Template,
-    always: bool,
+    when: Sync,
 ) -> std::result::Result<(), SandboxError> {
+    let always = when == Sync::Always;
+    let may_prune = when != Sync::KeepTemplate;
     let Some(sb) = SandboxClient::from_env(room.env(), project) else {
         return Err(SandboxError {
             message: "no sandbox-proxy configured".into(),
@@ -901,10 +918,31 @@ async fn sync_sandbox(
             },
         });
     }
-    // The proxy bounds one request; send in batches.
-    for batch in files.chunks(200) {
-        sb.write_files(&WriteFiles {
+    // The proxy bounds one request; send in batches. The last one prunes what is gone from
+    // the tree (deleted or renamed files would otherwise live on in the sandbox, be served
+    // and be type-checked), keeping what the earlier batches wrote.
+    let batches: Vec<&[FileWrite]> = files.chunks(200).collect();
+    let last = batches.len().saturating_sub(1);
+    let mut written: Vec<ProjectPath> = Vec::new();
+    for (i, batch) in batches.iter().enumerate() {
+        let prune = may_prune && i == last;
+        sb.write_files(WriteFilesRequest {
             files: batch.to_vec(),
+            prune,
+            keep: if prune {
+                std::mem::take(&mut written)
+            } else {
+                vec![]
+            },
+        })
+        .await?;
+        written.extend(batch.iter().map(|f| f.path.clone()));
+    }
+    if batches.is_empty() && may_prune {
+        sb.write_files(WriteFilesRequest {
+            files: vec![],
+            prune: true,
+            keep: vec![],
         })
         .await?;
     }
@@ -997,7 +1035,7 @@ async fn autofix(
     }
     let mut changed = !writes.is_empty();
     if changed {
-        sb.write_files(&WriteFiles { files: writes }).await?;
+        sb.write_files(WriteFiles { files: writes }).await?;
     }
     let mut notes = repair.notes;
     if !repair.install.is_empty() {

@@ -10,7 +10,7 @@ use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions};
 use kiln_core::path::ProjectPath;
 use kiln_core::sandbox::{
     CreateSandbox, DevServerAction, DevServerRequest, DevServerStatus, ExecFrame, ExecRequest,
-    FileEntry, SandboxClaims, SandboxInfo, Template, WriteFiles,
+    FileEntry, SandboxClaims, SandboxInfo, Template, WriteFilesRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -187,9 +187,10 @@ impl SandboxClient {
         }
     }
 
-    pub async fn write_files(&self, files: &WriteFiles) -> SbResult<()> {
+    pub async fn write_files(&self, files: impl Into<WriteFilesRequest>) -> SbResult<()> {
+        let files: WriteFilesRequest = files.into();
         let path = format!("/{}/files", self.project);
-        let body = serde_json::to_string(files).map_err(|e| err(e.to_string()))?;
+        let body = serde_json::to_string(&files).map_err(|e| err(e.to_string()))?;
         self.call(Method::Put, &path, Some(body)).await.map(|_| ())
     }
 

@@ -186,6 +186,7 @@ async fn write_files(
     let cfg = &st.mgr.cfg;
     let req: WriteFilesRequest = json_body(body, cfg.max_body_bytes).await?;
     let prune = req.prune;
+    let also_keep = req.keep;
     if req.files.len() > cfg.max_files_per_call {
         return Err(ApiError::new(
             ErrorCode::TooManyFiles,
@@ -226,7 +227,11 @@ async fn write_files(
             bytes += b.len() as u64;
         }
         let pruned = if prune {
-            let keep = decoded.iter().map(|(p, _)| p.as_str()).collect();
+            let keep = decoded
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .chain(also_keep.iter().map(|p| p.as_str()))
+                .collect();
             fs.prune(&keep).map_err(fs_error)?
         } else {
             0

@@ -310,12 +310,14 @@ fn a_prune_sync_removes_files_not_in_the_tree_but_keeps_build_and_cache_dirs() {
             {"path": "src/main.js", "content": "console.log(1)"},
         ],
         "prune": true,
+        // Written by an earlier call of the same sync.
+        "keep": ["style.css"],
     })
     .to_string();
     let r = s.must("PUT", &format!("/v1/sandboxes/{id}/files"), &t, Some(&body));
     assert_eq!(r.status, 200, "{}", r.body);
-    // stale.txt, old/a.js, link and the template's style.css, main.js, store.js
-    assert_eq!(r.json()["pruned"], 6, "{}", r.body);
+    // stale.txt, old/a.js, link and the template's main.js, store.js (style.css is kept)
+    assert_eq!(r.json()["pruned"], 5, "{}", r.body);
     assert_eq!(
         list(s),
         vec![
@@ -325,7 +327,8 @@ fn a_prune_sync_removes_files_not_in_the_tree_but_keeps_build_and_cache_dirs() {
             "index.html",
             "node_modules",
             "src",
-            "src/main.js"
+            "src/main.js",
+            "style.css"
         ]
     );
     let (out, _, _) = s.sh(&id, &t, "cat index.html; echo; ls node_modules/x; ls .vite");

@@ -937,6 +937,26 @@ fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
     generate(&mut ws);
     let first = until_done(&run, &mut ws);
     assert_eq!(first.last().unwrap()["version"], 1);
+    // A file deleted from the tree is gone from the sandbox after the next sync.
+    let style = run.kiln.get(
+        &format!("/api/projects/{}/files/style.css", run.pid),
+        run.owner.token(),
+    );
+    let rev = style.header("x-kiln-rev").unwrap().to_owned();
+    run.kiln
+        .raw(
+            "DELETE",
+            &format!("/api/projects/{}/files/style.css", run.pid),
+            &[
+                (
+                    "authorization".into(),
+                    format!("Bearer {}", run.owner.token),
+                ),
+                ("if-match".into(), rev),
+            ],
+            None,
+        )
+        .expect(204);
     ws.send(json!({ "type": "generate", "prompt": "make the button count by two" }));
     let events = until_done(&run, &mut ws);
     let done = events.last().unwrap();
@@ -961,6 +981,20 @@ fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
     );
     assert_eq!(stored.text, want);
     assert_eq!(sandbox().file(&run.pid, "main.js"), want);
+    let gone = ureq::get(&format!(
+        "{}/v1/sandboxes/{}/files/style.css",
+        sandbox().url,
+        run.pid
+    ))
+    .set(
+        "authorization",
+        &format!("Bearer {}", sandbox_token(&run.pid)),
+    )
+    .call();
+    assert!(
+        matches!(gone, Err(ureq::Error::Status(404, _))),
+        "style.css is still in the sandbox: {gone:?}"
+    );
     // The model saw the file it asked for before it edited it.
     let fixed_checks = run.kiln.get(
         &format!("/api/projects/{}/files/.kiln/checks.json", run.pid),
@@ -1033,6 +1067,60 @@ fn prompts_sent_during_a_generation_are_not_lost() {
     assert_eq!(chats.len(), 4);
     let follow_up = chats[3].body.as_ref().unwrap().to_string();
     assert!(follow_up.contains("make the button blue"), "{follow_up}");
+}
+
+#[test]
+fn a_flood_of_queued_prompts_is_refused_with_a_clear_error() {
+    let run = setup(
+        Script::new()
+            .turn(plan_turn())
+            .turn(
+                code_turn()
+                    .chunk_size(4)
+                    .chunk_delay(Duration::from_millis(40)),
+            )
+            .turn(
+                Turn::text(r#"{"tool":"finish","summary":"done"}"#)
+                    .matching("You change an existing web app")
+                    .reusable(),
+            ),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    ws.recv_type("file_chunk");
+    let path = format!("/api/projects/{}/generate", run.pid);
+    let mut answers = vec![];
+    for i in 0..11 {
+        let r = run.kiln.post(
+            &path,
+            run.owner.token(),
+            json!({ "prompt": format!("tweak number {i}") }),
+        );
+        answers.push(r);
+    }
+    let id = answers[0].json()["generation_id"].clone();
+    for (i, r) in answers[..10].iter().enumerate() {
+        assert_eq!(r.status, 202, "prompt {i}: {}", r.text);
+        assert_eq!(r.json()["generation_id"], id, "folded into the running one");
+    }
+    answers[10].expect_error(429, "quota_exceeded");
+    // Over the socket too, with the same code.
+    ws.send(json!({ "type": "generate", "prompt": "one too many" }));
+    let err = ws.recv_type("error");
+    assert_eq!(err["code"], "quota_exceeded", "{err}");
+    let first = until_done(&run, &mut ws);
+    assert_eq!(first.last().unwrap()["type"], "generation_complete");
+    // The ten that were taken are carried out by one follow-up.
+    let second = until_done(&run, &mut ws);
+    assert_eq!(second.last().unwrap()["type"], "generation_complete");
+    let chats = run.llm.chat_requests();
+    let follow_up = chats.last().unwrap().body.as_ref().unwrap().to_string();
+    assert!(
+        follow_up.contains("tweak number 0") && follow_up.contains("tweak number 9"),
+        "{follow_up}"
+    );
+    assert!(!follow_up.contains("one too many"));
 }
 
 #[test]
