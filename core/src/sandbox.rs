@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 pub struct SandboxClaims {
     /// The one project this token may act on.
     pub project_id: String,
+    /// The org the project belongs to: the proxy caps how many sandboxes one org runs at
+    /// once. Absent in tokens from before the cap (then the project counts as its own org).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
 }
 
 /// Longest lifetime a service token may have, in seconds.

@@ -91,7 +91,7 @@ pub async fn start(
 pub async fn project_deleted(room: &ProjectRoom, project: &str) -> Result<()> {
     cancel(room)?;
     room.state().storage().delete_alarm().await?;
-    if let Some(sb) = SandboxClient::from_env(room.env(), project) {
+    if let Some(sb) = sandbox_client(room, project) {
         if let Err(e) = sb.remove().await {
             worker::console_warn!("removing the sandbox of deleted project {project}: {e}");
         }
@@ -865,14 +865,18 @@ fn worth_quoting(path: &str) -> bool {
         || path == "src/main.tsx")
 }
 
+/// The project's sandbox, as its org's (the proxy caps sandboxes per org).
+fn sandbox_client(room: &ProjectRoom, project: &str) -> Option<SandboxClient> {
+    let org = room.store().meta("org_id").ok().flatten();
+    SandboxClient::from_env(room.env(), project, org)
+}
+
 fn sandbox(room: &ProjectRoom, project: &str) -> std::result::Result<SandboxClient, String> {
-    SandboxClient::from_env(room.env(), project).ok_or_else(|| {
+    sandbox_client(room, project).ok_or_else(|| {
         "no sandbox-proxy configured (KILN_SANDBOX_URL, KILN_SANDBOX_JWT_SECRET)".to_owned()
     })
 }
 
-/// Makes the sandbox hold the working tree. With `always == false` the files are only sent
-/// when the sandbox had to be created — the proxy restarted on a fresh host, or lost it.
 /// When the working tree is written into the sandbox.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sync {
@@ -885,6 +889,8 @@ enum Sync {
     KeepTemplate,
 }
 
+/// Makes the sandbox hold the working tree. Unless `Sync::Always`, the files are only sent
+/// when the sandbox had to be created — the proxy restarted on a fresh host, or lost it.
 async fn sync_sandbox(
     room: &ProjectRoom,
     project: &str,
@@ -893,7 +899,7 @@ async fn sync_sandbox(
 ) -> std::result::Result<(), SandboxError> {
     let always = when == Sync::Always;
     let may_prune = when != Sync::KeepTemplate;
-    let Some(sb) = SandboxClient::from_env(room.env(), project) else {
+    let Some(sb) = sandbox_client(room, project) else {
         return Err(SandboxError {
             message: "no sandbox-proxy configured".into(),
             status: None,

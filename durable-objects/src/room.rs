@@ -55,6 +55,12 @@ impl DurableObject for ProjectRoom {
         if let Err(resp) = self.bind_project(&project) {
             return resp;
         }
+        // Projects never change org; the room keeps it for the per-org caps.
+        if let Some(org) = req.headers().get("x-kiln-org")? {
+            if self.store.meta("org_id")?.as_deref() != Some(org.as_str()) {
+                self.store.set_meta("org_id", &org)?;
+            }
+        }
         let Some(caller) = caller(&req) else {
             return error(ErrorCode::Unauthorized, "no caller");
         };

@@ -23,6 +23,7 @@ pub struct SandboxClient {
     base: String,
     secret: String,
     project: String,
+    org: Option<String>,
 }
 
 /// A failed sandbox call. `lost` when the proxy no longer knows the sandbox (it restarted
@@ -78,12 +79,13 @@ impl ExecResult {
 
 /// A sandbox-proxy token for one project, valid for two minutes (the Worker's preview proxy
 /// uses it too).
-pub fn token_for(secret: &str, project: &str) -> Result<String, String> {
+pub fn token_for(secret: &str, project: &str, org: Option<&str>) -> Result<String, String> {
     let now = DateTime::<Utc>::from_timestamp_millis(worker::Date::now().as_millis() as i64)
         .unwrap_or_default();
     let opts = TimeOptions::new(Duration::seconds(0), move || now);
     let claims = Claims::new(SandboxClaims {
         project_id: project.to_owned(),
+        org_id: org.map(str::to_owned),
     })
     .set_duration_and_issuance(&opts, Duration::seconds(TOKEN_SECS));
     Hs256
@@ -92,7 +94,7 @@ pub fn token_for(secret: &str, project: &str) -> Result<String, String> {
 }
 
 impl SandboxClient {
-    pub fn from_env(env: &Env, project: &str) -> Option<SandboxClient> {
+    pub fn from_env(env: &Env, project: &str, org: Option<String>) -> Option<SandboxClient> {
         let get = |n: &str| {
             env.secret(n)
                 .map(|s| s.to_string())
@@ -104,6 +106,7 @@ impl SandboxClient {
             base: get("KILN_SANDBOX_URL")?.trim_end_matches('/').to_owned(),
             secret: get("KILN_SANDBOX_JWT_SECRET")?,
             project: project.to_owned(),
+            org,
         })
     }
 
@@ -113,6 +116,7 @@ impl SandboxClient {
         let opts = TimeOptions::new(Duration::seconds(0), move || now);
         let claims = Claims::new(SandboxClaims {
             project_id: self.project.clone(),
+            org_id: self.org.clone(),
         })
         .set_duration_and_issuance(&opts, Duration::seconds(TOKEN_SECS));
         Hs256

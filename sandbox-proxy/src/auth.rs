@@ -154,6 +154,7 @@ mod tests {
     fn mint(secret: &[u8], project: &str, secs: i64) -> String {
         let claims = Claims::new(SandboxClaims {
             project_id: project.into(),
+            org_id: None,
         })
         .set_duration(&TimeOptions::default(), Duration::seconds(secs));
         Hs256
@@ -190,6 +191,7 @@ mod tests {
         let auth = Auth::new(&JwtKey::EdDsa(kp.1.as_ref().to_vec())).unwrap();
         let claims = Claims::new(SandboxClaims {
             project_id: "p1".into(),
+            org_id: None,
         })
         .set_duration(&TimeOptions::default(), Duration::seconds(60));
         let t = Ed25519.token(&Header::empty(), &claims, &kp.0).unwrap();

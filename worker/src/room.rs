@@ -45,7 +45,9 @@ impl<'a> RoomCall<'a> {
     }
 
     pub async fn send(self, ctx: &Ctx, caller: &Caller, project: &Project) -> ApiResult<Response> {
-        self.send_as(ctx, caller, &project.id, project.role).await
+        self.header("x-kiln-org", project.org_id.as_str())
+            .send_as(ctx, caller, &project.id, project.role)
+            .await
     }
 
     /// The same, for a project named by id with the role the caller has there.

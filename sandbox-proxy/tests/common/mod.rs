@@ -138,6 +138,7 @@ pub fn token(project: &str, secs: i64) -> String {
 pub fn token_with(secret: &[u8], project: &str, secs: i64) -> String {
     let claims = Claims::new(SandboxClaims {
         project_id: project.into(),
+        org_id: None,
     })
     .set_duration(&TimeOptions::default(), chrono::Duration::seconds(secs));
     Hs256

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::json;
 use crate::store::previews::PreviewLinks;
 use crate::store::sessions::Sessions;
+use kiln_core::api::Project;
 use kiln_core::ids::{hex, ProjectId};
 use kiln_core::origin::{is_kiln_cookie, PREVIEW_COOKIE, STRIPPED_PREVIEW_HEADERS};
 use kiln_core::tree::sha256_hex;
@@ -80,7 +81,7 @@ pub async fn serve(ctx: &Ctx, req: Request, project: ProjectId) -> ApiResult<Res
         }
         Err(e) => return Err(e),
     };
-    access::project(ctx, &caller, project.as_str(), Action::ReadProject).await?;
+    let project = access::project(ctx, &caller, project.as_str(), Action::ReadProject).await?;
     forward(ctx, req, &project).await
 }
 
@@ -117,7 +118,7 @@ async fn exchange(ctx: &Ctx, req: &Request, project: &ProjectId) -> ApiResult<Re
     Ok(resp)
 }
 
-async fn forward(ctx: &Ctx, mut req: Request, project: &ProjectId) -> ApiResult<Response> {
+async fn forward(ctx: &Ctx, mut req: Request, project: &Project) -> ApiResult<Response> {
     let (Some(base), Some(secret)) = (
         ctx.secret("KILN_SANDBOX_URL"),
         ctx.secret("KILN_SANDBOX_JWT_SECRET"),
@@ -127,12 +128,17 @@ async fn forward(ctx: &Ctx, mut req: Request, project: &ProjectId) -> ApiResult<
             "no sandbox-proxy configured",
         ));
     };
-    let token = kiln_durable_objects::sandbox_client::token_for(&secret, project.as_str())
-        .map_err(ApiError::internal)?;
+    let token = kiln_durable_objects::sandbox_client::token_for(
+        &secret,
+        project.id.as_str(),
+        Some(project.org_id.as_str()),
+    )
+    .map_err(ApiError::internal)?;
     let url = req.url()?;
     let mut target = format!(
-        "{}/v1/sandboxes/{project}/preview{}",
+        "{}/v1/sandboxes/{}/preview{}",
         base.trim_end_matches('/'),
+        project.id,
         url.path()
     );
     if let Some(q) = url.query() {
