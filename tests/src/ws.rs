@@ -29,6 +29,17 @@ pub struct Refused {
     pub body: String,
 }
 
+/// How a socket ended, as `Socket::wait_closed` saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The server sent a close frame with this code.
+    Closed { code: u16, reason: String },
+    /// The connection ended without a close frame (or failed).
+    Dropped(String),
+    /// Still open when the wait ran out.
+    StillOpen,
+}
+
 const BROADCAST: &[&str] = &[
     "file_edited",
     "file_deleted",
@@ -39,6 +50,17 @@ const BROADCAST: &[&str] = &[
 
 impl Socket {
     pub fn connect(base_url: &str, project: &str, auth: Auth<'_>) -> Result<Socket, Refused> {
+        Self::connect_with(base_url, project, auth, &[])
+    }
+
+    /// `connect` with extra request headers on the upgrade (e.g. `Origin`,
+    /// `Sec-Fetch-Site`), as a browser page would send them.
+    pub fn connect_with(
+        base_url: &str,
+        project: &str,
+        auth: Auth<'_>,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, Refused> {
         let ws_url = base_url.replacen("http://", "ws://", 1);
         let mut url = format!("{ws_url}/api/projects/{project}/ws");
         if let Auth::Ticket(t) = auth {
@@ -55,6 +77,12 @@ impl Socket {
                     .insert("cookie", format!("kiln_session={t}").parse().unwrap());
             }
             Auth::Ticket(_) | Auth::None => {}
+        }
+        for (k, v) in headers {
+            let name =
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
+            req.headers_mut()
+                .insert(name, v.parse().expect("header value"));
         }
         match tungstenite::connect(req) {
             Ok((ws, _)) => {
@@ -79,6 +107,11 @@ impl Socket {
         self.ws
             .send(Message::text(msg.to_string()))
             .expect("send frame");
+    }
+
+    /// `send`, but a socket the server already closed is not a panic: the error is returned.
+    pub fn try_send(&mut self, msg: Value) -> Result<(), tungstenite::Error> {
+        self.ws.send(Message::text(msg.to_string()))
     }
 
     pub fn send_raw(&mut self, msg: Message) {
@@ -139,6 +172,49 @@ impl Socket {
             out.push(v);
         }
         out
+    }
+
+    /// Reads until the server closes the socket or `timeout` passes. Returns the JSON frames
+    /// that came first and how it ended.
+    pub fn wait_closed(&mut self, timeout: Duration) -> (Vec<Value>, Ended) {
+        let deadline = Instant::now() + timeout;
+        let mut frames = vec![];
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    frames.push(serde_json::from_str(&t).expect("JSON frame"));
+                }
+                Ok(Message::Close(frame)) => {
+                    let ended = match frame {
+                        Some(f) => Ended::Closed {
+                            code: u16::from(f.code),
+                            reason: f.reason.to_string(),
+                        },
+                        None => Ended::Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        },
+                    };
+                    return (frames, ended);
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return (
+                        frames,
+                        Ended::Dropped("closed without a close frame".into()),
+                    )
+                }
+                Err(e) => return (frames, Ended::Dropped(e.to_string())),
+            }
+            if Instant::now() >= deadline {
+                return (frames, Ended::StillOpen);
+            }
+        }
     }
 
     pub fn close(mut self) {
