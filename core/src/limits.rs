@@ -1,6 +1,7 @@
 //! Attempt counters for rate limits and brute-force back-off: a fixed window per key, and
-//! for password guessing a lock-out that doubles with each strike. Pure: the caller owns the
-//! clock and the storage (a Durable Object per key in the Worker).
+//! for password guessing a lock-out that doubles with each strike; and leases for caps on
+//! concurrent work. Pure: the caller owns the clock and the storage (a Durable Object per
+//! key in the Worker).
 
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +74,32 @@ impl Counter {
     }
 }
 
+/// Slots held for a while, e.g. an org's running generations: each holder (a project) takes
+/// one, renews it while it works and gives it back when done; a holder that vanished (an
+/// evicted or crashed room) loses its slot when the lease runs out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leases {
+    /// Holder → when its lease ends (ms).
+    pub held: std::collections::BTreeMap<String, i64>,
+}
+
+impl Leases {
+    /// Takes or renews `holder`'s slot. Refused (with the number held) when `cap` others
+    /// hold one.
+    pub fn acquire(&mut self, holder: &str, cap: u32, ttl_ms: i64, now: i64) -> Result<(), usize> {
+        self.held.retain(|_, until| *until > now);
+        if !self.held.contains_key(holder) && self.held.len() >= cap as usize {
+            return Err(self.held.len());
+        }
+        self.held.insert(holder.to_owned(), now + ttl_ms);
+        Ok(())
+    }
+
+    pub fn release(&mut self, holder: &str) {
+        self.held.remove(holder);
+    }
+}
+
 /// Whole seconds for `Retry-After`, never 0.
 pub fn retry_after_secs(ms: i64) -> u64 {
     (ms.max(1) as u64).div_ceil(1000)
@@ -134,6 +161,21 @@ mod tests {
         c.record(&p, 500);
         assert_eq!(c.check(501), Ok(()));
         assert_eq!(c.count, 1);
+    }
+
+    #[test]
+    fn leases_cap_holders_renew_and_expire() {
+        let mut l = Leases::default();
+        assert_eq!(l.acquire("p1", 2, 100, 0), Ok(()));
+        assert_eq!(l.acquire("p2", 2, 100, 10), Ok(()));
+        assert_eq!(l.acquire("p3", 2, 100, 20), Err(2));
+        // Renewing one's own slot is always allowed.
+        assert_eq!(l.acquire("p1", 2, 100, 50), Ok(()));
+        l.release("p2");
+        assert_eq!(l.acquire("p3", 2, 100, 60), Ok(()));
+        // p1's lease (renewed to 150) runs out; p3's (160) is still held.
+        assert_eq!(l.acquire("p4", 2, 100, 155), Ok(()));
+        assert_eq!(l.acquire("p5", 2, 100, 155), Err(2));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! off by eviction, a crash or a deploy runs again; a step whose outcome was applied and
 //! persisted never runs again, so a finished LLM call is never paid for twice.
 
+use crate::limiter::{self, LimitOp};
 use kiln_core::agent::autofix;
 use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
 use kiln_core::agent::checks::{self, CheckFile, CheckReport, RunReport, CHECKS_PATH};
@@ -50,19 +51,42 @@ fn save(room: &ProjectRoom, g: &Generation) -> Result<()> {
     room.store().set_meta(STATE_KEY, &serde_json::to_string(g)?)
 }
 
-/// Starts a generation, or folds the prompt into the running one. Returns its id, or
-/// `Err(QueueFull)` inside when too many prompts already wait for the running one.
+/// Why a prompt was not taken.
+pub enum NotStarted {
+    /// Too many prompts already wait for the running generation.
+    QueueFull(QueueFull),
+    /// The project's org already runs as many generations as it may.
+    OrgBusy { cap: u32 },
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotStarted::QueueFull(q) => q.fmt(f),
+            NotStarted::OrgBusy { cap } => write!(
+                f,
+                "your org already runs {cap} generations at once; try again when one has finished"
+            ),
+        }
+    }
+}
+
+/// Starts a generation, or folds the prompt into the running one. Returns its id, or why
+/// the prompt was not taken.
 pub async fn start(
     room: &ProjectRoom,
     prompt: String,
     template: Option<Template>,
-) -> Result<std::result::Result<String, QueueFull>> {
+) -> Result<std::result::Result<String, NotStarted>> {
     if let Some(mut g) = load(room)?.filter(|g| !g.step.is_terminal()) {
         if let Err(full) = g.enqueue(prompt) {
-            return Ok(Err(full));
+            return Ok(Err(NotStarted::QueueFull(full)));
         }
         save(room, &g)?;
         return Ok(Ok(g.id));
+    }
+    if let Err(busy) = take_org_slot(room).await? {
+        return Ok(Err(busy));
     }
     let n = room
         .store()
@@ -86,10 +110,54 @@ pub async fn start(
     Ok(Ok(g.id))
 }
 
+/// How many generations one org may run at once (`KILN_ORG_MAX_GENERATIONS`), so that one
+/// tenant cannot take every sandbox and model slot.
+const DEFAULT_ORG_GENERATIONS: u32 = 3;
+
+fn org_key(room: &ProjectRoom) -> Result<Option<(String, String)>> {
+    let org = room.store().meta("org_id")?;
+    let project = room.store().meta("project_id")?;
+    Ok(org
+        .zip(project)
+        .map(|(o, p)| (format!("generations:{o}"), p)))
+}
+
+/// Takes (or renews) this project's slot among its org's running generations. A room that
+/// is evicted or crashes loses the slot when the lease runs out; each step renews it.
+async fn take_org_slot(room: &ProjectRoom) -> Result<std::result::Result<(), NotStarted>> {
+    let Some((key, project)) = org_key(room)? else {
+        return Ok(Ok(()));
+    };
+    let cap = room
+        .env()
+        .var("KILN_ORG_MAX_GENERATIONS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(DEFAULT_ORG_GENERATIONS);
+    let op = LimitOp::Acquire {
+        holder: project,
+        cap,
+        ttl_ms: 2 * WATCHDOG_MS,
+    };
+    let answer = limiter::call(room.env(), &key, &op).await?;
+    Ok(if answer.allowed {
+        Ok(())
+    } else {
+        Err(NotStarted::OrgBusy { cap })
+    })
+}
+
+async fn free_org_slot(room: &ProjectRoom) -> Result<()> {
+    if let Some((key, project)) = org_key(room)? {
+        limiter::call(room.env(), &key, &LimitOp::Release { holder: project }).await?;
+    }
+    Ok(())
+}
+
 /// The project was deleted: its generation stops and its sandbox goes. The working tree
 /// stays in the room (a soft delete can be undone by an operator).
 pub async fn project_deleted(room: &ProjectRoom, project: &str) -> Result<()> {
-    cancel(room)?;
+    cancel(room).await?;
     room.state().storage().delete_alarm().await?;
     if let Some(sb) = sandbox_client(room, project) {
         if let Err(e) = sb.remove().await {
@@ -99,11 +167,12 @@ pub async fn project_deleted(room: &ProjectRoom, project: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn cancel(room: &ProjectRoom) -> Result<()> {
+pub async fn cancel(room: &ProjectRoom) -> Result<()> {
     if let Some(mut g) = load(room)?.filter(|g| !g.step.is_terminal()) {
         g.apply(Outcome::Cancel);
         save(room, &g)?;
         announce(room, &g)?;
+        free_org_slot(room).await?;
     }
     Ok(())
 }
@@ -140,6 +209,8 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
         .and_then(|v| v.to_string().parse().ok())
         .unwrap_or(WATCHDOG_MS);
     storage.set_alarm(watchdog).await?;
+    // Renew the org slot; a running generation is never stopped for the cap.
+    let _ = take_org_slot(room).await;
     let queued_before = g.queued.len();
     let outcome = match perform(room, project, &mut g).await {
         Ok(o) => o,
@@ -179,14 +250,21 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
                 unresolved: g.unresolved.clone(),
             })?;
             storage.delete_alarm().await?;
-            // Prompts that came in during the last phase: a follow-up carries them out.
-            if !g.queued.is_empty() {
+            // Prompts that came in during the last phase: a follow-up carries them out. It
+            // keeps this generation's org slot (renewing one's own slot is never refused).
+            if g.queued.is_empty() {
+                free_org_slot(room).await?;
+            } else {
                 let prompt = g.queued.join("\n");
-                // This generation is done, so the prompt starts a new one: never a full queue.
-                let _ = start(room, prompt, None).await?;
+                if let Ok(Err(why)) = start(room, prompt, None).await {
+                    room.broadcast(ServerEvent::error("not_started", why.to_string()))?;
+                }
             }
         }
-        s if s.is_terminal() => storage.delete_alarm().await?,
+        s if s.is_terminal() => {
+            storage.delete_alarm().await?;
+            free_org_slot(room).await?;
+        }
         _ => storage.set_alarm(retry_in).await?,
     }
     Ok(())

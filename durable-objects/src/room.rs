@@ -109,7 +109,7 @@ impl DurableObject for ProjectRoom {
                         Response::from_json(&serde_json::json!({ "generation_id": id }))?
                             .with_status(202),
                     ),
-                    Err(full) => error(ErrorCode::QuotaExceeded, full.to_string()),
+                    Err(why) => error(ErrorCode::QuotaExceeded, why.to_string()),
                 }
             }
             ("generation", Method::Get) => match generation::load(self)? {
@@ -117,7 +117,7 @@ impl DurableObject for ProjectRoom {
                 None => error(ErrorCode::NotFound, "no generation yet"),
             },
             ("cancel", Method::Post) => {
-                generation::cancel(self)?;
+                generation::cancel(self).await?;
                 Ok(Response::empty()?.with_status(204))
             }
             // Rights changed elsewhere take effect on open sockets at once (the Worker tells
@@ -229,13 +229,13 @@ impl DurableObject for ProjectRoom {
                 }
                 match generation::start(self, prompt, template).await? {
                     Ok(_) => Ok(()),
-                    Err(full) => self.reply(
+                    Err(why) => self.reply(
                         &ws,
-                        ServerEvent::error(ErrorCode::QuotaExceeded.as_str(), full.to_string()),
+                        ServerEvent::error(ErrorCode::QuotaExceeded.as_str(), why.to_string()),
                     ),
                 }
             }
-            ClientMsg::Cancel => generation::cancel(self),
+            ClientMsg::Cancel => generation::cancel(self).await,
             ClientMsg::Rename { from, to, base_rev } => {
                 match self.rename_file(&by, &from, &to, base_rev)? {
                     Ok(_) => Ok(()),

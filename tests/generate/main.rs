@@ -1124,6 +1124,89 @@ fn a_flood_of_queued_prompts_is_refused_with_a_clear_error() {
 }
 
 #[test]
+fn an_org_runs_at_most_its_cap_of_generations_at_once() {
+    let run = setup(
+        Script::new().turn(plan_turn().reusable()).turn(
+            code_turn()
+                .chunk_size(4)
+                .chunk_delay(Duration::from_millis(40))
+                .reusable(),
+        ),
+        &[("KILN_ORG_MAX_GENERATIONS", "1")],
+    );
+    let (kiln, owner) = (&run.kiln, &run.owner);
+    let second = kiln
+        .post("/api/projects", owner.token(), json!({ "name": "second" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Another org is not held back by this one.
+    let other_org = kiln
+        .post("/api/orgs", owner.token(), json!({ "name": "Elsewhere" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let elsewhere = kiln
+        .post(
+            "/api/projects",
+            owner.token(),
+            json!({ "name": "elsewhere", "org": other_org }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let prompt = json!({ "prompt": "a tally counter that remembers", "template": "static" });
+    let generate = |pid: &str| {
+        kiln.post(
+            &format!("/api/projects/{pid}/generate"),
+            owner.token(),
+            prompt.clone(),
+        )
+    };
+    let mut ws = socket(&run);
+    generate(&run.pid).expect(202);
+    ws.recv_type("file_chunk");
+    let refused = generate(&second).expect_error(429, "quota_exceeded");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 generation"),
+        "{refused}"
+    );
+    generate(&elsewhere).expect(202);
+    // Cancelling gives the slot back at once.
+    kiln.post(
+        &format!("/api/projects/{}/cancel", run.pid),
+        owner.token(),
+        json!({}),
+    )
+    .expect(204);
+    let events = until_done(&run, &mut ws);
+    assert_eq!(events.last().unwrap()["step"], "cancelled");
+    generate(&second).expect(202);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let g = kiln
+            .get(&format!("/api/projects/{second}/generation"), owner.token())
+            .expect(200);
+        if g["step"]["step"] == "done" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "second project never finished: {g}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // And finishing gives it back too.
+    generate(&run.pid).expect(202);
+}
+
+#[test]
 fn rate_limits_malformed_and_stalled_streams_are_retried() {
     let run = setup(
         Script::new()

@@ -16,8 +16,8 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use kiln_core::limits::{retry_after_secs, Policy};
 use kiln_core::ErrorCode;
-use kiln_durable_objects::limiter::{LimitAnswer, LimitRequest};
-use worker::{Headers, Method, Request, RequestInit};
+use kiln_durable_objects::limiter::{self, LimitAnswer, LimitOp};
+use worker::Request;
 
 /// The caller's address as Cloudflare saw it (it sets this header; clients cannot).
 pub fn client_ip(req: &Request) -> String {
@@ -37,17 +37,13 @@ fn policy(ctx: &Ctx, name: &str, limit: u64, window_secs: u64, backoff: bool) ->
 }
 
 async fn call(ctx: &Ctx, op: &str, key: &str, policy: Policy) -> ApiResult<LimitAnswer> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    let body = serde_json::to_string(&LimitRequest { policy }).map_err(ApiError::internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let req = Request::new_with_init(&format!("https://limiter/{op}"), &init)?;
-    let stub = ctx.env.durable_object("RATE_LIMITER")?.get_by_name(key)?;
-    let mut resp = stub.fetch_with_request(req).await?;
-    resp.json().await.map_err(ApiError::internal)
+    let op = match op {
+        "hit" => LimitOp::Hit { policy },
+        "check" => LimitOp::Check { policy },
+        "fail" => LimitOp::Fail { policy },
+        _ => LimitOp::Reset,
+    };
+    Ok(limiter::call(&ctx.env, key, &op).await?)
 }
 
 fn refused(answer: &LimitAnswer, what: &str) -> ApiError {
