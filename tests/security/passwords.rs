@@ -14,15 +14,27 @@ const ITERATIONS: u32 = 100_000;
 
 /// Runs one SQL statement on the server's local D1; returns its result rows.
 fn d1(kiln: &Kiln, sql: &str) -> Vec<Value> {
-    let out = Command::new(repo_root().join("node_modules/.bin/wrangler"))
-        .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-        .arg(&kiln.state_dir)
-        .args(["--command", sql])
-        .current_dir(repo_root())
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CI", "true")
-        .output()
-        .expect("run wrangler d1 execute");
+    let run = || {
+        Command::new(repo_root().join("node_modules/.bin/wrangler"))
+            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+            .arg(&kiln.state_dir)
+            .args(["--command", sql])
+            .current_dir(repo_root())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .output()
+            .expect("run wrangler d1 execute")
+    };
+    // The running server holds the same SQLite file: a write of its at that moment can make
+    // this one find the database busy. A few bounded tries.
+    let mut out = run();
+    for _ in 0..4 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        out = run();
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
