@@ -123,12 +123,15 @@ fn sandbox_info(
 }
 
 async fn create(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let project = st.auth.project_of(&headers)?;
+    let claims = st.auth.claims(&headers)?;
     let req: CreateSandbox = json_body(body, 64 * 1024).await?;
-    if req.project_id != project {
+    if req.project_id != claims.project_id {
         return Err(ApiError::forbidden("token is for another project"));
     }
-    let (sb, created) = st.mgr.create(&req.project_id, req.template).await?;
+    let (sb, created) = st
+        .mgr
+        .create(&req.project_id, req.template, &claims)
+        .await?;
     let running = sb.running.lock().await;
     let status = if created {
         StatusCode::CREATED
@@ -138,10 +141,12 @@ async fn create(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Resp
     Ok((status, Json(sandbox_info(&sb, running.as_ref(), created))).into_response())
 }
 
-/// Authenticates for `id` and finds its sandbox.
+/// Authenticates for `id`, finds its sandbox and records the org the token names for it.
 fn authed(st: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<Arc<Sandbox>> {
-    st.auth.require(headers, id)?;
-    st.mgr.get(id)
+    let claims = st.auth.require(headers, id)?;
+    let sb = st.mgr.get(id)?;
+    st.mgr.note_org(&sb, &claims);
+    Ok(sb)
 }
 
 async fn info(
@@ -452,6 +457,71 @@ async fn preview_path(
     preview_any(st, id, req).await
 }
 
+/// The running dev server's address; a sandbox stopped by the idle reaper (or never started
+/// since the service restarted) is brought back with its dev server by a preview hit.
+async fn dev_server_addr(st: &AppState, sb: &Sandbox) -> ApiResult<std::net::SocketAddr> {
+    let addr = {
+        let running = sb.running.lock().await;
+        match running.as_ref() {
+            Some(r) => match &r.dev {
+                Some(d) if !d.exited() => Some((r.place.net.sandbox_ip, devserver::PORT).into()),
+                _ => return Err(ApiError::unavailable("the dev server is not running")),
+            },
+            None => None,
+        }
+    };
+    if let Some(a) = addr {
+        return Ok(a);
+    }
+    let status = start_dev_server(st, sb, false, String::new()).await?;
+    if status.state != "ready" {
+        return Err(ApiError::unavailable(format!(
+            "the dev server did not start: {}",
+            status.log
+        )));
+    }
+    let running = sb.running.lock().await;
+    let ip = running
+        .as_ref()
+        .map(|r| r.place.net.sandbox_ip)
+        .ok_or_else(|| ApiError::unavailable("the sandbox stopped"))?;
+    Ok((ip, devserver::PORT).into())
+}
+
+/// A Vite reconnect ping (see [`preview::is_vite_ping`]): the page reloads once one
+/// succeeds, and that reload is a preview hit that wakes and keeps up the sandbox. So a ping
+/// never counts as use, never starts a sandbox or dev server, and is refused once the
+/// sandbox has had no real use for longer than the HMR idle limit (by then the tab's HMR
+/// socket was closed as idle): the client then keeps polling quietly and the reaper may stop
+/// the sandbox. A dev server restarted by real use answers pings again, and the page reloads.
+async fn preview_ping(st: &AppState, sb: &Sandbox, req: Request) -> ApiResult<Response> {
+    let refuse = |why: String| {
+        st.mgr.metrics.preview_pings_refused.inc();
+        Err(ApiError::unavailable(why))
+    };
+    let addr: Option<std::net::SocketAddr> = {
+        let running = sb.running.lock().await;
+        running.as_ref().and_then(|r| {
+            r.dev
+                .as_ref()
+                .filter(|d| !d.exited())
+                .map(|_| (r.place.net.sandbox_ip, devserver::PORT).into())
+        })
+    };
+    let Some(addr) = addr else {
+        return refuse("the dev server is not running; a reconnect ping does not start it".into());
+    };
+    let limit = st.mgr.cfg.hmr_idle_timeout;
+    if st.mgr.idle_for(sb) > limit {
+        return refuse(format!(
+            "the preview has not been used for over {} s; reload the page to wake it",
+            limit.as_secs()
+        ));
+    }
+    // Vite closes a ping socket at once; it must not hold the sandbox busy either.
+    preview::forward(addr, req, ()).await
+}
+
 async fn preview_any(st: Arc<AppState>, id: String, mut req: Request) -> ApiResult<Response> {
     let t = Instant::now();
     st.mgr.metrics.preview_requests.inc();
@@ -466,48 +536,26 @@ async fn preview_any(st: Arc<AppState>, id: String, mut req: Request) -> ApiResu
     let cookie_name = auth::preview_cookie_name(&id);
     // The edge proxies previews with its own project-scoped token; the dev server never
     // sees it.
-    let from_edge = st.auth.require(req.headers(), &id).is_ok();
+    let from_edge = st.auth.require(req.headers(), &id).ok();
     req.headers_mut().remove(axum::http::header::AUTHORIZATION);
     let set_cookie = match (&from_query, auth::cookie(req.headers(), &cookie_name)) {
-        _ if from_edge => None,
+        _ if from_edge.is_some() => None,
         (Some(t), _) if st.auth.check_preview_token(t, &id) => Some(t.clone()),
         (_, Some(c)) if st.auth.check_preview_token(c, &id) => None,
         _ => return Err(ApiError::unauthorized("preview needs its token")),
     };
     let sb = st.mgr.get(&id)?;
-    let addr = {
-        let running = sb.running.lock().await;
-        match running.as_ref() {
-            Some(r) => match &r.dev {
-                Some(d) if !d.exited() => Some((r.place.net.sandbox_ip, devserver::PORT).into()),
-                _ => return Err(ApiError::unavailable("the dev server is not running")),
-            },
-            // Stopped by the idle reaper (or never started since the service restarted):
-            // a preview hit brings it back.
-            None => None,
-        }
-    };
-    let addr: std::net::SocketAddr = match addr {
-        Some(a) => a,
-        None => {
-            let status = start_dev_server(&st, &sb, false, String::new()).await?;
-            if status.state != "ready" {
-                return Err(ApiError::unavailable(format!(
-                    "the dev server did not start: {}",
-                    status.log
-                )));
-            }
-            let running = sb.running.lock().await;
-            let ip = running
-                .as_ref()
-                .map(|r| r.place.net.sandbox_ip)
-                .ok_or_else(|| ApiError::unavailable("the sandbox stopped"))?;
-            (ip, devserver::PORT).into()
-        }
-    };
-    st.mgr.touch(&sb);
+    if let Some(claims) = &from_edge {
+        st.mgr.note_org(&sb, claims);
+    }
     preview::strip_prefix(&mut req, &preview_base(&id));
-    let mut resp = preview::forward(addr, req, sb.busy()).await?;
+    let mut resp = if preview::is_vite_ping(req.headers()) {
+        preview_ping(&st, &sb, req).await?
+    } else {
+        let addr = dev_server_addr(&st, &sb).await?;
+        st.mgr.touch(&sb);
+        preview::forward(addr, req, sb.busy()).await?
+    };
     preview::confine(resp.headers_mut());
     if let Some(token) = set_cookie {
         let c = format!(

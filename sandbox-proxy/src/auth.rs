@@ -57,6 +57,12 @@ impl Auth {
 
     /// The project the bearer token is for; 401 if missing, forged, expired or too long-lived.
     pub fn project_of(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        self.claims(headers).map(|c| c.project_id)
+    }
+
+    /// The verified claims of the bearer token (project, and org if the edge names one); 401
+    /// if missing, forged, expired or too long-lived.
+    pub fn claims(&self, headers: &HeaderMap) -> Result<SandboxClaims, ApiError> {
         let raw = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -78,16 +84,21 @@ impl Auth {
         if exp > Utc::now() + Duration::seconds(MAX_TOKEN_TTL_SECS + 5) {
             return Err(ApiError::unauthorized("token lives longer than 5 minutes"));
         }
-        Ok(claims.custom.project_id.clone())
+        Ok(claims.custom.clone())
     }
 
-    /// Like [`Auth::project_of`], and the token must be for `project_id` (403 otherwise).
-    pub fn require(&self, headers: &HeaderMap, project_id: &str) -> Result<(), ApiError> {
-        let p = self.project_of(headers)?;
-        if p != project_id {
+    /// Like [`Auth::claims`], and the token must be for `project_id` (403 otherwise). The
+    /// claims say which org the project belongs to (the per-org sandbox cap).
+    pub fn require(
+        &self,
+        headers: &HeaderMap,
+        project_id: &str,
+    ) -> Result<SandboxClaims, ApiError> {
+        let c = self.claims(headers)?;
+        if c.project_id != project_id {
             return Err(ApiError::forbidden("token is for another project"));
         }
-        Ok(())
+        Ok(c)
     }
 
     pub fn preview_token(&self, project_id: &str) -> String {

@@ -31,6 +31,9 @@ pub struct Config {
     pub exec_timeout_max: Duration,
     pub idle_timeout: Duration,
     pub max_sandboxes: usize,
+    /// Running sandboxes one org may have at once (0: no cap but the host's), so one org
+    /// cannot take the whole host; more is a 429 `quota_exceeded`.
+    pub max_per_org: usize,
     pub max_body_bytes: usize,
     pub max_file_bytes: usize,
     pub max_files_per_call: usize,
@@ -129,6 +132,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "max-sandboxes",
         "running sandboxes at once; more is a 503 (32)",
+    ),
+    (
+        "max-per-org",
+        "running sandboxes one org may have at once; more is a 429, 0 = no cap (4)",
     ),
     ("max-body-mb", "largest request body (32)"),
     ("max-file-mb", "largest single file (8)"),
@@ -266,6 +273,7 @@ impl Config {
             )?),
             idle_timeout: Duration::from_secs(num("idle-secs", get("idle-secs"), 900)?),
             max_sandboxes: num("max-sandboxes", get("max-sandboxes"), 32)?,
+            max_per_org: num("max-per-org", get("max-per-org"), 4)?,
             max_body_bytes: num::<usize>("max-body-mb", get("max-body-mb"), 32)? << 20,
             max_file_bytes: num::<usize>("max-file-mb", get("max-file-mb"), 8)? << 20,
             max_files_per_call: num("max-files", get("max-files"), 5000)?,
@@ -359,7 +367,17 @@ mod tests {
         assert_eq!(c.disk_bytes, 1024 << 20);
         assert_eq!(c.egress_max_conns, 64);
         assert_eq!(c.hmr_idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.max_per_org, 4);
         assert_eq!(c.veth_host(12), "kilnt1h12");
+        let c = cfg(
+            &[],
+            &[
+                ("KILN_SANDBOX_JWT_SECRET", &secret),
+                ("KILN_SANDBOX_MAX_PER_ORG", "2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.max_per_org, 2);
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub egress_denied: Counter,
     /// Egress connections refused because their sandbox held its maximum.
     pub egress_busy: Counter,
+    /// Sandbox starts refused because their org ran its maximum (429).
+    pub org_quota_refused: Counter,
+    /// Vite reconnect pings refused (sandbox or dev server down, or no real use lately).
+    pub preview_pings_refused: Counter,
 }
 
 impl Metrics {
@@ -66,6 +70,12 @@ impl Metrics {
             self.sandboxes_stopped_idle.get() as f64,
         );
         c(
+            "kiln_sandbox_org_quota_refused_total",
+            "Sandbox starts refused because their org ran its maximum at once.",
+            "counter",
+            self.org_quota_refused.get() as f64,
+        );
+        c(
             "kiln_execs_total",
             "Commands run.",
             "counter",
@@ -88,6 +98,12 @@ impl Metrics {
             "Requests through the preview proxy.",
             "counter",
             self.preview_requests.get() as f64,
+        );
+        c(
+            "kiln_preview_pings_refused_total",
+            "Vite reconnect pings refused so that an idle tab does not wake its sandbox.",
+            "counter",
+            self.preview_pings_refused.get() as f64,
         );
         c(
             "kiln_preview_seconds_sum",

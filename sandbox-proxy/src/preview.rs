@@ -110,6 +110,26 @@ pub async fn forward<G: Send + 'static>(
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 
+/// Whether this is Vite's reconnect ping rather than a page, a module or the HMR socket.
+///
+/// Vite 7's client (checked in the `react-vite` layer's vite 7.3.8, `dist/client/client.mjs`:
+/// `waitForSuccessfulPingInternal`), after its HMR socket closes ("server connection lost.
+/// Polling for restart..."), opens `new WebSocket(url, "vite-ping")` to the HMR URL (query
+/// dropped), that is an upgrade with `Sec-WebSocket-Protocol: vite-ping`; it tries again a
+/// second after each failure while the page is visible (and waits while it is hidden), and
+/// calls `location.reload()` once one opens. The dev server (`dist/node/chunks/config.js`)
+/// accepts such an upgrade without its token check and closes it at once with 1000. A
+/// refused upgrade is an `error` event to the client: it waits and polls again, no reload.
+pub fn is_vite_ping(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == "vite-ping")
+}
+
 /// A WebSocket close frame from the server side (unmasked), status 1001 "going away".
 const WS_CLOSE_GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xe9];
 
@@ -352,6 +372,36 @@ mod tests {
         assert!(!only_heartbeats(&ping[..5]));
         assert!(!only_heartbeats(&[ping.clone(), vec![0x81]].concat()));
         assert!(!only_heartbeats(&[]));
+    }
+
+    #[test]
+    fn vite_pings_are_told_from_hmr_sockets_and_pages() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        let up = ("upgrade", "websocket");
+        assert!(is_vite_ping(&h(&[
+            up,
+            ("sec-websocket-protocol", "vite-ping")
+        ])));
+        assert!(is_vite_ping(&h(&[
+            up,
+            ("sec-websocket-protocol", "x, vite-ping")
+        ])));
+        assert!(!is_vite_ping(&h(&[
+            up,
+            ("sec-websocket-protocol", "vite-hmr")
+        ])));
+        assert!(!is_vite_ping(&h(&[up])));
+        // Not an upgrade: an ordinary request whatever its headers say.
+        assert!(!is_vite_ping(&h(&[(
+            "sec-websocket-protocol",
+            "vite-ping"
+        )])));
     }
 
     #[test]

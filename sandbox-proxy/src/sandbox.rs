@@ -10,9 +10,9 @@ use crate::files::ProjectFs;
 use crate::metrics::Metrics;
 use crate::runtime::{Place, SandboxUser};
 use crate::{egress, net, templates};
-use kiln_core::sandbox::Template;
-use kiln_core::ProjectPath;
-use std::collections::{BTreeSet, HashMap};
+use kiln_core::sandbox::{SandboxClaims, Template};
+use kiln_core::{ErrorCode, ProjectPath};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,7 @@ pub struct Sandbox {
     /// before it.
     disk_lock: Arc<tokio::sync::Mutex<()>>,
     pub running: tokio::sync::Mutex<Option<Running>>,
+    /// Milliseconds since the service started ([`Manager::now`]) at the last use.
     last_used: AtomicU64,
     /// Commands and terminals in flight; the idle reaper leaves a busy sandbox alone.
     busy: Arc<AtomicUsize>,
@@ -63,12 +64,83 @@ pub struct Manager {
     pub user: SandboxUser,
     pub metrics: Arc<Metrics>,
     sandboxes: Mutex<HashMap<String, Arc<Sandbox>>>,
-    slots: Mutex<BTreeSet<u32>>,
+    slots: Mutex<Slots>,
     disk_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     layers: tokio::sync::Mutex<()>,
     started: Instant,
     allow: Arc<Vec<String>>,
     seccomp: Arc<Vec<u8>>,
+}
+
+/// The slots in use and the org each sandbox counts against, under one lock: counting an
+/// org's running sandboxes and reserving a slot happen together, so two concurrent starts
+/// for one org at its cap minus one cannot both pass.
+#[derive(Default)]
+struct Slots {
+    /// Slot → the sandbox (project id) holding it, from reservation until it stops.
+    held: BTreeMap<u32, String>,
+    /// Project id → org key ([`org_key`]), as the edge's last verified token said.
+    orgs: HashMap<String, String>,
+}
+
+impl Slots {
+    /// A project the edge never named an org for counts as its own org.
+    fn org_of(&self, id: &str) -> String {
+        self.orgs
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| org_key(id, None))
+    }
+
+    fn running_in(&self, org: &str) -> usize {
+        self.held
+            .values()
+            .filter(|id| self.org_of(id) == org)
+            .count()
+    }
+
+    /// Whether one more sandbox of `org` may start: 429 `quota_exceeded` at the org's cap
+    /// `per_org` (0: none; checked first, as it is the reason the caller can act on), 503 at
+    /// the host's `max`.
+    fn room_for(&self, org: &str, per_org: usize, max: usize) -> ApiResult<()> {
+        if per_org > 0 {
+            let n = self.running_in(org);
+            if n >= per_org {
+                return Err(ApiError::new(
+                    ErrorCode::QuotaExceeded,
+                    format!(
+                        "this org already runs {n} sandboxes, the most it may run at once \
+                         ({per_org}); stop or delete one of them, or wait until an idle one is \
+                         stopped"
+                    ),
+                ));
+            }
+        }
+        if self.held.len() >= max {
+            return Err(ApiError::unavailable(
+                "no sandbox capacity left on this host",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A free slot for sandbox `id`, held from now on, if its org and the host have room.
+    fn reserve(&mut self, id: &str, per_org: usize, max: usize) -> ApiResult<u32> {
+        let org = self.org_of(id);
+        self.room_for(&org, per_org, max)?;
+        let slot = (0..).find(|s| !self.held.contains_key(s)).unwrap_or(0);
+        self.held.insert(slot, id.to_owned());
+        Ok(slot)
+    }
+}
+
+/// What a project counts against for the per-org cap: its org, or (tokens from before orgs)
+/// itself. Prefixed so that an org id can never equal another project's own key.
+pub fn org_key(project_id: &str, org_id: Option<&str>) -> String {
+    match org_id.filter(|o| !o.is_empty()) {
+        Some(o) => format!("org:{o}"),
+        None => format!("project:{project_id}"),
+    }
 }
 
 /// Project ids become directory and cgroup names: letters, digits, `_` and `-` only.
@@ -98,7 +170,7 @@ impl Manager {
             user,
             metrics,
             sandboxes: Mutex::new(HashMap::new()),
-            slots: Mutex::new(BTreeSet::new()),
+            slots: Mutex::new(Slots::default()),
             disk_locks: Mutex::new(HashMap::new()),
             layers: tokio::sync::Mutex::new(()),
             started: Instant::now(),
@@ -210,14 +282,21 @@ impl Manager {
     }
 
     /// Creates the project's sandbox (seeding the template into a new project) or returns the
-    /// existing one; starts it. `true` if it was created by this call.
-    pub async fn create(&self, id: &str, template: Template) -> ApiResult<(Arc<Sandbox>, bool)> {
+    /// existing one; starts it. `true` if it was created by this call. `claims` are the
+    /// edge's verified token for this project (its org).
+    pub async fn create(
+        &self,
+        id: &str,
+        template: Template,
+        claims: &SandboxClaims,
+    ) -> ApiResult<(Arc<Sandbox>, bool)> {
         if !valid_id(id) {
             return Err(ApiError::bad_request(
                 "project_id must be 1-64 of [A-Za-z0-9_-]",
             ));
         }
         if let Some(sb) = self.lookup(id) {
+            self.note_org(&sb, claims);
             if sb.template != template {
                 return Err(ApiError::new(
                     kiln_core::ErrorCode::Conflict,
@@ -227,10 +306,14 @@ impl Manager {
             self.ensure_running(&sb).await?;
             return Ok((sb, false));
         }
-        if self.running_count() >= self.cfg.max_sandboxes {
-            return Err(ApiError::unavailable(
-                "no sandbox capacity left on this host",
-            ));
+        // Refuse early rather than make a disk image for a sandbox that cannot start; the
+        // check that counts is the reservation in `ensure_running`.
+        {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let org = org_key(id, claims.org_id.as_deref());
+            slots
+                .room_for(&org, self.cfg.max_per_org, self.cfg.max_sandboxes)
+                .inspect_err(|e| self.refused(e))?;
         }
         let sb = Arc::new(self.sandbox(id, template));
         // Whoever makes the image seeds it (two concurrent creates: one seeds).
@@ -244,13 +327,19 @@ impl Manager {
             }
         }
         std::fs::write(self.meta_path(id), template.as_str())?;
-        {
+        let existing = {
             let mut map = self.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(existing) = map.get(id) {
-                return Ok((existing.clone(), false));
+            let existing = map.get(id).cloned();
+            if existing.is_none() {
+                map.insert(id.to_owned(), sb.clone());
             }
-            map.insert(id.to_owned(), sb.clone());
+            existing
+        };
+        if let Some(existing) = existing {
+            self.note_org(&existing, claims);
+            return Ok((existing, false));
         }
+        self.note_org(&sb, claims);
         self.metrics.sandboxes_created.inc();
         self.ensure_running(&sb).await?;
         Ok((sb, true))
@@ -293,24 +382,80 @@ impl Manager {
     }
 
     pub fn running_count(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+        self.slots.lock().map(|s| s.held.len()).unwrap_or(0)
+    }
+
+    /// Records the org the edge's verified token names for this sandbox's project (the
+    /// project itself if it names none). A running sandbox counts against its new org at
+    /// once; it is never stopped for it.
+    pub fn note_org(&self, sb: &Sandbox, claims: &SandboxClaims) {
+        let org = org_key(&sb.id, claims.org_id.as_deref());
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .orgs
+            .insert(sb.id.clone(), org);
+    }
+
+    /// Counts and reserves under one lock: a free slot for `id`, if its org and the host
+    /// have room. The slot counts as running until [`Manager::free_slot`].
+    fn reserve_slot(&self, id: &str) -> ApiResult<u32> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .reserve(id, self.cfg.max_per_org, self.cfg.max_sandboxes)
+            .inspect_err(|e| self.refused(e))
+    }
+
+    fn refused(&self, e: &ApiError) {
+        if e.code == ErrorCode::QuotaExceeded {
+            self.metrics.org_quota_refused.inc();
+        }
     }
 
     pub fn known_count(&self) -> usize {
         self.sandboxes.lock().map(|s| s.len()).unwrap_or(0)
     }
 
+    /// Milliseconds since the service started: the clock of `last_used`.
     fn now(&self) -> u64 {
-        self.started.elapsed().as_secs()
+        self.started.elapsed().as_millis() as u64
     }
 
-    /// Brings up the sandbox's namespaces, cgroup and egress proxy if they are not up.
+    /// How long ago the sandbox was last used (exec, dev server, terminal, preview, writes).
+    pub fn idle_for(&self, sb: &Sandbox) -> Duration {
+        Duration::from_millis(
+            self.now()
+                .saturating_sub(sb.last_used.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Brings up the sandbox's namespaces, cgroup and egress proxy if they are not up. A
+    /// sandbox that is up is never refused; one that is not gets a slot only if its org
+    /// (429) and the host (503) have room, before anything is mounted or made for it.
     pub async fn ensure_running(&self, sb: &Sandbox) -> ApiResult<Place> {
         sb.touch(self.now());
         let mut running = sb.running.lock().await;
         if let Some(r) = running.as_ref() {
             return Ok(r.place.clone());
         }
+        let slot = self.reserve_slot(&sb.id)?;
+        match self.start_in_slot(sb, slot).await {
+            Ok(r) => {
+                let place = r.place.clone();
+                *running = Some(r);
+                Ok(place)
+            }
+            Err(e) => {
+                self.free_slot(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Mounts the disk image and the `node_modules` overlay, then brings up the sandbox in
+    /// its reserved slot; on failure the overlay is unmounted again (the caller frees the
+    /// slot).
+    async fn start_in_slot(&self, sb: &Sandbox, slot: u32) -> ApiResult<Running> {
         self.ensure_disk(sb).await?;
         let layer = self.layer(sb.template).await.map_err(ApiError::internal)?;
         let node_modules = match layer {
@@ -324,31 +469,13 @@ impl Manager {
             ),
             None => None,
         };
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            if slots.len() >= self.cfg.max_sandboxes {
-                return Err(ApiError::unavailable(
-                    "no sandbox capacity left on this host",
-                ));
-            }
-            let slot = (0..).find(|s| !slots.contains(s)).unwrap_or(0);
-            slots.insert(slot);
-            slot
-        };
-        match self.bring_up(sb, slot, node_modules.clone()).await {
-            Ok(r) => {
-                let place = r.place.clone();
-                *running = Some(r);
-                Ok(place)
-            }
-            Err(e) => {
-                if let Some(m) = &node_modules {
-                    templates::unmount(m);
-                }
-                self.free_slot(slot);
-                Err(e)
+        let up = self.bring_up(sb, slot, node_modules.clone()).await;
+        if up.is_err() {
+            if let Some(m) = &node_modules {
+                templates::unmount(m);
             }
         }
+        up
     }
 
     async fn bring_up(
@@ -446,6 +573,7 @@ impl Manager {
         self.slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .held
             .remove(&slot);
     }
 
@@ -480,6 +608,11 @@ impl Manager {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .orgs
+            .remove(id);
         let _ = std::fs::remove_file(self.meta_path(id));
         let _ = tokio::fs::remove_dir_all(self.overlay_dir(id)).await;
         {
@@ -495,7 +628,7 @@ impl Manager {
 
     /// Stops sandboxes unused for longer than the idle timeout.
     pub async fn reap_idle(&self) {
-        let idle = self.cfg.idle_timeout.as_secs();
+        let idle = self.cfg.idle_timeout.as_millis() as u64;
         let now = self.now();
         let all: Vec<Arc<Sandbox>> = self
             .sandboxes
@@ -558,4 +691,82 @@ fn mounts_under(dir: &std::path::Path) -> Vec<String> {
         .filter(|m| *m == prefix || m.starts_with(&under))
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(slots: &mut Slots, id: &str, org: Option<&str>) {
+        slots.orgs.insert(id.to_owned(), org_key(id, org));
+    }
+
+    #[test]
+    fn an_org_runs_at_most_its_cap_and_other_orgs_are_not_affected() {
+        let mut s = Slots::default();
+        for (id, o) in [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B")] {
+            org(&mut s, id, Some(o));
+        }
+        let a1 = s.reserve("a1", 2, 32).unwrap();
+        s.reserve("a2", 2, 32).unwrap();
+        let e = s.reserve("a3", 2, 32).unwrap_err();
+        assert_eq!(e.code, ErrorCode::QuotaExceeded, "{}", e.message);
+        assert!(
+            e.message.contains("already runs 2 sandboxes"),
+            "{}",
+            e.message
+        );
+        assert_eq!(s.held.len(), 2, "a refused start holds no slot");
+        s.reserve("b1", 2, 32).unwrap();
+        // A stopped sandbox no longer counts.
+        s.held.remove(&a1);
+        s.reserve("a3", 2, 32).unwrap();
+        // Without an org the project is its own; an org id never matches a project's key.
+        org(&mut s, "p", None);
+        org(&mut s, "q", Some("p"));
+        s.reserve("p", 1, 32).unwrap();
+        s.reserve("q", 1, 32).unwrap();
+        assert_eq!(s.org_of("unknown"), "project:unknown");
+        assert_eq!(org_key("x", Some("")), "project:x");
+        // The host's capacity is a 503; no per-org cap (0) leaves only that.
+        let full = s.held.len();
+        org(&mut s, "c", Some("A"));
+        assert_eq!(
+            s.reserve("c", 0, full).unwrap_err().code,
+            ErrorCode::Unavailable
+        );
+        s.reserve("c", 0, 32).unwrap();
+    }
+
+    #[test]
+    fn concurrent_starts_of_one_org_cannot_both_take_its_last_place() {
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        {
+            let mut s = slots.lock().unwrap();
+            for i in 0..16 {
+                org(&mut s, &format!("a{i}"), Some("A"));
+            }
+            s.reserve("a0", 2, 32).unwrap();
+        }
+        let barrier = Arc::new(std::sync::Barrier::new(15));
+        let won = (1..16)
+            .map(|i| {
+                let (slots, barrier) = (slots.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    slots
+                        .lock()
+                        .unwrap()
+                        .reserve(&format!("a{i}"), 2, 32)
+                        .is_ok()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(won, 1);
+        assert_eq!(slots.lock().unwrap().running_in("org:A"), 2);
+    }
 }

@@ -41,8 +41,9 @@ pub async fn handler(
             headers.insert(axum::http::header::AUTHORIZATION, v);
         }
     }
-    st.auth.require(&headers, &id)?;
+    let claims = st.auth.require(&headers, &id)?;
     let sb = st.mgr.get(&id)?;
+    st.mgr.note_org(&sb, &claims);
     let place = st.mgr.ensure_running(&sb).await?;
     let busy = sb.busy();
     Ok(ws.on_upgrade(move |socket| async move {

@@ -1,12 +1,13 @@
 //! One tenant's abuse stays with that tenant: a sandbox cannot fill the host's disk, starve
 //! other sandboxes' egress, run packages' install scripts, or stay up through an idle HMR
-//! socket; and a sync can remove what the working tree no longer has.
+//! socket or Vite's reconnect pings; one org cannot take every sandbox on the host; and a
+//! sync can remove what the working tree no longer has.
 
 mod common;
 
-use common::{spawn, token, ws, Service};
+use common::{org_token, project_id, spawn, token, ws, Reply, Service};
 use kiln_core::sandbox::ExecFrame;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -384,6 +385,268 @@ fn an_idle_hmr_socket_is_closed_and_the_sandbox_is_reaped() {
         std::thread::sleep(Duration::from_millis(250));
     }
     drop(hmr);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+}
+
+/// The sandbox's `state` (`running`/`stopped`); asking does not count as use.
+fn state(s: &Service, id: &str, t: &str) -> String {
+    s.must("GET", &format!("/v1/sandboxes/{id}"), t, None)
+        .json()["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn error_code(r: &Reply) -> String {
+    r.json()["error"]["code"].as_str().unwrap_or("").to_owned()
+}
+
+fn exec_true(s: &Service, id: &str, t: &str) -> Reply {
+    s.must(
+        "POST",
+        &format!("/v1/sandboxes/{id}/exec"),
+        t,
+        Some(r#"{"cmd":"true"}"#),
+    )
+}
+
+fn wait_stopped(s: &Service, who: &[(&str, &str)], within: Duration) {
+    let deadline = Instant::now() + within;
+    for (id, t) in who {
+        while state(s, id, t) != "stopped" {
+            assert!(Instant::now() < deadline, "{id} was not stopped when idle");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// One org cannot take the host: at its cap (2 here) its next sandbox is a 429
+/// `quota_exceeded` (on create, exec, dev server and preview alike) while another org still
+/// starts one; its running sandboxes are never refused; one deleted or stopped by the reaper
+/// no longer counts; two concurrent starts for its last place cannot both get it.
+#[test]
+fn an_org_at_its_cap_gets_429_while_other_orgs_still_start_sandboxes() {
+    let (_child, s) = spawn(
+        "o",
+        89,
+        &[
+            ("KILN_SANDBOX_MAX_PER_ORG", "2"),
+            ("KILN_SANDBOX_IDLE_SECS", "15"),
+        ],
+        true,
+    );
+    let (a1, ta1) = s.create_in_org("a1", "static", "org-a");
+    let (a2, ta2) = s.create_in_org("a2", "static", "org-a");
+    assert_eq!(
+        (state(&s, &a1, &ta1), state(&s, &a2, &ta2)),
+        ("running".into(), "running".into())
+    );
+    let a3 = project_id("a3");
+    let ta3 = org_token(&a3, "org-a", 240);
+    let r = s.try_create(&a3, &ta3, "static");
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (429, "quota_exceeded"),
+        "{}",
+        r.body
+    );
+    let msg = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(msg.contains("already runs 2 sandboxes"), "{msg}");
+    // Refused before anything was made for it.
+    assert!(!s.state_dir.join("disks").join(format!("{a3}.img")).exists());
+    assert_eq!(
+        s.must("GET", &format!("/v1/sandboxes/{a3}"), &ta3, None)
+            .status,
+        404
+    );
+
+    // Another org, and a project whose token names no org (it is its own), still start.
+    let (b1, tb1) = s.create_in_org("b1", "static", "org-b");
+    let (solo, tsolo) = s.create("solo", "static");
+    // A's running sandboxes keep working.
+    let r = exec_true(&s, &a1, &ta1);
+    assert!(
+        r.status == 200 && r.body.contains(r#""exit_code":0"#),
+        "{}",
+        r.body
+    );
+
+    // Deleting one makes room for one: of two concurrent starts for that place, one wins.
+    assert_eq!(
+        s.must("DELETE", &format!("/v1/sandboxes/{a1}"), &ta1, None)
+            .status,
+        204
+    );
+    let a4 = project_id("a4");
+    let ta4 = org_token(&a4, "org-a", 240);
+    let (r3, r4) = std::thread::scope(|sc| {
+        let h3 = sc.spawn(|| s.try_create(&a3, &ta3, "static"));
+        let h4 = sc.spawn(|| s.try_create(&a4, &ta4, "static"));
+        (h3.join().unwrap(), h4.join().unwrap())
+    });
+    let mut statuses = [r3.status, r4.status];
+    statuses.sort();
+    assert_eq!(statuses, [201, 429], "{} / {}", r3.body, r4.body);
+    let (won, twon) = if r3.status == 201 {
+        (&a3, &ta3)
+    } else {
+        (&a4, &ta4)
+    };
+
+    // Sandboxes the reaper stopped no longer count: A starts another one.
+    wait_stopped(
+        &s,
+        &[(&a2, &ta2), (won, twon), (&b1, &tb1), (&solo, &tsolo)],
+        Duration::from_secs(60),
+    );
+    let (_a5, _) = s.create_in_org("a5", "static", "org-a");
+    // Bringing a stopped sandbox back counts as a start: a2 fits, then `won` does not, by
+    // exec, dev server or preview, and stays stopped.
+    let r = exec_true(&s, &a2, &ta2);
+    assert!(
+        r.status == 200 && r.body.contains(r#""exit_code":0"#),
+        "{}",
+        r.body
+    );
+    let refused = [
+        exec_true(&s, won, twon),
+        s.must(
+            "POST",
+            &format!("/v1/sandboxes/{won}/dev-server"),
+            twon,
+            Some(r#"{"action":"start"}"#),
+        ),
+        s.must("GET", &format!("/v1/sandboxes/{won}/preview/"), twon, None),
+    ];
+    for r in &refused {
+        assert_eq!(
+            (r.status, error_code(r).as_str()),
+            (429, "quota_exceeded"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(state(&s, won, twon), "stopped");
+    let m = s.get("/metrics", None).unwrap().body;
+    let n: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("kiln_sandbox_org_quota_refused_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(n >= 5.0, "{m}");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+}
+
+/// One `vite-ping` upgrade, as Vite's client polls after its HMR socket closed; the status
+/// and the JSON body of a refusal.
+fn vite_ping(s: &Service, path: &str, cookie: &str) -> (u16, serde_json::Value) {
+    let mut w = ws::connect(
+        s.port,
+        path,
+        &[("cookie", cookie), ("sec-websocket-protocol", "vite-ping")],
+    );
+    let len = w
+        .head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    let _ = w.stream.read_exact(&mut body);
+    (
+        w.status(),
+        serde_json::from_slice(&body).unwrap_or_default(),
+    )
+}
+
+/// Vite's client, once its HMR socket is gone, polls with `vite-ping` WebSockets and reloads
+/// the page when one opens, and that reload is a preview hit. Pings are not use: past the
+/// HMR idle limit they are refused, the reaper stops the sandbox although the tab keeps
+/// polling, a ping does not start it again, and a real page request still does.
+#[test]
+fn vite_reconnect_pings_do_not_keep_an_idle_sandbox_up() {
+    let (_child, s) = spawn(
+        "v",
+        90,
+        &[
+            ("KILN_SANDBOX_HMR_IDLE_SECS", "3"),
+            ("KILN_SANDBOX_IDLE_SECS", "6"),
+        ],
+        true,
+    );
+    let (id, t) = s.create("ping", "react-vite");
+    let r = s.must(
+        "POST",
+        &format!("/v1/sandboxes/{id}/dev-server"),
+        &t,
+        Some(r#"{"action":"start"}"#),
+    );
+    assert_eq!(r.json()["state"], "ready", "{}", r.body);
+    let url = r.json()["preview_url"].as_str().unwrap().to_owned();
+    let page = s.call("GET", &url, None, None, None).unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    let used = Instant::now();
+    let cookie = page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let root = format!("/v1/sandboxes/{id}/preview/");
+    // Right after real use a ping reaches Vite, which accepts it (the case pings are for: a
+    // dev server that restarted).
+    let (status, body) = vite_ping(&s, &root, &cookie);
+    assert_eq!(status, 101, "{body}");
+
+    // Polling twice a second: refused from the HMR idle limit on, never answered again, and
+    // the sandbox is stopped meanwhile.
+    let mut refused_at = None;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while state(&s, &id, &t) != "stopped" {
+        assert!(Instant::now() < deadline, "pings kept the sandbox up");
+        let (status, body) = vite_ping(&s, &root, &cookie);
+        match status {
+            101 => assert!(refused_at.is_none(), "a ping was answered after a refusal"),
+            503 => {
+                assert_eq!(body["error"]["code"], "unavailable", "{body}");
+                refused_at.get_or_insert(used.elapsed());
+            }
+            other => panic!("ping: {other} {body}"),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let refused_at = refused_at.expect("no ping was refused before the sandbox stopped");
+    assert!(
+        refused_at >= Duration::from_secs(2) && refused_at < Duration::from_secs(20),
+        "first refusal {refused_at:?} after the page"
+    );
+    // A ping does not bring a stopped sandbox back.
+    let (status, body) = vite_ping(&s, &root, &cookie);
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &"unavailable".into()),
+        "{body}"
+    );
+    assert_eq!(state(&s, &id, &t), "stopped");
+    // A real preview request does, and pings are answered again after it.
+    let again = s.call("GET", &root, None, None, Some(&cookie)).unwrap();
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(state(&s, &id, &t), "running");
+    let (status, body) = vite_ping(&s, &root, &cookie);
+    assert_eq!(status, 101, "{body}");
+    let m = s.get("/metrics", None).unwrap().body;
+    assert!(!m.contains("kiln_preview_pings_refused_total 0\n"), "{m}");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(s.pid),
         nix::sys::signal::Signal::SIGTERM,

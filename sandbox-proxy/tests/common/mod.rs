@@ -136,9 +136,18 @@ pub fn token(project: &str, secs: i64) -> String {
 }
 
 pub fn token_with(secret: &[u8], project: &str, secs: i64) -> String {
+    mint(secret, project, None, secs)
+}
+
+/// A token that names the project's org, as the edge's do (the per-org cap).
+pub fn org_token(project: &str, org: &str, secs: i64) -> String {
+    mint(SECRET.as_bytes(), project, Some(org), secs)
+}
+
+fn mint(secret: &[u8], project: &str, org: Option<&str>, secs: i64) -> String {
     let claims = Claims::new(SandboxClaims {
         project_id: project.into(),
-        org_id: None,
+        org_id: org.map(str::to_owned),
     })
     .set_duration(&TimeOptions::default(), chrono::Duration::seconds(secs));
     Hs256
@@ -215,10 +224,24 @@ impl Service {
     pub fn create(&self, tag: &str, template: &str) -> (String, String) {
         let id = project_id(tag);
         let t = token(&id, 240);
-        let body = serde_json::json!({"project_id": id, "template": template}).to_string();
-        let r = self.must("POST", "/v1/sandboxes", &t, Some(&body));
+        let r = self.try_create(&id, &t, template);
         assert_eq!(r.status, 201, "create: {}", r.body);
         (id, t)
+    }
+
+    /// Creates a sandbox for a new project of `org`; returns (project id, token).
+    pub fn create_in_org(&self, tag: &str, template: &str, org: &str) -> (String, String) {
+        let id = project_id(tag);
+        let t = org_token(&id, org, 240);
+        let r = self.try_create(&id, &t, template);
+        assert_eq!(r.status, 201, "create in {org}: {}", r.body);
+        (id, t)
+    }
+
+    /// `POST /v1/sandboxes` for project `id`, whatever the answer.
+    pub fn try_create(&self, id: &str, token: &str, template: &str) -> Reply {
+        let body = serde_json::json!({"project_id": id, "template": template}).to_string();
+        self.must("POST", "/v1/sandboxes", token, Some(&body))
     }
 
     pub fn write(&self, id: &str, token: &str, files: &[(&str, &str)]) -> Reply {
