@@ -10,7 +10,13 @@ const cfg = JSON.parse(process.argv[2])
 const browser = await chromium.launch({
   executablePath: process.env.KILN_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // The framing pages below are answered by the browser itself (page.route), and such a
+    // page has no address, so Chromium would count it as public and refuse its frame of a
+    // loopback host. Real pages here are loopback → loopback (or public → public in
+    // production), where these checks never apply; and with them off, a refused fetch
+    // below can only be CORS's doing.
+    '--disable-features=LocalNetworkAccessChecks'],
 })
 const out = { projects: {} }
 try {
@@ -47,6 +53,46 @@ try {
   await open(cfg.projects[0])
   out.first_again = await page.evaluate(() => localStorage.getItem('marker'))
   if (cfg.shot) await page.screenshot({ path: cfg.shot })
+
+  // Framed as the UI will frame it: a page of Kiln's origin (served here by the browser
+  // itself, since Kiln has no UI page yet) embeds a fresh preview link; a page of another
+  // site may not (frame-ancestors).
+  const link = async () => page.evaluate(async (p) => {
+    const r = await fetch(`/api/projects/${p}/preview-link`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}',
+    })
+    return (await r.json()).url
+  }, cfg.projects[1])
+  const frame = async (origin) => {
+    const url = `${origin}/__frame_test`
+    const src = await link()
+    await context.route(url, (route) => route.fulfill({
+      contentType: 'text/html', body: `<iframe id="f" src="${src}" width="600" height="300"></iframe>`,
+    }))
+    const p = await context.newPage()
+    const trail = []
+    p.on('response', (r) => trail.push(`${r.status()} ${r.url().slice(0, 90)}`))
+    p.on('requestfailed', (r) => trail.push(`failed ${r.url().slice(0, 90)} ${r.failure()?.errorText}`))
+    p.on('console', (m) => trail.push(`console ${m.text().slice(0, 200)}`))
+    await p.goto(url)
+    const seen = { loaded: false }
+    const f = await (await p.waitForSelector('#f')).contentFrame()
+    try {
+      await f.waitForSelector('#same', { timeout: 20_000 })
+      await f.waitForFunction(() => document.getElementById('same').textContent !== 'pending', null, { timeout: 20_000 })
+      seen.text = await f.evaluate(() => document.body.innerText)
+      seen.loaded = true
+    } catch (e) {
+      seen.error = String(e).slice(0, 300)
+      seen.url = f.url()
+      seen.trail = trail
+    }
+    await p.close()
+    return seen
+  }
+  await page.goto(`${cfg.app}/api/health`)
+  out.framed_by_kiln = await frame(cfg.app)
+  out.framed_by_other = await frame(cfg.foreign)
 } catch (e) {
   out.error = String(e && e.stack || e)
 } finally {

@@ -264,6 +264,7 @@ fn a_preview_lives_on_its_own_origin_and_reaches_nothing_of_kilns() {
         "email": owner.email,
         "password": owner.password,
         "projects": [a, b],
+        "foreign": format!("http://elsewhere.localhost:{}", kiln.port),
         "shot": shot,
     });
     let out = Command::new("node")
@@ -307,4 +308,22 @@ fn a_preview_lives_on_its_own_origin_and_reaches_nothing_of_kilns() {
         );
     }
     assert_eq!(report["first_again"], a.as_str(), "{report}");
+    // Kiln's origin may frame a preview (the grant cookie works in a third-party frame);
+    // another site may not.
+    let by_kiln = &report["framed_by_kiln"];
+    assert_eq!(by_kiln["loaded"], true, "{by_kiln}");
+    assert!(
+        by_kiln["text"].as_str().unwrap().contains("Probe"),
+        "{by_kiln}"
+    );
+    let by_other = &report["framed_by_other"];
+    assert_eq!(by_other["loaded"], false, "{by_other}");
+    assert!(
+        by_other["trail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().contains("frame-ancestors")),
+        "refused for frame-ancestors, not something else: {by_other}"
+    );
 }
