@@ -741,6 +741,50 @@ fn cancel_stops_a_running_generation() {
 }
 
 #[test]
+fn deleting_a_project_stops_its_generation_and_removes_its_sandbox() {
+    let run = setup(
+        Script::new().turn(plan_turn()).turn(
+            code_turn()
+                .chunk_size(8)
+                .chunk_delay(Duration::from_millis(100)),
+        ),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    ws.recv_type("file_chunk");
+    let sandbox_info = || {
+        ureq::get(&format!("{}/v1/sandboxes/{}", sandbox().url, run.pid))
+            .set(
+                "authorization",
+                &format!("Bearer {}", sandbox_token(&run.pid)),
+            )
+            .call()
+    };
+    assert!(sandbox_info().is_ok(), "the sandbox exists while it builds");
+    run.kiln
+        .delete(&format!("/api/projects/{}", run.pid), run.owner.token())
+        .expect(204);
+    let (_, end) = ws.wait_closed(Duration::from_secs(10));
+    assert!(
+        matches!(end, kiln_e2e::ws::Ended::Closed { code: 4003, .. }),
+        "{end:?}"
+    );
+    assert!(
+        matches!(sandbox_info(), Err(ureq::Error::Status(404, _))),
+        "the sandbox is gone"
+    );
+    // Nothing more is asked of the model: the generation was cancelled.
+    let calls = run.llm.chat_requests().len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(run.llm.chat_requests().len(), calls);
+    assert!(
+        matches!(sandbox_info(), Err(ureq::Error::Status(404, _))),
+        "and stays gone"
+    );
+}
+
+#[test]
 fn a_restart_mid_phase_resumes_without_repeating_finished_calls() {
     let run = setup(
         Script::new().turn(plan_turn()).turn(
