@@ -6,8 +6,8 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{cookie, SESSION_COOKIE};
+use crate::store::grants::{Grants, WS_TICKETS};
 use crate::store::sessions::Sessions;
-use crate::store::tickets::Tickets;
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
@@ -73,7 +73,7 @@ pub async fn authenticate_ws(ctx: &Ctx, req: &Request, project: &str) -> ApiResu
         return authenticate(ctx, req).await;
     };
     let bad = || ApiError::unauthorized("invalid, used or expired ticket");
-    let (user, session) = Tickets(&ctx.db)
+    let (user, session) = Grants(&ctx.db, WS_TICKETS)
         .redeem(&ticket, project, ctx.now)
         .await?
         .ok_or_else(bad)?;

@@ -7,8 +7,8 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, query_param, read_json};
 use crate::room::RoomCall;
+use crate::store::grants::{Grants, WS_TICKETS};
 use crate::store::sockets::SocketSessions;
-use crate::store::tickets::Tickets;
 use kiln_core::ids::hex;
 use kiln_core::path::ProjectPath;
 use kiln_core::tree::MAX_FILE_BYTES;
@@ -23,7 +23,7 @@ pub async fn ws_ticket(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response>
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
     crate::limits::tokens(ctx, &caller).await?;
     let ticket = format!("t_{}", hex(&crate::random::bytes::<24>()?));
-    Tickets(&ctx.db)
+    Grants(&ctx.db, WS_TICKETS)
         .insert(
             &ticket,
             &caller.user.id,

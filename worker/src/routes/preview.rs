@@ -16,7 +16,7 @@ use crate::auth::{
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
-use crate::store::previews::PreviewLinks;
+use crate::store::grants::{Grants, PREVIEW_LINKS};
 use crate::store::sessions::Sessions;
 use kiln_core::api::Project;
 use kiln_core::ids::{hex, ProjectId};
@@ -53,7 +53,7 @@ pub async fn redirect(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> 
 
 async fn mint_link(ctx: &Ctx, caller: &Caller, project: &ProjectId) -> ApiResult<String> {
     let token = format!("pl_{}", hex(&crate::random::bytes::<24>()?));
-    PreviewLinks(&ctx.db)
+    Grants(&ctx.db, PREVIEW_LINKS)
         .insert(
             &sha256_hex(token.as_bytes()),
             &caller.user.id,
@@ -93,8 +93,8 @@ async fn exchange(ctx: &Ctx, req: &Request, project: &ProjectId) -> ApiResult<Re
         )
     };
     let token = crate::http::query_param(req, "token")?.ok_or_else(bad)?;
-    let (user, session) = PreviewLinks(&ctx.db)
-        .redeem(&sha256_hex(token.as_bytes()), project, ctx.now)
+    let (user, session) = Grants(&ctx.db, PREVIEW_LINKS)
+        .redeem(&sha256_hex(token.as_bytes()), project.as_str(), ctx.now)
         .await?
         .ok_or_else(bad)?;
     let user = Sessions(&ctx.db)

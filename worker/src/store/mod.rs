@@ -3,13 +3,12 @@
 //! Multi-row writes go through `D1Database::batch`, which D1 runs as one transaction: a
 //! registration, an org with its owner, never half of either.
 
+pub mod grants;
 pub mod invitations;
 pub mod orgs;
-pub mod previews;
 pub mod projects;
 pub mod sessions;
 pub mod sockets;
-pub mod tickets;
 pub mod users;
 pub mod versions;
 
