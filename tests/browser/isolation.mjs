@@ -22,6 +22,8 @@ const out = { projects: {} }
 try {
   const context = await browser.newContext()
   const page = await context.newPage()
+  const logs = []
+  page.on('console', (m) => logs.push(m.text()))
   // Kiln's origin has no page of its own yet; any same-origin document will do to sign in.
   await page.goto(`${cfg.app}/api/health`)
   out.login = await page.evaluate(async ({ email, password }) => {
@@ -52,6 +54,11 @@ try {
   }
   await open(cfg.projects[0])
   out.first_again = await page.evaluate(() => localStorage.getItem('marker'))
+  // Vite's client says so once its HMR socket, upgraded through the preview host, is open.
+  for (let i = 0; i < 50 && !logs.some((l) => l.includes('[vite] connected')); i++) {
+    await page.waitForTimeout(200)
+  }
+  out.hmr_connected = logs.some((l) => l.includes('[vite] connected'))
   if (cfg.shot) await page.screenshot({ path: cfg.shot })
 
   // Framed as the UI will frame it: a page of Kiln's origin (served here by the browser
