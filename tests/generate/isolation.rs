@@ -308,7 +308,10 @@ fn a_preview_lives_on_its_own_origin_and_reaches_nothing_of_kilns() {
         );
     }
     assert_eq!(report["first_again"], a.as_str(), "{report}");
-    assert_eq!(report["hmr_connected"], true, "HMR through the preview host: {report}");
+    assert_eq!(
+        report["hmr_connected"], true,
+        "HMR through the preview host: {report}"
+    );
     // Kiln's origin may frame a preview (the grant cookie works in a third-party frame);
     // another site may not.
     let by_kiln = &report["framed_by_kiln"];
