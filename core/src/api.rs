@@ -1,8 +1,10 @@
 //! REST request and response bodies. Request types deny unknown fields, so a typo in a field
 //! name is a 400 that names it rather than a silently ignored value.
 
+use crate::diff::FileDiff;
 use crate::ids::{OrgId, ProjectId, SessionId, UserId};
 use crate::role::Role;
+use crate::sandbox::Template;
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch.
@@ -10,12 +12,14 @@ pub type Millis = i64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Credentials {
     pub email: String,
     pub password: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -23,12 +27,14 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AuthResponse {
     pub user: User,
     pub token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MeResponse {
     pub user: User,
     pub orgs: Vec<Org>,
@@ -42,6 +48,7 @@ pub struct SessionClaims {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Org {
     pub id: OrgId,
     pub name: String,
@@ -54,11 +61,13 @@ pub struct Org {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreateOrg {
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Member {
     pub user_id: UserId,
     pub email: String,
@@ -68,6 +77,7 @@ pub struct Member {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AddMember {
     pub email: String,
     pub role: Role,
@@ -76,6 +86,7 @@ pub struct AddMember {
 /// An invitation to an org. The inviter sees the same shape whether or not the email has an
 /// account; the invitee sees theirs with the org's name and who invited them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Invitation {
     pub id: String,
     pub org_id: OrgId,
@@ -90,6 +101,7 @@ pub struct Invitation {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum InvitationStatus {
     Pending,
     Accepted,
@@ -99,11 +111,13 @@ pub enum InvitationStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UpdateMember {
     pub role: Role,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Project {
     pub id: ProjectId,
     pub org_id: OrgId,
@@ -118,30 +132,115 @@ pub struct Project {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreateProject {
     pub name: String,
     /// Defaults to the caller's personal org.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub org: Option<OrgId>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub description: Option<String>,
 }
 
 /// `PATCH /api/projects/:id`: absent fields are left alone; `"description": null` clears it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UpdateProject {
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub name: Option<String>,
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
     pub description: Option<Option<String>>,
 }
 
 /// One page of a newest-first list. `next_cursor` is absent on the last page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// A whole list: `{"items": […]}` (orgs, members, invitations, versions, files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// `POST /api/orgs/:org/members` → 201.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct InvitationSent {
+    pub invitation: Invitation,
+}
+
+/// `POST /api/invitations/:id/accept` → 200: the invitation and the org just joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct InvitationAccepted {
+    pub invitation: Invitation,
+    pub org: Org,
+}
+
+/// `POST /api/projects/:id/ws-ticket` → 201: a single-use `?ticket=` for the WebSocket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WsTicket {
+    pub ticket: String,
+    /// Seconds.
+    pub expires_in: i64,
+}
+
+/// `POST /api/projects/:id/preview-link` → 201: a single-use link on the preview host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PreviewLink {
+    pub url: String,
+    /// Seconds.
+    pub expires_in: i64,
+}
+
+/// `POST /api/projects/:id/versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreateVersion {
+    /// Defaults to "Snapshot".
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub message: Option<String>,
+}
+
+/// `GET /api/projects/:id/versions/:a/diff/:b`: the files that differ from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct VersionDiff {
+    pub from: u64,
+    pub to: u64,
+    pub files: Vec<FileDiff>,
+}
+
+/// `POST /api/projects/:id/generate` (the Worker forwards it to the room as it is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct StartGeneration {
+    pub prompt: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub template: Option<Template>,
+}
+
+/// `POST /api/projects/:id/generate` → 202.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct GenerationStarted {
+    pub generation_id: String,
 }
 
 /// Position in a newest-first list: the last item's `(created_at, id)`. Encoded opaquely
@@ -209,6 +308,49 @@ mod tests {
         assert!(serde_json::from_str::<Credentials>(r#"{"email":5,"password":"x"}"#).is_err());
         assert!(serde_json::from_str::<AddMember>(r#"{"email":"a@b.c","role":"root"}"#).is_err());
         assert!(serde_json::from_str::<CreateProject>(r#"{"name":"a","org":"o_bad"}"#).is_err());
+    }
+
+    #[test]
+    fn small_answers_have_their_documented_shape() {
+        use serde_json::{json, to_value};
+        let link = PreviewLink {
+            url: "http://p-1.preview.localhost/".into(),
+            expires_in: 120,
+        };
+        assert_eq!(
+            to_value(link).unwrap(),
+            json!({"url": "http://p-1.preview.localhost/", "expires_in": 120})
+        );
+        let ticket = WsTicket {
+            ticket: "t_1".into(),
+            expires_in: 60,
+        };
+        assert_eq!(
+            to_value(ticket).unwrap(),
+            json!({"ticket": "t_1", "expires_in": 60})
+        );
+        assert_eq!(
+            to_value(Items { items: vec![1, 2] }).unwrap(),
+            json!({"items": [1, 2]})
+        );
+        let started = GenerationStarted {
+            generation_id: "g_1".into(),
+        };
+        assert_eq!(to_value(started).unwrap(), json!({"generation_id": "g_1"}));
+        let diff = VersionDiff {
+            from: 1,
+            to: 2,
+            files: vec![],
+        };
+        assert_eq!(
+            to_value(diff).unwrap(),
+            json!({"from": 1, "to": 2, "files": []})
+        );
+        let start: StartGeneration = serde_json::from_str(r#"{"prompt":"a todo app"}"#).unwrap();
+        assert_eq!(start.template, None);
+        assert!(serde_json::from_str::<StartGeneration>(r#"{"prompt":"x","promt":"y"}"#).is_err());
+        let version: CreateVersion = serde_json::from_str("{}").unwrap();
+        assert_eq!(version.message, None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 /// 512 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
 pub struct ProjectPath(String);
 
 #[derive(Debug, Clone, PartialEq, Eq)]

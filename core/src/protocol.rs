@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 /// client → room
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ClientMsg {
     /// Must come first. With `last_seq`, replay every event after it; without, send a
     /// `state` snapshot. Then the socket is live.
     Hello {
         #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional = nullable))]
         last_seq: Option<u64>,
     },
     /// A full snapshot of the room.
@@ -44,6 +46,7 @@ pub enum ClientMsg {
     Generate {
         prompt: String,
         #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional = nullable))]
         template: Option<Template>,
     },
     /// Stop the running generation.
@@ -52,6 +55,7 @@ pub enum ClientMsg {
 
 /// A room event as sent on the wire: `{"seq": N, "type": "…", …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Sequenced {
     pub seq: u64,
     #[serde(flatten)]
@@ -61,6 +65,7 @@ pub struct Sequenced {
 /// How a file's `content` is encoded in an event: UTF-8 text as is, other bytes as base64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Encoding {
     #[default]
     Utf8,
@@ -74,6 +79,7 @@ impl Encoding {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PresenceUser {
     pub id: String,
     pub email: String,
@@ -82,6 +88,7 @@ pub struct PresenceUser {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct VersionInfo {
     pub number: u64,
     pub message: String,
@@ -95,6 +102,7 @@ pub struct VersionInfo {
 /// room → client
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ServerEvent {
     /// A full snapshot: files (metadata; contents over REST), agent state, who is here, and
     /// `head_seq`, the last event it reflects.
@@ -158,6 +166,7 @@ pub enum ServerEvent {
         step: String,
         phase: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         reason: Option<String>,
     },
     Blueprint {

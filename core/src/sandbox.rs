@@ -24,6 +24,7 @@ pub const MAX_TOKEN_TTL_SECS: i64 = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Template {
     /// React + TypeScript + Vite + Tailwind.
     ReactVite,

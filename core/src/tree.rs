@@ -12,6 +12,7 @@ pub const MAX_PROJECT_BYTES: u64 = 50 * 1024 * 1024;
 
 /// What a listing shows of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FileMeta {
     pub path: ProjectPath,
     pub rev: u64,

@@ -7,6 +7,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use kiln_core::api::{GenerationStarted, Items, StartGeneration};
 use kiln_core::error::{ErrorBody, ErrorCode};
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::{ClientMsg, Encoding, Sequenced, ServerEvent};
@@ -68,7 +69,11 @@ impl DurableObject for ProjectRoom {
             ("state", Method::Get) => Response::from_json(&self.state_event(&project)?),
             ("ws", Method::Get) => self.accept(caller),
             ("files", Method::Get) => {
-                Response::from_json(&serde_json::json!({ "items": self.store.list()? }))
+                // Through a `Value`: sorted keys, the bytes this answer always had.
+                let items = serde_json::to_value(Items {
+                    items: self.store.list()?,
+                })?;
+                Response::from_json(&items)
             }
             ("file", Method::Get) => self.read_file(&req),
             ("file", Method::Put) => {
@@ -97,16 +102,10 @@ impl DurableObject for ProjectRoom {
                 }
             }
             ("generate", Method::Post) => {
-                #[derive(Deserialize)]
-                struct Body {
-                    prompt: String,
-                    #[serde(default)]
-                    template: Option<kiln_core::sandbox::Template>,
-                }
-                let body: Body = req.json().await?;
+                let body: StartGeneration = req.json().await?;
                 match generation::start(self, body.prompt, body.template).await? {
                     Ok(id) => Ok(
-                        Response::from_json(&serde_json::json!({ "generation_id": id }))?
+                        Response::from_json(&GenerationStarted { generation_id: id })?
                             .with_status(202),
                     ),
                     Err(why) => error(ErrorCode::QuotaExceeded, why.to_string()),
@@ -689,9 +688,10 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> Result<Response> {
 
 fn refusal_response(r: Refusal) -> Result<Response> {
     let code = r.error_code();
-    let mut body = serde_json::to_value(ErrorBody::new(code, r.message()))?;
+    let mut body = ErrorBody::new(code, r.message());
     if let Refusal::Stale { current_rev } = r {
-        body["error"]["current_rev"] = current_rev.into();
+        body.error.current_rev = Some(current_rev);
     }
-    Ok(Response::from_json(&body)?.with_status(code.status()))
+    // Through a `Value`: sorted keys, the bytes this answer always had.
+    Ok(Response::from_json(&serde_json::to_value(body)?)?.with_status(code.status()))
 }

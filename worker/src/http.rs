@@ -103,6 +103,14 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
     Ok(Response::from_json(value)?.with_status(status))
 }
 
+/// Like [`json`], with the keys of every object in sorted order (how `serde_json::Value`
+/// writes them). The list and small answers were built with `json!` before they had types in
+/// `kiln_core::api`; this keeps their bytes exactly as they were.
+pub fn json_sorted<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
+    let value = serde_json::to_value(value).map_err(ApiError::internal)?;
+    json(status, &value)
+}
+
 pub fn no_content() -> ApiResult<Response> {
     Ok(Response::empty()?.with_status(204))
 }

@@ -10,6 +10,7 @@ pub const MAX_FILES_PER_PHASE: usize = 12;
 pub const MAX_IMAGES: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Blueprint {
     /// A short product name, e.g. "Crumb & Co. Bakery".
     pub name: String,
@@ -24,6 +25,7 @@ pub struct Blueprint {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DesignBrief {
     /// e.g. "warm, friendly, rounded cards, generous whitespace".
     pub style: String,
@@ -36,6 +38,7 @@ pub struct DesignBrief {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Swatch {
     pub name: String,
     /// `#rrggbb`.
@@ -45,6 +48,7 @@ pub struct Swatch {
 /// An image the app shows. Becomes an SVG placeholder drawn from the spec (or a generated
 /// image when an image API is configured).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ImageSpec {
     pub path: ProjectPath,
     pub description: String,
@@ -53,6 +57,7 @@ pub struct ImageSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Phase {
     pub name: String,
     pub goal: String,

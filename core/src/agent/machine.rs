@@ -17,6 +17,7 @@ pub const MAX_FIX_ROUNDS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Step {
     Plan,
     /// A follow-up: the tool loop over the existing files.
@@ -61,6 +62,7 @@ impl Step {
 
 /// Running totals for `generation_complete` and the cost log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Totals {
     pub llm_calls: u32,
     pub input_tokens: u64,
@@ -69,6 +71,7 @@ pub struct Totals {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Generation {
     pub id: String,
     pub prompt: String,

@@ -5,15 +5,15 @@ use crate::access;
 use crate::auth::{authenticate, authenticate_ws};
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{json, query_param, read_json};
+use crate::http::{json_sorted, query_param, read_json};
 use crate::room::RoomCall;
 use crate::store::grants::{Grants, WS_TICKETS};
 use crate::store::sockets::SocketSessions;
+use kiln_core::api::{CreateVersion, StartGeneration, WsTicket};
 use kiln_core::ids::hex;
 use kiln_core::path::ProjectPath;
 use kiln_core::tree::MAX_FILE_BYTES;
 use kiln_core::{Action, ErrorCode};
-use serde::Deserialize;
 use worker::{Method, Request, Response};
 
 const TICKET_SECS: i64 = 60;
@@ -32,9 +32,12 @@ pub async fn ws_ticket(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response>
             ctx.now + TICKET_SECS * 1000,
         )
         .await?;
-    json(
+    json_sorted(
         201,
-        &serde_json::json!({ "ticket": ticket, "expires_in": TICKET_SECS }),
+        &WsTicket {
+            ticket,
+            expires_in: TICKET_SECS,
+        },
     )
 }
 
@@ -127,13 +130,7 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResu
 pub async fn create_version(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        #[serde(default)]
-        message: Option<String>,
-    }
-    let body: Body = read_json(&mut req).await?;
+    let body: CreateVersion = read_json(&mut req).await?;
     let message = match body.message {
         Some(m) => {
             kiln_core::validate::description(m.trim()).map_err(|e| ApiError::field("message", e))?
@@ -170,14 +167,7 @@ pub async fn restore(ctx: &Ctx, req: Request, id: &str, number: &str) -> ApiResu
 pub async fn generate(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
-    #[derive(Deserialize, serde::Serialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        prompt: String,
-        #[serde(default)]
-        template: Option<kiln_core::sandbox::Template>,
-    }
-    let body: Body = read_json(&mut req).await?;
+    let body: StartGeneration = read_json(&mut req).await?;
     if body.prompt.trim().is_empty() || body.prompt.len() > 20_000 {
         return Err(ApiError::field("prompt", "must be 1 to 20,000 bytes"));
     }

@@ -2,12 +2,15 @@ use crate::access;
 use crate::auth::authenticate;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{json, no_content, read_json};
+use crate::http::{json, json_sorted, no_content, read_json};
 use crate::store::batch;
 use crate::store::invitations::{Invitations, NewInvitation, Scope};
 use crate::store::orgs::Orgs;
 use crate::store::projects::Projects;
-use kiln_core::api::{AddMember, CreateOrg, InvitationStatus, Member, Org, UpdateMember};
+use kiln_core::api::{
+    AddMember, CreateOrg, InvitationAccepted, InvitationSent, InvitationStatus, Items, Member, Org,
+    UpdateMember,
+};
 use kiln_core::ids::{hex, OrgId, UserId};
 use kiln_core::role::{check_member_change, MemberChange, MemberRuleError};
 use kiln_core::validate::{self, Email};
@@ -36,7 +39,7 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
 pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let orgs = Orgs(&ctx.db).for_user(&caller.user.id).await?;
-    json(200, &serde_json::json!({ "items": orgs }))
+    json_sorted(200, &Items { items: orgs })
 }
 
 pub async fn get(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> {
@@ -49,7 +52,7 @@ pub async fn members(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> 
     let caller = authenticate(ctx, &req).await?;
     let org = access::org(ctx, &caller, org, Action::ReadOrg).await?;
     let members: Vec<Member> = Orgs(&ctx.db).members(&org.id).await?;
-    json(200, &serde_json::json!({ "items": members }))
+    json_sorted(200, &Items { items: members })
 }
 
 /// `POST /api/orgs/:org/members {email, role}`: an invitation, not a membership. The answer
@@ -85,7 +88,7 @@ pub async fn invite(ctx: &Ctx, mut req: Request, org: &str) -> ApiResult<Respons
             expires_at: ctx.now + INVITATION_DAYS * 86_400_000,
         })
         .await?;
-    json(201, &serde_json::json!({ "invitation": invitation }))
+    json_sorted(201, &InvitationSent { invitation })
 }
 
 const INVITATION_DAYS: i64 = 14;
@@ -97,7 +100,7 @@ pub async fn org_invitations(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Re
     let items = Invitations(&ctx.db)
         .pending_for_org(&org.id, ctx.now)
         .await?;
-    json(200, &serde_json::json!({ "items": items }))
+    json_sorted(200, &Items { items })
 }
 
 /// `DELETE /api/orgs/:org/invitations/:id` (owners and admins).
@@ -124,7 +127,7 @@ pub async fn my_invitations(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     let items = Invitations(&ctx.db)
         .pending_for_email(&caller.user.email, ctx.now)
         .await?;
-    json(200, &serde_json::json!({ "items": items }))
+    json_sorted(200, &Items { items })
 }
 
 /// `POST /api/invitations/:id/accept`: the caller joins the org with the invited role.
@@ -139,10 +142,7 @@ pub async fn accept_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<R
         .get(&invitation.org_id, &caller.user.id)
         .await?
         .ok_or_else(|| ApiError::internal("accepted, but no membership"))?;
-    json(
-        200,
-        &serde_json::json!({ "invitation": invitation, "org": org }),
-    )
+    json_sorted(200, &InvitationAccepted { invitation, org })
 }
 
 /// `POST /api/invitations/:id/decline`.

@@ -15,10 +15,10 @@ use crate::auth::{
 };
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::json;
+use crate::http::json_sorted;
 use crate::store::grants::{Grants, PREVIEW_LINKS};
 use crate::store::sessions::Sessions;
-use kiln_core::api::Project;
+use kiln_core::api::{PreviewLink, Project};
 use kiln_core::ids::{hex, ProjectId};
 use kiln_core::origin::{is_kiln_cookie, PREVIEW_COOKIE, STRIPPED_PREVIEW_HEADERS};
 use kiln_core::tree::sha256_hex;
@@ -36,9 +36,12 @@ pub async fn link(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
     crate::limits::tokens(ctx, &caller).await?;
     let url = mint_link(ctx, &caller, &project.id).await?;
-    json(
+    json_sorted(
         201,
-        &serde_json::json!({ "url": url, "expires_in": LINK_SECS }),
+        &PreviewLink {
+            url,
+            expires_in: LINK_SECS,
+        },
     )
 }
 

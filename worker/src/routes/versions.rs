@@ -6,10 +6,10 @@ use crate::access;
 use crate::auth::authenticate;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::json;
+use crate::http::json_sorted;
 use crate::routes::files::{parse_path, parse_version};
 use crate::store::versions::Versions;
-use kiln_core::api::Project;
+use kiln_core::api::{Items, Project, VersionDiff};
 use kiln_core::diff::{unified, Change, FileDiff};
 use kiln_core::tree::{blob_key, Manifest};
 use kiln_core::Action;
@@ -19,7 +19,7 @@ pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
     let items = Versions(&ctx.db).list(&project.id).await?;
-    json(200, &serde_json::json!({ "items": items }))
+    json_sorted(200, &Items { items })
 }
 
 pub async fn file(
@@ -88,10 +88,7 @@ pub async fn diff(ctx: &Ctx, req: Request, id: &str, a: &str, b: &str) -> ApiRes
             diff,
         });
     }
-    json(
-        200,
-        &serde_json::json!({ "from": from, "to": to, "files": files }),
-    )
+    json_sorted(200, &VersionDiff { from, to, files })
 }
 
 async fn manifest(ctx: &Ctx, project: &Project, number: u64) -> ApiResult<Manifest> {
