@@ -159,6 +159,15 @@ pub enum ServerEvent {
     },
 
     // --- generation progress (all broadcast) ---
+    /// A person's prompt, as the room took it: it starts a generation, or `queued` waits
+    /// for the running one. The chat shows these, so a reload keeps the conversation.
+    Prompt {
+        generation_id: String,
+        prompt: String,
+        /// The email of who sent it.
+        by: String,
+        queued: bool,
+    },
     StateChange {
         generation_id: String,
         /// `planning`, `implementing`, `installing`, `checking`, `fixing`, `serving`,

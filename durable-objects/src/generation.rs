@@ -77,12 +77,19 @@ pub async fn start(
     room: &ProjectRoom,
     prompt: String,
     template: Option<Template>,
+    by: &str,
 ) -> Result<std::result::Result<String, NotStarted>> {
     if let Some(mut g) = load(room)?.filter(|g| !g.step.is_terminal()) {
-        if let Err(full) = g.enqueue(prompt) {
+        if let Err(full) = g.enqueue(prompt.clone()) {
             return Ok(Err(NotStarted::QueueFull(full)));
         }
         save(room, &g)?;
+        room.broadcast(ServerEvent::Prompt {
+            generation_id: g.id.clone(),
+            prompt,
+            by: by.to_owned(),
+            queued: true,
+        })?;
         return Ok(Ok(g.id));
     }
     if let Err(busy) = take_org_slot(room).await? {
@@ -105,6 +112,15 @@ pub async fn start(
         None => Generation::new(id, prompt, template.unwrap_or(Template::ReactVite), now()),
     };
     save(room, &g)?;
+    // The automatic follow-up's prompts were shown when they were queued.
+    if by != AGENT {
+        room.broadcast(ServerEvent::Prompt {
+            generation_id: g.id.clone(),
+            prompt: g.prompt.clone(),
+            by: by.to_owned(),
+            queued: false,
+        })?;
+    }
     announce(room, &g)?;
     room.state().storage().set_alarm(0i64).await?;
     Ok(Ok(g.id))
@@ -256,7 +272,7 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
                 free_org_slot(room).await?;
             } else {
                 let prompt = g.queued.join("\n");
-                if let Ok(Err(why)) = start(room, prompt, None).await {
+                if let Ok(Err(why)) = start(room, prompt, None, AGENT).await {
                     room.broadcast(ServerEvent::error("not_started", why.to_string()))?;
                 }
             }

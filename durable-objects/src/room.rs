@@ -103,7 +103,7 @@ impl DurableObject for ProjectRoom {
             }
             ("generate", Method::Post) => {
                 let body: StartGeneration = req.json().await?;
-                match generation::start(self, body.prompt, body.template).await? {
+                match generation::start(self, body.prompt, body.template, &caller.email).await? {
                     Ok(id) => Ok(
                         Response::from_json(&GenerationStarted { generation_id: id })?
                             .with_status(202),
@@ -226,7 +226,7 @@ impl DurableObject for ProjectRoom {
                         ServerEvent::error("invalid_message", "prompt must be 1 to 20,000 bytes"),
                     );
                 }
-                match generation::start(self, prompt, template).await? {
+                match generation::start(self, prompt, template, &conn.email).await? {
                     Ok(_) => Ok(()),
                     Err(why) => self.reply(
                         &ws,

@@ -248,7 +248,13 @@ fn unknown_routes_are_404_and_wrong_methods_405_as_json() {
     kiln.get("/api/nope", None).expect_error(404, "not_found");
     kiln.get("/api/projects/p_x/y/z", None)
         .expect_error(404, "not_found");
-    kiln.get("/", None).expect_error(404, "not_found");
+    kiln.get("/v1/nope", None).expect_error(404, "not_found");
+    kiln.send("POST", "/", None, Some(serde_json::json!({})))
+        .expect_error(404, "not_found");
+    // Every other GET is the UI's page (it routes in the browser), never an API answer.
+    let page = kiln.get("/projects/p_x", None);
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("<div id=\"app\">"), "{}", page.text);
     kiln.send("PUT", "/api/projects", None, None)
         .expect_error(405, "method_not_allowed");
     kiln.send("GET", "/api/auth/login", None, None)

@@ -4,20 +4,10 @@
 //
 //   node tests/browser/isolation.mjs '{"app":"http://127.0.0.1:PORT","email":…,"password":…,
 //                                      "projects":["p_…","p_…"],"shot":"/tmp/x.png"}'
-import { chromium } from 'playwright-core'
+import { launch } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
-const browser = await chromium.launch({
-  executablePath: process.env.KILN_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    // The framing pages below are answered by the browser itself (page.route), and such a
-    // page has no address, so Chromium would count it as public and refuse its frame of a
-    // loopback host. Real pages here are loopback → loopback (or public → public in
-    // production), where these checks never apply; and with them off, a refused fetch
-    // below can only be CORS's doing.
-    '--disable-features=LocalNetworkAccessChecks'],
-})
+const browser = await launch()
 const out = { projects: {} }
 try {
   const context = await browser.newContext()

@@ -3,6 +3,7 @@
 //! fixture) in place of an LLM and the real sandbox-proxy (needs root, as CI has).
 
 mod isolation;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::Command;

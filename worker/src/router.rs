@@ -7,7 +7,7 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
-use crate::routes::{auth, files, orgs, preview, projects, versions};
+use crate::routes::{self, auth, files, orgs, preview, projects, versions};
 use kiln_core::origin::{is_cross_site, Site};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
@@ -28,6 +28,18 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         Site::App => {}
     }
     refuse_cross_site(ctx, &req, &format!("{}://{host}", url.scheme()))?;
+    // Everything that is not the API is the UI (its own paths, with a SPA fallback).
+    let first = url
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let ui = matches!(req.method(), Method::Get | Method::Head)
+        && !matches!(first, "api" | "preview" | "v1" | "hooks");
+    if ui {
+        return routes::ui::serve(ctx, req).await;
+    }
     app(req, ctx).await
 }
 

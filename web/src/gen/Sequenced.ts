@@ -18,7 +18,11 @@ from_rev: number,
 /**
  * The file's rev at `to`.
  */
-rev: number, by: string, } | { "type": "edit_rejected", path: ProjectPath, current_rev: number, content: string | null, encoding?: Encoding, } | { "type": "presence", users: Array<PresenceUser>, } | { "type": "version_created", version: VersionInfo, } | { "type": "resync_required", reason: string, } | { "type": "error", code: string, message: string, } | { "type": "state_change", generation_id: string, 
+rev: number, by: string, } | { "type": "edit_rejected", path: ProjectPath, current_rev: number, content: string | null, encoding?: Encoding, } | { "type": "presence", users: Array<PresenceUser>, } | { "type": "version_created", version: VersionInfo, } | { "type": "resync_required", reason: string, } | { "type": "error", code: string, message: string, } | { "type": "prompt", generation_id: string, prompt: string, 
+/**
+ * The email of who sent it.
+ */
+by: string, queued: boolean, } | { "type": "state_change", generation_id: string, 
 /**
  * `planning`, `implementing`, `installing`, `checking`, `fixing`, `serving`,
  * `snapshotting`, `done`, `failed`, `cancelled`.

@@ -3,4 +3,5 @@ pub mod files;
 pub mod orgs;
 pub mod preview;
 pub mod projects;
+pub mod ui;
 pub mod versions;

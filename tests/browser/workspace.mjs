@@ -1,0 +1,75 @@
+// A new person builds an app in Kiln's UI, in Debian's Chromium: signs up, describes an
+// app, watches the plan and the files arrive, opens a file, sees the app in the preview and
+// version 1 in Versions. Driven by tests/generate/ui.rs; prints one JSON report and saves
+// screenshots into cfg.shots.
+import { launch } from './launch.mjs'
+
+const cfg = JSON.parse(process.argv[2])
+const browser = await launch()
+const out = { steps: [] }
+const step = (name) => out.steps.push(name)
+const shot = (page, name) => page.screenshot({ path: `${cfg.shots}/${name}.png` })
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const page = await context.newPage()
+  const errors = []
+  page.on('pageerror', (e) => errors.push(String(e.stack || e)))
+  const consoleLog = []
+  page.on('console', (m) => consoleLog.push(`${m.type()} ${m.location()?.url ?? ''} ${m.text()}`.slice(0, 300)))
+  out.console = consoleLog
+  out.errors = errors
+
+  await page.goto(`${cfg.app}/signup`)
+  await page.getByLabel('Email').fill(cfg.email)
+  await page.getByLabel('Password').fill(cfg.password)
+  await page.getByRole('button', { name: 'Create account' }).click()
+  await page.getByLabel('Describe your app').waitFor()
+  step('signed up')
+  await shot(page, 'dashboard')
+
+  await page.getByLabel('Describe your app').fill(cfg.prompt)
+  await page.getByRole('button', { name: 'Build' }).click()
+  await page.waitForURL(/\/projects\/p_[0-9a-f]{32}$/)
+  out.project = page.url().split('/').pop()
+  step('project created')
+
+  // The plan opens by itself as it arrives; files fill the tree as the model writes them.
+  await page.locator('details.blueprint[open]').getByText(cfg.appName).waitFor({ timeout: 60_000 })
+  step('blueprint shown')
+  await page.locator('.msg.person').getByText(cfg.prompt).waitFor()
+  step('prompt in the chat')
+  await page.getByRole('tab', { name: 'Files' }).click()
+  await page.getByRole('treeitem', { name: cfg.file }).waitFor({ timeout: 60_000 })
+  step('file in the tree')
+  await shot(page, 'workspace-generating')
+  await page.getByRole('treeitem', { name: cfg.file }).click()
+  await page.locator('.cm-content').getByText(cfg.fileText).waitFor({ timeout: 60_000 })
+  step('file in the editor')
+
+  // The app runs in the preview frame, on its own origin.
+  await page.getByRole('tab', { name: 'Preview' }).click()
+  const frame = page.frameLocator('iframe[title="Preview"]')
+  await frame.getByText(cfg.previewText).first().waitFor({ timeout: 120_000 })
+  out.frame_src = await page.locator('iframe[title="Preview"]').getAttribute('src')
+  step('app in the preview')
+
+  await page.getByText(/Version 1 ready/).waitFor({ timeout: 120_000 })
+  await page.getByRole('tab', { name: 'Versions' }).click()
+  await page.getByText('v1', { exact: true }).waitFor({ timeout: 30_000 })
+  step('version 1 listed')
+  await shot(page, 'workspace-versions')
+  await page.getByRole('tab', { name: 'Preview' }).click()
+  // The dev server restarts when the app is served; the frame reloads with it.
+  await frame.getByText(cfg.previewText).first().waitFor({ timeout: 60_000 })
+  await shot(page, 'workspace-done')
+
+  await page.setViewportSize({ width: 375, height: 740 })
+  await page.waitForTimeout(300)
+  await shot(page, 'phone')
+  out.status = await page.getByRole('status').first().textContent()
+} catch (e) {
+  out.error = String((e && e.stack) || e)
+} finally {
+  await browser.close()
+}
+console.log(JSON.stringify(out))

@@ -1,0 +1,92 @@
+import { useEffect, useRef, useState } from 'preact/hooks'
+import type { Room } from '../room'
+import { api, ApiError } from '../api'
+
+const WIDTHS = { Desktop: '100%', Tablet: '768px', Phone: '375px' } as const
+type Width = keyof typeof WIDTHS
+
+/**
+ * The running app, in a frame on its own preview origin (never Kiln's). The frame opens a
+ * fresh single-use link; the preview host trades it for its own cookie. While there is no
+ * preview, it says why instead of showing a blank frame.
+ */
+export function Preview({ room }: { room: Room }) {
+  const [src, setSrc] = useState<string | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [width, setWidth] = useState<Width>('Desktop')
+  const frame = useRef<HTMLIFrameElement>(null)
+  const url = room.previewUrl.value
+
+  const open = async () => {
+    setError(null)
+    try {
+      const link = await api.post<{ url: string }>(`/api/projects/${room.projectId}/preview-link`)
+      setSrc(link.url)
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e))
+    }
+  }
+  useEffect(() => {
+    if (url) open()
+  }, [url])
+
+  if (!url) {
+    const step = room.step.value
+    const lastLog = [...room.timeline.value].reverse().find((e) => e.type === 'command_output') as any
+    return (
+      <div class="preview-empty" role="status">
+        {room.running.value ? (
+          <>
+            <p>
+              <span class="spinner" aria-hidden="true" /> No preview yet: the agent is {step || 'starting'}. The app appears here as soon as its first
+              files run.
+            </p>
+            {lastLog && (
+              <details>
+                <summary>Latest log: <code>{lastLog.command}</code></summary>
+                <pre>{lastLog.output}</pre>
+              </details>
+            )}
+          </>
+        ) : step === 'failed' ? (
+          <p class="error">The last generation failed before the app could start; see the chat for why.</p>
+        ) : (
+          <p class="muted">No preview yet. Describe an app in the chat to build one.</p>
+        )}
+      </div>
+    )
+  }
+  return (
+    <div class="preview">
+      <div class="row preview-bar">
+        <button type="button" onClick={open} title="Reload the preview">
+          Reload
+        </button>
+        <code class="small preview-url">{url}</code>
+        <a href={`/preview/${room.projectId}/`} target="_blank" rel="noopener">
+          Open in a new tab
+        </a>
+        <span class="spacer" />
+        <div role="group" aria-label="Preview width">
+          {(Object.keys(WIDTHS) as Width[]).map((w) => (
+            <button type="button" aria-pressed={width === w} onClick={() => setWidth(w)}>
+              {w}
+            </button>
+          ))}
+        </div>
+      </div>
+      {error && <p class="error" role="alert">{error}</p>}
+      <div class="frame-wrap">
+        {src && (
+          <iframe
+            ref={frame}
+            title="Preview"
+            src={src}
+            style={{ width: WIDTHS[width] }}
+            sandbox="allow-scripts allow-same-origin allow-forms allow-modals allow-popups allow-downloads"
+          />
+        )}
+      </div>
+    </div>
+  )
+}

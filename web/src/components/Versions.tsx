@@ -1,0 +1,51 @@
+import { useEffect, useState } from 'preact/hooks'
+import type { VersionInfo } from '../gen'
+import type { Room } from '../room'
+import { api, ApiError } from '../api'
+
+/** The project's versions, newest first: restore one (a new version), or download it. */
+export function Versions({ room, writer }: { room: Room; writer: boolean }) {
+  const [items, setItems] = useState<VersionInfo[] | null>(null)
+  const [note, setNote] = useState<string | null>(null)
+  const live = room.versions.value
+  useEffect(() => {
+    api.get<{ items: VersionInfo[] }>(`/api/projects/${room.projectId}/versions`).then(
+      (r) => setItems(r.items),
+      (e) => setNote(e instanceof ApiError ? e.message : String(e)),
+    )
+  }, [live.length])
+  const restore = async (n: number) => {
+    if (!confirm(`Restore version ${n}? It becomes a new version; nothing is lost.`)) return
+    try {
+      await api.post(`/api/projects/${room.projectId}/versions/${n}/restore`)
+    } catch (e) {
+      setNote(e instanceof ApiError ? e.message : String(e))
+    }
+  }
+  if (!items) return <p class="muted" aria-busy="true">{note ?? 'Loading versions…'}</p>
+  if (items.length === 0) return <p class="muted empty">No versions yet. The agent makes one when a generation finishes.</p>
+  return (
+    <section aria-label="Versions">
+      {note && <p class="error" role="alert">{note}</p>}
+      <ol class="versions">
+        {items.map((v) => (
+          <li class="version">
+            <strong>v{v.number}</strong> <span>{v.message}</span>
+            <span class="muted small">
+              {v.author === 'agent' ? 'by the agent' : `by ${v.author}`} · {new Date(v.created_at).toLocaleString()} · {v.file_count} files
+            </span>
+            <span class="spacer" />
+            {writer && (
+              <button type="button" class="small" onClick={() => restore(v.number)}>
+                Restore
+              </button>
+            )}
+            <a class="button small" href={`/api/projects/${room.projectId}/export.zip?version=${v.number}`} download>
+              Download ZIP
+            </a>
+          </li>
+        ))}
+      </ol>
+    </section>
+  )
+}

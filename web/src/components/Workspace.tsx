@@ -1,0 +1,94 @@
+import { useEffect, useMemo, useState } from 'preact/hooks'
+import { signal } from '@preact/signals'
+import type { Generation, Project } from '../gen'
+import { api, ApiError } from '../api'
+import { Room } from '../room'
+import { go } from '../router'
+import { TopBar } from './TopBar'
+import { Chat } from './Chat'
+import { FileTree } from './FileTree'
+import { Editor } from './Editor'
+import { Preview } from './Preview'
+import { Versions } from './Versions'
+import { Presence, ConnectionStatus } from './Presence'
+
+type Pane = 'files' | 'preview' | 'versions'
+
+/** The main screen for one project: chat on the left, files/preview/versions on the right. */
+export function Workspace({ projectId }: { projectId: string }) {
+  const room = useMemo(() => new Room(projectId), [projectId])
+  const openPath = useMemo(() => signal<string | null>(null), [projectId])
+  const [project, setProject] = useState<Project | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [pane, setPane] = useState<Pane>('preview')
+
+  useEffect(() => () => room.close(), [room])
+  useEffect(() => {
+    api.get<Project>(`/api/projects/${projectId}`).then(setProject, (e) => setError(e instanceof ApiError ? e.message : String(e)))
+    api.get<Generation>(`/api/projects/${projectId}/generation`).then(
+      (g) => {
+        if (g.preview_url && !room.previewUrl.value) room.previewUrl.value = g.preview_url
+      },
+      () => undefined,
+    )
+  }, [projectId])
+  useEffect(() => {
+    const keys = (e: KeyboardEvent) => {
+      if (!(e.altKey && e.shiftKey)) return
+      const to = ({ F: 'files', P: 'preview', V: 'versions' } as Record<string, Pane>)[e.key.toUpperCase()]
+      if (to) {
+        e.preventDefault()
+        setPane(to)
+      }
+    }
+    addEventListener('keydown', keys)
+    return () => removeEventListener('keydown', keys)
+  }, [])
+
+  if (error) {
+    return (
+      <div class="page">
+        <TopBar />
+        <main class="center">
+          <p class="error" role="alert">{error}</p>
+          <button type="button" onClick={() => go('/')}>Back to projects</button>
+        </main>
+      </div>
+    )
+  }
+  const writer = project ? project.role !== 'client' : false
+  const tab = (id: Pane, label: string) => (
+    <button type="button" role="tab" aria-selected={pane === id} aria-controls={`pane-${id}`} id={`tab-${id}`} onClick={() => setPane(id)}>
+      {label}
+    </button>
+  )
+  return (
+    <div class="page workspace-page">
+      <TopBar>
+        <strong class="project-name">{project?.name ?? '…'}</strong>
+        <ConnectionStatus room={room} />
+        <Presence room={room} />
+      </TopBar>
+      <div class="workspace">
+        <Chat room={room} writer={writer} />
+        <section class="main-pane">
+          <div role="tablist" aria-label="Workspace panes" class="tabs">
+            {tab('files', 'Files')}
+            {tab('preview', 'Preview')}
+            {tab('versions', 'Versions')}
+          </div>
+          <div id="pane-files" role="tabpanel" aria-labelledby="tab-files" class="pane files-pane" hidden={pane !== 'files'}>
+            <FileTree room={room} open={openPath} writer={writer} />
+            <Editor room={room} open={openPath} writer={writer} />
+          </div>
+          <div id="pane-preview" role="tabpanel" aria-labelledby="tab-preview" class="pane" hidden={pane !== 'preview'}>
+            <Preview room={room} />
+          </div>
+          <div id="pane-versions" role="tabpanel" aria-labelledby="tab-versions" class="pane" hidden={pane !== 'versions'}>
+            {pane === 'versions' && <Versions room={room} writer={writer} />}
+          </div>
+        </section>
+      </div>
+    </div>
+  )
+}
