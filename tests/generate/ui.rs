@@ -65,3 +65,185 @@ fn a_new_person_builds_an_app_in_the_ui() {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }
 }
+
+const BROKEN_PLAN: &str = r##"{"name":"Starter","summary":"A page that counts.","template":"static",
+"design":{"style":"plain","palette":[{"name":"bg","hex":"#ffffff"},{"name":"ink","hex":"#111111"}],"typography":"system-ui","sections":["counter"]},
+"images":[],
+"phases":[{"name":"Page","goal":"A heading and a counter","files":["index.html","main.js"],"acceptance":[]}]}"##;
+const BROKEN_INDEX: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Starter</title></head>\n<body>\n<h1>Starter</h1>\n<p id=\"state\">starting</p>\n<script src=\"main.js\"></script>\n</body>\n</html>\n";
+const BROKEN_MAIN: &str = "throw new Error('kiln-test-boom: the counter never started')\n";
+
+/// Run a generated app that throws, see it in Console, fix it with the agent.
+#[test]
+fn a_runtime_error_shows_in_console_and_fix_with_ai_fixes_it() {
+    let coder = format!(
+        "<file path=\"index.html\">\n{BROKEN_INDEX}</file>\n<file path=\"main.js\">\n{BROKEN_MAIN}</file>\n"
+    );
+    let tool = |json: &str| Turn::text(json).matching("kiln-test-boom");
+    let run = setup(
+        Script::new()
+            .turn(Turn::text(BROKEN_PLAN).matching("planner of an app builder"))
+            .turn(Turn::text(coder).matching("Phase 1 of 1"))
+            .turn(tool(
+                r#"{"tool":"edit_file","path":"main.js","search":"throw new Error('kiln-test-boom: the counter never started')","replace":"document.getElementById('state').textContent = 'counting'"}"#,
+            ))
+            .turn(
+                Turn::text(r#"{"tool":"finish","summary":"the counter starts"}"#)
+                    .matching("You change an existing web app"),
+            ),
+        &[],
+    );
+    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let cfg = json!({
+        "app": run.kiln.url,
+        "email": kiln_e2e::unique_email("console"),
+        "password": "correct horse battery staple",
+        "prompt": "a page that counts",
+        "error": "kiln-test-boom",
+        "fixedText": "counting",
+        "shots": shots,
+    });
+    let out = Command::new("node")
+        .arg(kiln_e2e::repo_root().join("tests/browser/console.mjs"))
+        .arg(cfg.to_string())
+        .current_dir(kiln_e2e::repo_root())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    if report.get("error").is_some() {
+        let g = run.kiln.get(
+            &format!(
+                "/api/projects/{}/generation",
+                report["project"].as_str().unwrap_or("")
+            ),
+            None,
+        );
+        panic!(
+            "{report}\nmodel requests: {:?}\n{}",
+            run.llm
+                .requests()
+                .iter()
+                .map(|r| (r.status, r.turn))
+                .collect::<Vec<_>>(),
+            g.text
+        );
+    }
+    assert_eq!(report["problems_after"], 0, "the error is gone: {report}");
+    // The follow-up the model got carried the error.
+    let chats = run.llm.chat_requests();
+    let follow_up = chats
+        .iter()
+        .map(|c| c.body.as_ref().unwrap().to_string())
+        .find(|b| b.contains("You change an existing web app"))
+        .expect("a follow-up");
+    assert!(
+        follow_up.contains("kiln-test-boom: the counter never started"),
+        "{follow_up}"
+    );
+}
+
+/// A reload and a dropped network in the middle of a generation lose nothing.
+#[test]
+fn a_reload_or_a_network_cut_mid_generation_ends_with_what_a_connected_browser_has() {
+    let run = setup(
+        Script::new().turn(plan_turn()).turn(
+            code_turn()
+                .chunk_size(8)
+                .chunk_delay(Duration::from_millis(60)),
+        ),
+        &[],
+    );
+    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let cfg = json!({
+        "app": run.kiln.url,
+        "email": run.owner.email,
+        "password": run.owner.password,
+        "project": run.pid,
+        "shots": shots,
+    });
+    let out = Command::new("node")
+        .arg(kiln_e2e::repo_root().join("tests/browser/reconnect.mjs"))
+        .arg(cfg.to_string())
+        .current_dir(kiln_e2e::repo_root())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(report.get("error").is_none(), "{report}");
+    assert_eq!(report["started"], 202, "{report}");
+    let files = &report["stay"]["files"];
+    assert!(
+        files.as_array().unwrap().iter().any(|f| f == "main.js"),
+        "{report}"
+    );
+    assert_eq!(&report["reload"]["files"], files, "reloaded: {report}");
+    assert_eq!(&report["cut"]["files"], files, "cut off: {report}");
+    let timeline = &report["stay"]["timeline"];
+    assert!(timeline.as_str().unwrap().contains("Version 1 ready"));
+    assert_eq!(&report["reload"]["timeline"], timeline, "reloaded");
+    assert_eq!(&report["cut"]["timeline"], timeline, "cut off");
+}
+
+/// A writer gets a terminal on the sandbox; a client member gets none and cannot save.
+#[test]
+fn the_terminal_runs_in_the_sandbox_and_a_client_can_neither_use_it_nor_save() {
+    let run = setup(Script::new().turn(plan_turn()).turn(code_turn()), &[]);
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    let done = until_done(&run, &mut ws);
+    assert_eq!(done.last().unwrap()["type"], "generation_complete");
+    let client = register(&run.kiln, "client");
+    kiln_e2e::join_org(
+        &run.kiln,
+        &run.owner,
+        &run.owner.personal_org,
+        &client,
+        "client",
+    );
+    // Over the socket's edge too: a client's terminal upgrade is refused.
+    let refused = run.kiln.raw(
+        "GET",
+        &format!("/api/projects/{}/terminal", run.pid),
+        &[
+            ("authorization".into(), format!("Bearer {}", client.token)),
+            ("upgrade".into(), "websocket".into()),
+        ],
+        None,
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let cfg = json!({
+        "app": run.kiln.url,
+        "project": run.pid,
+        "owner": { "email": run.owner.email, "password": run.owner.password },
+        "client": { "email": client.email, "password": client.password },
+        "shots": shots,
+    });
+    let out = Command::new("node")
+        .arg(kiln_e2e::repo_root().join("tests/browser/roles.mjs"))
+        .arg(cfg.to_string())
+        .current_dir(kiln_e2e::repo_root())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(report.get("error").is_none(), "{report}");
+    let tabs: Vec<&str> = report["client_tabs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().trim())
+        .collect();
+    assert!(!tabs.iter().any(|t| t.starts_with("Terminal")), "{tabs:?}");
+    assert!(tabs.iter().any(|t| *t == "Files"), "{tabs:?}");
+    assert_eq!(report["client_save_buttons"], 0, "{report}");
+    assert_eq!(report["client_editable"], "false", "{report}");
+    assert_eq!(report["client_message_disabled"], true, "{report}");
+}

@@ -115,6 +115,7 @@ async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id, "ws"], Get) => files::ws(ctx, req, id).await,
         (["api", "projects", id, "ws-ticket"], Post) => files::ws_ticket(ctx, req, id).await,
         (["api", "projects", id, "preview-link"], Post) => preview::link(ctx, req, id).await,
+        (["api", "projects", id, "terminal"], Get) => preview::terminal(ctx, req, id).await,
         (["api", "projects", id, "files"], Get) => files::list(ctx, req, id).await,
         (["api", "projects", id, "files", path @ ..], Get) => files::read(ctx, req, id, path).await,
         (["api", "projects", id, "files", path @ ..], Put) => {
@@ -172,6 +173,7 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
                     | "ws"
                     | "ws-ticket"
                     | "preview-link"
+                    | "terminal"
                     | "files"
                     | "versions"
                     | "export.zip"

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import type { Room } from '../room'
+import type { CaptureMessage, Problems } from '../problems'
 import { api, ApiError } from '../api'
 
 const WIDTHS = { Desktop: '100%', Tablet: '768px', Phone: '375px' } as const
@@ -10,7 +11,7 @@ type Width = keyof typeof WIDTHS
  * fresh single-use link; the preview host trades it for its own cookie. While there is no
  * preview, it says why instead of showing a blank frame.
  */
-export function Preview({ room }: { room: Room }) {
+export function Preview({ room, problems }: { room: Room; problems: Problems }) {
   const [src, setSrc] = useState<string | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [width, setWidth] = useState<Width>('Desktop')
@@ -26,9 +27,23 @@ export function Preview({ room }: { room: Room }) {
       setError(e instanceof ApiError ? e.message : String(e))
     }
   }
+  // A finished generation is a new version of the app: show it (the static template has no
+  // hot reload).
+  const completed = room.timeline.value.filter((e) => e.type === 'generation_complete').length
   useEffect(() => {
     if (url) open()
-  }, [url])
+  }, [url, completed])
+  // What the app's page reports about itself (Kiln's capture script in the preview).
+  useEffect(() => {
+    const listen = (e: MessageEvent) => {
+      if (!src || e.source !== frame.current?.contentWindow) return
+      if (e.origin !== new URL(src).origin) return
+      const m = e.data as CaptureMessage
+      if (m && typeof m === 'object' && m.kiln === 1) problems.fromPreview(m)
+    }
+    addEventListener('message', listen)
+    return () => removeEventListener('message', listen)
+  }, [src])
 
   if (!url) {
     const step = room.step.value
@@ -62,7 +77,9 @@ export function Preview({ room }: { room: Room }) {
         <button type="button" onClick={open} title="Reload the preview">
           Reload
         </button>
-        <code class="small preview-url">{url}</code>
+        <code class="small preview-url" title={url}>
+          {problems.path.value}
+        </code>
         <a href={`/preview/${room.projectId}/`} target="_blank" rel="noopener">
           Open in a new tab
         </a>

@@ -2,11 +2,13 @@ import { useEffect, useState } from 'preact/hooks'
 import type { VersionInfo } from '../gen'
 import type { Room } from '../room'
 import { api, ApiError } from '../api'
+import { Diff } from './Diff'
 
 /** The project's versions, newest first: restore one (a new version), or download it. */
 export function Versions({ room, writer }: { room: Room; writer: boolean }) {
   const [items, setItems] = useState<VersionInfo[] | null>(null)
   const [note, setNote] = useState<string | null>(null)
+  const [compare, setCompare] = useState<{ from: number; to: number } | null>(null)
   const live = room.versions.value
   useEffect(() => {
     api.get<{ items: VersionInfo[] }>(`/api/projects/${room.projectId}/versions`).then(
@@ -40,12 +42,40 @@ export function Versions({ room, writer }: { room: Room; writer: boolean }) {
                 Restore
               </button>
             )}
+            {v.number > 1 && (
+              <button type="button" class="small" onClick={() => setCompare({ from: v.number - 1, to: v.number })}>
+                Changes
+              </button>
+            )}
             <a class="button small" href={`/api/projects/${room.projectId}/export.zip?version=${v.number}`} download>
               Download ZIP
             </a>
           </li>
         ))}
       </ol>
+      {items.length > 1 && (
+        <form class="row compare" onSubmit={(e) => e.preventDefault()}>
+          <label class="inline">
+            Compare
+            <select value={compare?.from ?? ''} onChange={(e) => setCompare({ from: Number(e.currentTarget.value), to: compare?.to ?? items[0].number })}>
+              <option value="" disabled>
+                from…
+              </option>
+              {items.map((v) => <option value={v.number}>v{v.number}</option>)}
+            </select>
+          </label>
+          <label class="inline">
+            with
+            <select value={compare?.to ?? ''} onChange={(e) => setCompare({ from: compare?.from ?? items[items.length - 1].number, to: Number(e.currentTarget.value) })}>
+              <option value="" disabled>
+                to…
+              </option>
+              {items.map((v) => <option value={v.number}>v{v.number}</option>)}
+            </select>
+          </label>
+        </form>
+      )}
+      {compare && <Diff project={room.projectId} from={compare.from} to={compare.to} />}
     </section>
   )
 }

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useState } from 'preact/hooks'
+import { lazy, Suspense } from 'preact/compat'
 import { signal } from '@preact/signals'
 import type { Generation, Project } from '../gen'
 import { api, ApiError } from '../api'
@@ -11,13 +12,18 @@ import { Editor } from './Editor'
 import { Preview } from './Preview'
 import { Versions } from './Versions'
 import { Presence, ConnectionStatus } from './Presence'
+import { Console } from './Console'
+import { Problems } from '../problems'
 
-type Pane = 'files' | 'preview' | 'versions'
+const Terminal = lazy(() => import('./Terminal').then((m) => m.Terminal))
+
+type Pane = 'files' | 'preview' | 'console' | 'terminal' | 'versions'
 
 /** The main screen for one project: chat on the left, files/preview/versions on the right. */
 export function Workspace({ projectId }: { projectId: string }) {
   const room = useMemo(() => new Room(projectId), [projectId])
   const openPath = useMemo(() => signal<string | null>(null), [projectId])
+  const problems = useMemo(() => new Problems(room), [room])
   const [project, setProject] = useState<Project | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [pane, setPane] = useState<Pane>('preview')
@@ -35,7 +41,7 @@ export function Workspace({ projectId }: { projectId: string }) {
   useEffect(() => {
     const keys = (e: KeyboardEvent) => {
       if (!(e.altKey && e.shiftKey)) return
-      const to = ({ F: 'files', P: 'preview', V: 'versions' } as Record<string, Pane>)[e.key.toUpperCase()]
+      const to = ({ F: 'files', P: 'preview', C: 'console', T: 'terminal', V: 'versions' } as Record<string, Pane>)[e.key.toUpperCase()]
       if (to) {
         e.preventDefault()
         setPane(to)
@@ -57,9 +63,14 @@ export function Workspace({ projectId }: { projectId: string }) {
     )
   }
   const writer = project ? project.role !== 'client' : false
-  const tab = (id: Pane, label: string) => (
+  const tab = (id: Pane, label: string, count = 0) => (
     <button type="button" role="tab" aria-selected={pane === id} aria-controls={`pane-${id}`} id={`tab-${id}`} onClick={() => setPane(id)}>
       {label}
+      {count > 0 && (
+        <span class="badge bad" aria-label={`${count} problems`}>
+          {count}
+        </span>
+      )}
     </button>
   )
   return (
@@ -75,6 +86,8 @@ export function Workspace({ projectId }: { projectId: string }) {
           <div role="tablist" aria-label="Workspace panes" class="tabs">
             {tab('files', 'Files')}
             {tab('preview', 'Preview')}
+            {tab('console', 'Console', problems.all.value.length)}
+            {writer && tab('terminal', 'Terminal')}
             {tab('versions', 'Versions')}
           </div>
           <div id="pane-files" role="tabpanel" aria-labelledby="tab-files" class="pane files-pane" hidden={pane !== 'files'}>
@@ -82,8 +95,20 @@ export function Workspace({ projectId }: { projectId: string }) {
             <Editor room={room} open={openPath} writer={writer} />
           </div>
           <div id="pane-preview" role="tabpanel" aria-labelledby="tab-preview" class="pane" hidden={pane !== 'preview'}>
-            <Preview room={room} />
+            <Preview room={room} problems={problems} />
           </div>
+          <div id="pane-console" role="tabpanel" aria-labelledby="tab-console" class="pane" hidden={pane !== 'console'}>
+            <Console room={room} problems={problems} writer={writer} />
+          </div>
+          {writer && (
+            <div id="pane-terminal" role="tabpanel" aria-labelledby="tab-terminal" class="pane" hidden={pane !== 'terminal'}>
+              {pane === 'terminal' && (
+                <Suspense fallback={<p class="muted pad">Loading the terminal…</p>}>
+                  <Terminal room={room} />
+                </Suspense>
+              )}
+            </div>
+          )}
           <div id="pane-versions" role="tabpanel" aria-labelledby="tab-versions" class="pane" hidden={pane !== 'versions'}>
             {pane === 'versions' && <Versions room={room} writer={writer} />}
           </div>

@@ -71,10 +71,23 @@ async fn mint_link(ctx: &Ctx, caller: &Caller, project: &ProjectId) -> ApiResult
     ))
 }
 
+/// The script Kiln adds to every page of a preview: it reports the app's errors and path
+/// to the UI that frames it (by `postMessage` to Kiln's origin only).
+const CAPTURE_PATH: &str = "/__kiln/capture.js";
+const CAPTURE_JS: &str = include_str!("../../assets/capture.js");
+
 /// Every request on a project's preview host.
 pub async fn serve(ctx: &Ctx, req: Request, project: ProjectId) -> ApiResult<Response> {
     if req.path() == EXCHANGE_PATH {
         return exchange(ctx, &req, &project).await;
+    }
+    if req.path() == CAPTURE_PATH {
+        let js = CAPTURE_JS.replace("__KILN_APP_ORIGIN__", &ctx.app_origins[0]);
+        let mut resp = Response::ok(js)?;
+        resp.headers_mut()
+            .set("content-type", "text/javascript; charset=utf-8")?;
+        resp.headers_mut().set("cache-control", "no-cache")?;
+        return Ok(resp);
     }
     let caller = match authenticate_preview(ctx, &req, &project).await {
         Ok(c) => c,
@@ -121,7 +134,43 @@ async fn exchange(ctx: &Ctx, req: &Request, project: &ProjectId) -> ApiResult<Re
     Ok(resp)
 }
 
-async fn forward(ctx: &Ctx, mut req: Request, project: &Project) -> ApiResult<Response> {
+/// `GET /api/projects/:id/terminal` (WebSocket): a shell in the project's sandbox, for those
+/// who may write the project. The upgrade is forwarded to the sandbox-proxy's pty with a
+/// project-scoped token and its 101 returned as is.
+pub async fn terminal(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            ErrorCode::UpgradeRequired,
+            "this endpoint speaks WebSocket only",
+        ));
+    }
+    let caller = crate::auth::authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    let (base, token) = sandbox_access(ctx, &project)?;
+    let headers = Headers::new();
+    for name in [
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+    ] {
+        if let Some(v) = req.headers().get(name)? {
+            headers.set(name, &v)?;
+        }
+    }
+    headers.set("authorization", &format!("Bearer {token}"))?;
+    let mut init = RequestInit::new();
+    init.with_method(worker::Method::Get).with_headers(headers);
+    let target = format!("{base}/v1/sandboxes/{}/terminal", project.id);
+    Fetch::Request(Request::new_with_init(&target, &init)?)
+        .send()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("sandbox unreachable: {e}")))
+}
+
+/// The sandbox-proxy's base URL and a fresh token for this project.
+fn sandbox_access(ctx: &Ctx, project: &Project) -> ApiResult<(String, String)> {
     let (Some(base), Some(secret)) = (
         ctx.secret("KILN_SANDBOX_URL"),
         ctx.secret("KILN_SANDBOX_JWT_SECRET"),
@@ -137,13 +186,13 @@ async fn forward(ctx: &Ctx, mut req: Request, project: &Project) -> ApiResult<Re
         Some(project.org_id.as_str()),
     )
     .map_err(ApiError::internal)?;
+    Ok((base.trim_end_matches('/').to_owned(), token))
+}
+
+async fn forward(ctx: &Ctx, mut req: Request, project: &Project) -> ApiResult<Response> {
+    let (base, token) = sandbox_access(ctx, project)?;
     let url = req.url()?;
-    let mut target = format!(
-        "{}/v1/sandboxes/{}/preview{}",
-        base.trim_end_matches('/'),
-        project.id,
-        url.path()
-    );
+    let mut target = format!("{base}/v1/sandboxes/{}/preview{}", project.id, url.path());
     if let Some(q) = url.query() {
         target = format!("{target}?{q}");
     }
@@ -178,7 +227,53 @@ async fn forward(ctx: &Ctx, mut req: Request, project: &Project) -> ApiResult<Re
         .send()
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("preview unreachable: {e}")))?;
+    let resp = if is_page(&method, &resp) {
+        with_capture(resp).await?
+    } else {
+        resp
+    };
     confine(ctx, resp)
+}
+
+fn is_page(method: &worker::Method, resp: &Response) -> bool {
+    matches!(method, worker::Method::Get)
+        && resp.status_code() == 200
+        && resp
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .is_some_and(|ct| ct.trim_start().starts_with("text/html"))
+}
+
+/// A page of the app with Kiln's capture script first in its `<head>` (pages are small;
+/// they are read whole). The body is decoded here, so its length and encoding change.
+async fn with_capture(mut resp: Response) -> ApiResult<Response> {
+    let html = resp.text().await?;
+    let tag = format!("<script src=\"{CAPTURE_PATH}\"></script>");
+    let at = html
+        .find("<head>")
+        .map(|i| i + "<head>".len())
+        .or_else(|| {
+            html.find("<html")
+                .and_then(|i| html[i..].find('>').map(|j| i + j + 1))
+        })
+        .unwrap_or(0);
+    let page = format!("{}{tag}{}", &html[..at], &html[at..]);
+    let upstream = resp.headers().clone();
+    let headers = Headers::new();
+    for (k, v) in upstream.entries() {
+        if !matches!(
+            k.as_str(),
+            "content-length" | "content-encoding" | "etag" | "set-cookie"
+        ) {
+            headers.append(&k, &v)?;
+        }
+    }
+    for c in upstream.get_all("set-cookie")? {
+        headers.append("set-cookie", &c)?;
+    }
+    Ok(Response::ok(page)?.with_headers(headers))
 }
 
 /// The dev server's response, minus what could act beyond its own app, plus who may frame
