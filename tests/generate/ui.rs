@@ -242,7 +242,7 @@ fn the_terminal_runs_in_the_sandbox_and_a_client_can_neither_use_it_nor_save() {
         .map(|t| t.as_str().unwrap().trim())
         .collect();
     assert!(!tabs.iter().any(|t| t.starts_with("Terminal")), "{tabs:?}");
-    assert!(tabs.iter().any(|t| *t == "Files"), "{tabs:?}");
+    assert!(tabs.contains(&"Files"), "{tabs:?}");
     assert_eq!(report["client_save_buttons"], 0, "{report}");
     assert_eq!(report["client_editable"], "false", "{report}");
     assert_eq!(report["client_message_disabled"], true, "{report}");
