@@ -1004,6 +1004,11 @@ async fn sync_sandbox(
     if !always && !info.created {
         return Ok(());
     }
+    push_tree(&sb, tree_writes(room)?, may_prune).await
+}
+
+/// The whole working tree as sandbox writes.
+fn tree_writes(room: &ProjectRoom) -> Result<Vec<FileWrite>> {
     let mut files = Vec::new();
     for meta in room.store().list()? {
         let bytes = room.store().content(&meta.path)?.unwrap_or_default();
@@ -1018,9 +1023,18 @@ async fn sync_sandbox(
             },
         });
     }
-    // The proxy bounds one request; send in batches. The last one prunes what is gone from
-    // the tree (deleted or renamed files would otherwise live on in the sandbox, be served
-    // and be type-checked), keeping what the earlier batches wrote.
+    Ok(files)
+}
+
+/// Writes the tree into the sandbox. The proxy bounds one request; send in batches. With
+/// `prune`, the last one removes what is gone from the tree (deleted or renamed files would
+/// otherwise live on in the sandbox, be served and be type-checked), keeping what the
+/// earlier batches wrote.
+async fn push_tree(
+    sb: &SandboxClient,
+    files: Vec<FileWrite>,
+    may_prune: bool,
+) -> std::result::Result<(), SandboxError> {
     let batches: Vec<&[FileWrite]> = files.chunks(200).collect();
     let last = batches.len().saturating_sub(1);
     let mut written: Vec<ProjectPath> = Vec::new();
@@ -1047,6 +1061,33 @@ async fn sync_sandbox(
         .await?;
     }
     Ok(())
+}
+
+/// A person changed files (an edit, a restore): the running app follows, so the preview
+/// shows what the tree holds, and `files_written` tells the browsers when it does. Only
+/// between generations (a running one syncs the tree at its own steps, and its sandbox may
+/// hold files it has not taken into the tree yet), and only into a sandbox that exists:
+/// nothing is created for it. A failure is logged, not the person's problem.
+pub async fn follow_people(room: &ProjectRoom, project: &str) -> Result<()> {
+    if load(room)?.is_some_and(|g| !g.step.is_terminal()) {
+        return Ok(());
+    }
+    let Some(sb) = sandbox_client(room, project) else {
+        return Ok(());
+    };
+    let files = tree_writes(room)?;
+    let paths: Vec<String> = files.iter().map(|f| f.path.to_string()).collect();
+    match push_tree(&sb, files, true).await {
+        Ok(()) => room.broadcast(ServerEvent::FilesWritten {
+            phase: 0,
+            files: paths,
+        }),
+        Err(e) if e.lost => Ok(()),
+        Err(e) => {
+            worker::console_warn!("syncing {project}'s edits to its sandbox: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// The template's check: a type-check for react-vite, a syntax check for static JS. Before a

@@ -78,9 +78,9 @@ impl DurableObject for ProjectRoom {
             ("file", Method::Get) => self.read_file(&req),
             ("file", Method::Put) => {
                 let body = req.bytes().await?;
-                self.put_file(&req, &caller, &body)
+                self.put_file(&req, &caller, &body).await
             }
-            ("file", Method::Delete) => self.delete_file_rest(&req, &caller),
+            ("file", Method::Delete) => self.delete_file_rest(&req, &caller).await,
             ("versions", Method::Post) => {
                 #[derive(Deserialize)]
                 struct Body {
@@ -97,7 +97,10 @@ impl DurableObject for ProjectRoom {
                 }
                 let body: Body = req.json().await?;
                 match versions::restore(self, &project, &caller.user, body.number).await? {
-                    Ok(v) => Ok(Response::from_json(&v)?.with_status(201)),
+                    Ok(v) => {
+                        self.follow_people().await?;
+                        Ok(Response::from_json(&v)?.with_status(201))
+                    }
                     Err(resp) => Ok(resp),
                 }
             }
@@ -212,11 +215,11 @@ impl DurableObject for ProjectRoom {
                 base_rev,
                 content,
             } => match self.write_file(&by, &path, base_rev, content.as_bytes())? {
-                Ok(_) => Ok(()),
+                Ok(_) => self.follow_people().await,
                 Err(r) => self.reject(&ws, &path, r),
             },
             ClientMsg::Delete { path, base_rev } => match self.delete_file(&by, &path, base_rev)? {
-                Ok(_) => Ok(()),
+                Ok(_) => self.follow_people().await,
                 Err(r) => self.reject(&ws, &path, r),
             },
             ClientMsg::Generate { prompt, template } => {
@@ -237,7 +240,7 @@ impl DurableObject for ProjectRoom {
             ClientMsg::Cancel => generation::cancel(self).await,
             ClientMsg::Rename { from, to, base_rev } => {
                 match self.rename_file(&by, &from, &to, base_rev)? {
-                    Ok(_) => Ok(()),
+                    Ok(_) => self.follow_people().await,
                     Err(r) => self.reject(&ws, &from, r),
                 }
             }
@@ -348,6 +351,12 @@ impl ProjectRoom {
             })?;
         }
         Ok(())
+    }
+
+    /// After a person's change to the tree, the running app follows it.
+    async fn follow_people(&self) -> Result<()> {
+        let project = self.store.meta("project_id")?.unwrap_or_default();
+        generation::follow_people(self, &project).await
     }
 
     /// A member's new role (or `None`: no longer a member) for their open sockets.
@@ -596,7 +605,7 @@ impl ProjectRoom {
         Ok(resp)
     }
 
-    fn put_file(&self, req: &Request, caller: &Caller, body: &[u8]) -> Result<Response> {
+    async fn put_file(&self, req: &Request, caller: &Caller, body: &[u8]) -> Result<Response> {
         let path = match path_param(req) {
             Ok(p) => p,
             Err(resp) => return resp,
@@ -620,13 +629,14 @@ impl ProjectRoom {
         };
         match self.write_file(&caller.user, &path, base_rev, body)? {
             Ok(meta) => {
+                self.follow_people().await?;
                 Ok(Response::from_json(&meta)?.with_status(if slot.exists { 200 } else { 201 }))
             }
             Err(r) => refusal_response(r),
         }
     }
 
-    fn delete_file_rest(&self, req: &Request, caller: &Caller) -> Result<Response> {
+    async fn delete_file_rest(&self, req: &Request, caller: &Caller) -> Result<Response> {
         let path = match path_param(req) {
             Ok(p) => p,
             Err(resp) => return resp,
@@ -641,7 +651,10 @@ impl ProjectRoom {
             );
         };
         match self.delete_file(&caller.user, &path, base_rev)? {
-            Ok(_) => Ok(Response::empty()?.with_status(204)),
+            Ok(_) => {
+                self.follow_people().await?;
+                Ok(Response::empty()?.with_status(204))
+            }
             Err(r) => refusal_response(r),
         }
     }

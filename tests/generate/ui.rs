@@ -247,3 +247,75 @@ fn the_terminal_runs_in_the_sandbox_and_a_client_can_neither_use_it_nor_save() {
     assert_eq!(report["client_editable"], "false", "{report}");
     assert_eq!(report["client_message_disabled"], true, "{report}");
 }
+
+/// Two members, one project: a follow-up, its diff, a restore seen by both, co-editing.
+#[test]
+fn two_members_follow_up_compare_restore_and_edit_together() {
+    let tool = |json: &str| Turn::text(json).matching("You change an existing web app");
+    let run = setup(
+        Script::new()
+            .turn(plan_turn())
+            .turn(code_turn())
+            .turn(tool(r#"{"tool":"read_file","path":"main.js"}"#))
+            .turn(tool(
+                r#"{"tool":"edit_file","path":"main.js","search":"n += 1;","replace":"n += 2;"}"#,
+            ))
+            .turn(tool(
+                r#"{"tool":"finish","summary":"the button now counts by two"}"#,
+            ))
+            .turn(count_by_two_checks_turn()),
+        &[],
+    );
+    let mut ws = socket(&run);
+    generate(&mut ws);
+    assert_eq!(
+        until_done(&run, &mut ws).last().unwrap()["type"],
+        "generation_complete"
+    );
+    let member = register(&run.kiln, "member");
+    kiln_e2e::join_org(
+        &run.kiln,
+        &run.owner,
+        &run.owner.personal_org,
+        &member,
+        "member",
+    );
+    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let cfg = json!({
+        "app": run.kiln.url,
+        "project": run.pid,
+        "owner": { "email": run.owner.email, "password": run.owner.password },
+        "member": { "email": member.email, "password": member.password },
+        "shots": shots,
+    });
+    let out = Command::new("node")
+        .arg(kiln_e2e::repo_root().join("tests/browser/collab.mjs"))
+        .arg(cfg.to_string())
+        .current_dir(kiln_e2e::repo_root())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(report.get("error").is_none(), "{report}");
+    assert_eq!(report["plus_v1"], 1, "{report}");
+    assert_eq!(
+        report["plus_v2"], 2,
+        "the preview shows the change: {report}"
+    );
+    let diff = report["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-  n += 1;") && diff.contains("+  n += 2;"),
+        "{diff}"
+    );
+    assert_eq!(report["plus_restored_a"], 1, "v1 is back: {report}");
+    assert_eq!(
+        report["plus_restored_b"], 1,
+        "in the other browser too: {report}"
+    );
+    assert!(report["edit_seen_ms"].as_u64().unwrap() < 5_000);
+    assert_eq!(report["b_kept"], true, "{report}");
+    let last = report["final_a"].as_str().unwrap();
+    assert!(last.contains("/* from B */"), "{last}");
+}

@@ -52,6 +52,7 @@ export function Editor({ room, open, writer }: { room: Room; open: Signal<string
   const lang = useRef(new Compartment())
   const editable = useRef(new Compartment())
   const base = useRef<{ path: string; rev: number; text: string } | null>(null)
+  const saveRef = useRef<() => void>(() => {})
   const [dirty, setDirty] = useState(false)
   const [status, setStatus] = useState<string>('')
   const [theirs, setTheirs] = useState<{ rev: number; text: string; by?: string } | null>(null)
@@ -77,7 +78,8 @@ export function Editor({ room, open, writer }: { room: Room; open: Signal<string
           bracketMatching(),
           syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
           keymap.of([
-            { key: 'Mod-s', preventDefault: true, run: () => (save(), true) },
+            // Through a ref: this keymap is made once, `save` changes with every render.
+            { key: 'Mod-s', preventDefault: true, run: () => (saveRef.current(), true) },
             indentWithTab,
             ...defaultKeymap,
             ...historyKeymap,
@@ -171,6 +173,7 @@ export function Editor({ room, open, writer }: { room: Room; open: Signal<string
     view.current?.dispatch({ effects: editable.current.reconfigure(EditorView.editable.of(canEdit)) })
   }, [canEdit])
 
+  saveRef.current = save
   function save() {
     const v = view.current
     const b = base.current

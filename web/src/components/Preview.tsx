@@ -27,9 +27,11 @@ export function Preview({ room, problems }: { room: Room; problems: Problems }) 
       setError(e instanceof ApiError ? e.message : String(e))
     }
   }
-  // A finished generation is a new version of the app: show it (the static template has no
-  // hot reload).
-  const completed = room.timeline.value.filter((e) => e.type === 'generation_complete').length
+  // A new version, or files a person changed reaching the sandbox (`files_written` between
+  // generations): show the app as it is now (the static template has no hot reload).
+  const completed = room.timeline.value.filter(
+    (e) => e.type === 'version_created' || (e.type === 'files_written' && !room.running.value),
+  ).length
   useEffect(() => {
     if (url) open()
   }, [url, completed])

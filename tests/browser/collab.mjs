@@ -1,0 +1,102 @@
+// Two members in one project. A follow-up from one changes the app (the preview shows it, the
+// diff of v1→v2 shows it); restoring v1 brings the old app back in both browsers; an edit
+// saved by one appears in the other's editor; a conflicting edit is shown, not lost.
+// Driven by tests/generate/ui.rs; prints one JSON report.
+import { launch } from './launch.mjs'
+
+const cfg = JSON.parse(process.argv[2])
+const browser = await launch()
+const out = { steps: [] }
+const step = (name) => out.steps.push(name)
+const open = async (who) => {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
+  page.on('dialog', (d) => d.accept())
+  await page.goto(`${cfg.app}/signin`)
+  await page.getByLabel('Email').fill(who.email)
+  await page.getByLabel('Password').fill(who.password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByText('Projects', { exact: true }).waitFor()
+  await page.goto(`${cfg.app}/projects/${cfg.project}`)
+  await page.getByRole('status').getByText('Live').waitFor()
+  return page
+}
+/** Clicks + in the app and returns by how much the count grew. */
+const step_of_plus = async (page) => {
+  await page.getByRole('tab', { name: 'Preview' }).click()
+  const app = page.frameLocator('iframe[title="Preview"]')
+  await app.locator('#plus').waitFor({ timeout: 60_000 })
+  const before = Number(await app.locator('#count').textContent())
+  await app.locator('#plus').click()
+  await page.waitForTimeout(300)
+  return Number(await app.locator('#count').textContent()) - before
+}
+const editorText = (page) => page.locator('.cm-content').innerText()
+try {
+  const a = await open(cfg.owner)
+  const b = await open(cfg.member)
+  step('both live')
+  out.plus_v1 = await step_of_plus(a)
+
+  await a.getByLabel('Message').fill('make the button count by two')
+  await a.getByRole('button', { name: 'Send' }).click()
+  await a.getByText(/Version 2 ready/).waitFor({ timeout: 120_000 })
+  await b.getByText(/Version 2 ready/).waitFor({ timeout: 30_000 })
+  step('follow-up done')
+  await a.waitForTimeout(1500)
+  out.plus_v2 = await step_of_plus(a)
+
+  await a.getByRole('tab', { name: 'Versions' }).click()
+  await a.locator('.version', { hasText: 'v2' }).getByRole('button', { name: 'Changes' }).click()
+  out.diff = await a.locator('.diff').innerText({ timeout: 30_000 })
+  await a.screenshot({ path: `${cfg.shots}/versions-diff.png` })
+  step('diff shown')
+
+  await a.locator('.version', { hasText: 'v1' }).getByRole('button', { name: 'Restore' }).click()
+  await a.getByText(/^Version 3:/).waitFor({ timeout: 30_000 })
+  await b.getByText(/^Version 3:/).waitFor({ timeout: 30_000 })
+  step('restored')
+  await a.waitForTimeout(1500)
+  out.plus_restored_a = await step_of_plus(a)
+  out.plus_restored_b = await step_of_plus(b)
+
+  // Co-editing: a save in one editor shows in the other.
+  for (const p of [a, b]) {
+    await p.getByRole('tab', { name: 'Files' }).click()
+    await p.getByRole('treeitem', { name: 'style.css' }).click()
+    await p.locator('.cm-content').getByText('font-family').waitFor()
+  }
+  await a.locator('.cm-content').click()
+  await a.keyboard.press('Control+End')
+  await a.keyboard.type('\n/* from A */')
+  await a.keyboard.press('Control+s')
+  await a.waitForTimeout(200)
+  out.a_status = await a.locator('.editor-bar').innerText()
+  out.a_text = await editorText(a)
+  const t0 = Date.now()
+  await b.locator('.cm-content').getByText('/* from A */').waitFor({ timeout: 5_000 })
+  out.edit_seen_ms = Date.now() - t0
+  step('edit seen by the other')
+
+  // B types without saving while A saves again: B is told, and keeps their text.
+  await b.locator('.cm-content').click()
+  await b.keyboard.press('Control+End')
+  await b.keyboard.type('\n/* from B */')
+  await a.locator('.cm-content').click()
+  await a.keyboard.press('Control+End')
+  await a.keyboard.type('\n/* A again */')
+  await a.keyboard.press('Control+s')
+  await b.locator('.conflict').waitFor({ timeout: 5_000 })
+  out.b_kept = (await editorText(b)).includes('/* from B */')
+  await b.getByRole('button', { name: 'Keep mine and save' }).click()
+  await a.locator('.cm-content').getByText('/* from B */').waitFor({ timeout: 5_000 })
+  out.final_a = await editorText(a)
+  step('conflict shown and resolved')
+} catch (e) {
+  out.error = String((e && e.stack) || e)
+  for (const [i, p] of browser.contexts().map((c) => c.pages()[0]).entries()) {
+    out[`editor_${i}`] = await p?.locator('.cm-content').innerText().catch(() => '')
+  }
+} finally {
+  await browser.close()
+}
+console.log(JSON.stringify(out))
