@@ -14,7 +14,8 @@ url="http://127.0.0.1:$port"
 
 wrangler d1 migrations apply DB --local --persist-to "$state" >/dev/null 2>&1
 setsid wrangler dev --local --ip 127.0.0.1 --port "$port" --persist-to "$state" \
-  --show-interactive-dev-session=false --var "KILN_JWT_SECRET:$secret" >"$state/wrangler.log" 2>&1 &
+  --show-interactive-dev-session=false --var "KILN_JWT_SECRET:$secret" --var "KILN_PASSWORD_PEPPER:$secret" \
+  >"$state/wrangler.log" 2>&1 &
 pid=$!
 trap 'kill -TERM -- -$pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$state"' EXIT
 until curl -fsS -o /dev/null "$url/api/health" 2>/dev/null; do sleep 0.2; done
