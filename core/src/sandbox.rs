@@ -204,14 +204,17 @@ pub struct DevServerRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DevServerStatus {
     /// `stopped`, `starting`, `ready` or `exited`.
     pub state: String,
     pub port: u16,
     /// Path of the preview under the sandbox-proxy, with its signed token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub preview_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub exit_code: Option<i32>,
     /// The last lines of the server's output.
     pub log: String,

@@ -20,7 +20,7 @@ use kiln_core::ids::{OrgId, ProjectId, SessionId, UserId};
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::{ClientMsg, Encoding, PresenceUser, Sequenced, ServerEvent, VersionInfo};
 use kiln_core::role::Role;
-use kiln_core::sandbox::Template;
+use kiln_core::sandbox::{DevServerStatus, Template};
 use kiln_core::tree::FileMeta;
 use ts_rs::{Config, Dummy, TS};
 
@@ -60,6 +60,8 @@ fn render() -> BTreeMap<String, String> {
         ProjectPath,
         // GET /api/projects/:id/generation
         Generation,
+        // POST /api/projects/:id/dev-server/restart
+        DevServerStatus,
         Step,
         Totals,
         ChatMessage,

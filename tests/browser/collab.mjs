@@ -2,24 +2,13 @@
 // diff of v1→v2 shows it); restoring v1 brings the old app back in both browsers; an edit
 // saved by one appears in the other's editor; a conflicting edit is shown, not lost.
 // Driven by tests/generate/ui.rs; prints one JSON report.
-import { launch } from './launch.mjs'
+import { launch, openProject } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
 const out = { steps: [] }
 const step = (name) => out.steps.push(name)
-const open = async (who) => {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
-  page.on('dialog', (d) => d.accept())
-  await page.goto(`${cfg.app}/signin`)
-  await page.getByLabel('Email').fill(who.email)
-  await page.getByLabel('Password').fill(who.password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByText('Projects', { exact: true }).waitFor()
-  await page.goto(`${cfg.app}/projects/${cfg.project}`)
-  await page.getByRole('status').getByText('Live').waitFor()
-  return page
-}
+const open = async (who) => (await openProject(browser, { app: cfg.app, project: cfg.project, ...who })).page
 /** Clicks + in the app and returns by how much the count grew. */
 const step_of_plus = async (page) => {
   await page.getByRole('tab', { name: 'Preview' }).click()

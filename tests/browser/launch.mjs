@@ -18,3 +18,18 @@ export function launch() {
     ],
   })
 }
+
+/** A person signs in (in a context of their own) and opens a project's workspace. */
+export async function openProject(browser, { app, email, password, project }) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const page = await context.newPage()
+  page.on('dialog', (d) => d.accept())
+  await page.goto(`${app}/signin`)
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password').fill(password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByText('Projects', { exact: true }).waitFor()
+  await page.goto(`${app}/projects/${project}`)
+  await page.getByRole('status').getByText('Live').waitFor()
+  return { context, page }
+}

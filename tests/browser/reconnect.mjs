@@ -2,7 +2,7 @@
 // in the middle, one loses the network for a few seconds. All three must end with the same
 // files and the same timeline. Driven by tests/generate/ui.rs; prints one JSON report.
 import net from 'node:net'
-import { launch } from './launch.mjs'
+import { launch, openProject } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
@@ -38,17 +38,9 @@ const cutNetwork = () => {
 const out = { steps: [] }
 const step = (name) => out.steps.push(name)
 const signIn = async (app = cfg.app) => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-  const page = await context.newPage()
-  await page.goto(`${app}/signin`)
-  await page.getByLabel('Email').fill(cfg.email)
-  await page.getByLabel('Password').fill(cfg.password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByLabel('Describe your app').waitFor()
-  await page.goto(`${app}/projects/${cfg.project}`)
-  await page.getByRole('status').getByText('Live').waitFor()
-  await page.getByRole('tab', { name: 'Files' }).click()
-  return { context, page }
+  const b = await openProject(browser, { app, email: cfg.email, password: cfg.password, project: cfg.project })
+  await b.page.getByRole('tab', { name: 'Files' }).click()
+  return b
 }
 const seen = async (page) => ({
   files: await page.getByRole('treeitem').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label'))),

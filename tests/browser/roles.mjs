@@ -1,23 +1,13 @@
 // What each role gets in the workspace: a writer has a terminal on the sandbox (and `ls`
 // lists the app's files); a client member sees no terminal, cannot save and cannot prompt.
 // Driven by tests/generate/ui.rs; prints one JSON report.
-import { launch } from './launch.mjs'
+import { launch, openProject } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
 const out = { steps: [] }
 const step = (name) => out.steps.push(name)
-const open = async (who) => {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
-  await page.goto(`${cfg.app}/signin`)
-  await page.getByLabel('Email').fill(who.email)
-  await page.getByLabel('Password').fill(who.password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByText('Projects', { exact: true }).waitFor()
-  await page.goto(`${cfg.app}/projects/${cfg.project}`)
-  await page.getByRole('status').getByText('Live').waitFor()
-  return page
-}
+const open = async (who) => (await openProject(browser, { app: cfg.app, project: cfg.project, ...who })).page
 try {
   const owner = await open(cfg.owner)
   await owner.getByRole('tab', { name: 'Terminal' }).click()
@@ -27,9 +17,17 @@ try {
   await owner.locator('.term-host').getByText('index.html').first().waitFor({ timeout: 15_000 })
   step('ls in the terminal')
   await owner.screenshot({ path: `${cfg.shots}/terminal.png` })
+  await owner.getByRole('tab', { name: 'Preview' }).click()
+  await owner.getByRole('button', { name: 'Restart server' }).click()
+  await owner.getByRole('button', { name: 'Restart server' }).waitFor({ timeout: 60_000 })
+  await owner.frameLocator('iframe[title="Preview"]').getByText('Tally').first().waitFor({ timeout: 60_000 })
+  step('dev server restarted')
 
   const client = await open(cfg.client)
   out.client_tabs = await client.getByRole('tab').allTextContents()
+  await client.getByRole('tab', { name: 'Preview' }).click()
+  await client.frameLocator('iframe[title="Preview"]').getByText('Tally').first().waitFor({ timeout: 60_000 })
+  out.client_restart_buttons = await client.getByRole('button', { name: 'Restart server' }).count()
   await client.getByRole('tab', { name: 'Files' }).click()
   await client.getByRole('treeitem', { name: 'main.js' }).click()
   await client.locator('.cm-content').getByText('localStorage').first().waitFor()

@@ -267,15 +267,7 @@ fn a_preview_lives_on_its_own_origin_and_reaches_nothing_of_kilns() {
         "foreign": format!("http://elsewhere.localhost:{}", kiln.port),
         "shot": shot,
     });
-    let out = Command::new("node")
-        .arg(kiln_e2e::repo_root().join("tests/browser/isolation.mjs"))
-        .arg(cfg.to_string())
-        .current_dir(kiln_e2e::repo_root())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let report = kiln_e2e::browser_script("isolation.mjs", &cfg);
     assert!(report.get("error").is_none(), "{report}");
     assert_eq!(report["login"], 200, "{report}");
     for (project, host) in [(&a, &host_a), (&b, &host_b)] {

@@ -14,8 +14,7 @@ fn a_new_person_builds_an_app_in_the_ui() {
         ),
         &[],
     );
-    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = kiln_e2e::screenshot_dir();
     let cfg = json!({
         "app": run.kiln.url,
         "email": kiln_e2e::unique_email("ui"),
@@ -27,15 +26,7 @@ fn a_new_person_builds_an_app_in_the_ui() {
         "previewText": "Tally",
         "shots": shots,
     });
-    let out = Command::new("node")
-        .arg(kiln_e2e::repo_root().join("tests/browser/workspace.mjs"))
-        .arg(cfg.to_string())
-        .current_dir(kiln_e2e::repo_root())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let report = kiln_e2e::browser_script("workspace.mjs", &cfg);
     assert!(
         report.get("error").is_none(),
         "{report}\n{}",
@@ -93,8 +84,7 @@ fn a_runtime_error_shows_in_console_and_fix_with_ai_fixes_it() {
             ),
         &[],
     );
-    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = kiln_e2e::screenshot_dir();
     let cfg = json!({
         "app": run.kiln.url,
         "email": kiln_e2e::unique_email("console"),
@@ -104,15 +94,7 @@ fn a_runtime_error_shows_in_console_and_fix_with_ai_fixes_it() {
         "fixedText": "counting",
         "shots": shots,
     });
-    let out = Command::new("node")
-        .arg(kiln_e2e::repo_root().join("tests/browser/console.mjs"))
-        .arg(cfg.to_string())
-        .current_dir(kiln_e2e::repo_root())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let report = kiln_e2e::browser_script("console.mjs", &cfg);
     if report.get("error").is_some() {
         let g = run.kiln.get(
             &format!(
@@ -156,8 +138,7 @@ fn a_reload_or_a_network_cut_mid_generation_ends_with_what_a_connected_browser_h
         ),
         &[],
     );
-    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = kiln_e2e::screenshot_dir();
     let cfg = json!({
         "app": run.kiln.url,
         "email": run.owner.email,
@@ -165,15 +146,7 @@ fn a_reload_or_a_network_cut_mid_generation_ends_with_what_a_connected_browser_h
         "project": run.pid,
         "shots": shots,
     });
-    let out = Command::new("node")
-        .arg(kiln_e2e::repo_root().join("tests/browser/reconnect.mjs"))
-        .arg(cfg.to_string())
-        .current_dir(kiln_e2e::repo_root())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let report = kiln_e2e::browser_script("reconnect.mjs", &cfg);
     assert!(report.get("error").is_none(), "{report}");
     assert_eq!(report["started"], 202, "{report}");
     let files = &report["stay"]["files"];
@@ -216,8 +189,20 @@ fn the_terminal_runs_in_the_sandbox_and_a_client_can_neither_use_it_nor_save() {
         None,
     );
     assert_eq!(refused.status, 403, "{}", refused.text);
-    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let restart = format!("/api/projects/{}/dev-server/restart", run.pid);
+    run.kiln
+        .post(&restart, client.token(), json!({}))
+        .expect_error(403, "forbidden");
+    let status = run
+        .kiln
+        .post(&restart, run.owner.token(), json!({}))
+        .expect(200);
+    assert_eq!(status["state"], "ready", "{status}");
+    assert!(
+        status.get("preview_url").is_none(),
+        "the proxy's own URL stays inside: {status}"
+    );
+    let shots = kiln_e2e::screenshot_dir();
     let cfg = json!({
         "app": run.kiln.url,
         "project": run.pid,
@@ -225,15 +210,7 @@ fn the_terminal_runs_in_the_sandbox_and_a_client_can_neither_use_it_nor_save() {
         "client": { "email": client.email, "password": client.password },
         "shots": shots,
     });
-    let out = Command::new("node")
-        .arg(kiln_e2e::repo_root().join("tests/browser/roles.mjs"))
-        .arg(cfg.to_string())
-        .current_dir(kiln_e2e::repo_root())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let report = kiln_e2e::browser_script("roles.mjs", &cfg);
     assert!(report.get("error").is_none(), "{report}");
     let tabs: Vec<&str> = report["client_tabs"]
         .as_array()
@@ -244,6 +221,7 @@ fn the_terminal_runs_in_the_sandbox_and_a_client_can_neither_use_it_nor_save() {
     assert!(!tabs.iter().any(|t| t.starts_with("Terminal")), "{tabs:?}");
     assert!(tabs.contains(&"Files"), "{tabs:?}");
     assert_eq!(report["client_save_buttons"], 0, "{report}");
+    assert_eq!(report["client_restart_buttons"], 0, "{report}");
     assert_eq!(report["client_editable"], "false", "{report}");
     assert_eq!(report["client_message_disabled"], true, "{report}");
 }
@@ -280,8 +258,7 @@ fn two_members_follow_up_compare_restore_and_edit_together() {
         &member,
         "member",
     );
-    let shots = kiln_e2e::repo_root().join("target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = kiln_e2e::screenshot_dir();
     let cfg = json!({
         "app": run.kiln.url,
         "project": run.pid,
@@ -289,15 +266,7 @@ fn two_members_follow_up_compare_restore_and_edit_together() {
         "member": { "email": member.email, "password": member.password },
         "shots": shots,
     });
-    let out = Command::new("node")
-        .arg(kiln_e2e::repo_root().join("tests/browser/collab.mjs"))
-        .arg(cfg.to_string())
-        .current_dir(kiln_e2e::repo_root())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let report = kiln_e2e::browser_script("collab.mjs", &cfg);
     assert!(report.get("error").is_none(), "{report}");
     assert_eq!(report["plus_v1"], 1, "{report}");
     assert_eq!(

@@ -519,3 +519,28 @@ pub fn split_url(url: &str) -> (String, String) {
         None => (rest.to_owned(), "/".to_owned()),
     }
 }
+
+/// Runs one of the browser scripts in `tests/browser/` (node + playwright-core, Debian's
+/// Chromium) with `cfg` as its argument and returns the JSON report it prints.
+pub fn browser_script(script: &str, cfg: &serde_json::Value) -> serde_json::Value {
+    let out = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser").join(script))
+        .arg(cfg.to_string())
+        .current_dir(repo_root())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{script}: no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Where the browser tests save their screenshots.
+pub fn screenshot_dir() -> PathBuf {
+    let dir = repo_root().join("target/ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}

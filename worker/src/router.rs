@@ -116,6 +116,9 @@ async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id, "ws-ticket"], Post) => files::ws_ticket(ctx, req, id).await,
         (["api", "projects", id, "preview-link"], Post) => preview::link(ctx, req, id).await,
         (["api", "projects", id, "terminal"], Get) => preview::terminal(ctx, req, id).await,
+        (["api", "projects", id, "dev-server", "restart"], Post) => {
+            preview::restart_dev_server(ctx, req, id).await
+        }
         (["api", "projects", id, "files"], Get) => files::list(ctx, req, id).await,
         (["api", "projects", id, "files", path @ ..], Get) => files::read(ctx, req, id, path).await,
         (["api", "projects", id, "files", path @ ..], Put) => {
@@ -182,6 +185,7 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
                     | "cancel"
             ]
             | ["api", "projects", _, "files", ..]
+            | ["api", "projects", _, "dev-server", "restart"]
             | ["api", "projects", _, "versions", _, "files", ..]
             | ["api", "projects", _, "versions", _, "diff", _]
             | ["api", "projects", _, "versions", _, "restore"]

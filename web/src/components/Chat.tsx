@@ -131,14 +131,7 @@ function Item({ room, group }: { room: Room; group: Group }) {
       )
     }
     case 'phase_designing':
-      return (
-        <div class="step-row">
-          <strong>
-            Phase {e.phase + 1}: {e.name}
-          </strong>{' '}
-          <span class="muted">{e.goal}</span>
-        </div>
-      )
+      return <PhasePlan room={room} ev={e} />
     case 'command_output':
       return (
         <details class="command">
@@ -225,5 +218,37 @@ function FileBlock({ room, evs }: { room: Room; evs: Sequenced[] }) {
         )
       })}
     </ul>
+  )
+}
+
+/** A phase as planned: its files waiting, being written (with lines so far) or done. */
+function PhasePlan({ room, ev }: { room: Room; ev: Sequenced & Record<string, any> }) {
+  const planned: string[] = room.blueprint.value?.phases[ev.phase]?.files ?? []
+  const later = room.timeline.value.filter((t) => t.seq > ev.seq) as any[]
+  const end = later.findIndex((t) => t.type === 'phase_designing' || t.type === 'generation_complete')
+  const mine = end < 0 ? later : later.slice(0, end)
+  const state = (path: string) =>
+    mine.some((t) => t.type === 'file_end' && t.path === path)
+      ? 'done'
+      : mine.some((t) => t.type === 'file_start' && t.path === path)
+        ? 'streaming'
+        : 'waiting'
+  const waiting = planned.filter((p) => state(p) === 'waiting')
+  return (
+    <div class="step-row">
+      <strong>
+        Phase {ev.phase + 1}: {ev.name}
+      </strong>{' '}
+      <span class="muted">{ev.goal}</span>
+      {waiting.length > 0 && (
+        <ul class="file-block" aria-label="Files still to write">
+          {waiting.map((p) => (
+            <li class="waiting">
+              <span aria-hidden="true">…</span> <code>{p}</code> <span class="muted small">waiting</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
   )
 }

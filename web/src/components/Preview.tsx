@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import type { Room } from '../room'
 import type { CaptureMessage, Problems } from '../problems'
+import type { DevServerStatus } from '../gen'
 import { api, ApiError } from '../api'
 
 const WIDTHS = { Desktop: '100%', Tablet: '768px', Phone: '375px' } as const
@@ -11,11 +12,25 @@ type Width = keyof typeof WIDTHS
  * fresh single-use link; the preview host trades it for its own cookie. While there is no
  * preview, it says why instead of showing a blank frame.
  */
-export function Preview({ room, problems }: { room: Room; problems: Problems }) {
+export function Preview({ room, problems, writer }: { room: Room; problems: Problems; writer: boolean }) {
   const [src, setSrc] = useState<string | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [width, setWidth] = useState<Width>('Desktop')
   const frame = useRef<HTMLIFrameElement>(null)
+  const [restarting, setRestarting] = useState(false)
+  const restart = async () => {
+    setRestarting(true)
+    setError(null)
+    try {
+      const s = await api.post<DevServerStatus>(`/api/projects/${room.projectId}/dev-server/restart`)
+      if (s.state !== 'ready') setError(`The dev server is ${s.state}:\n${s.log}`)
+      await open()
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e))
+    } finally {
+      setRestarting(false)
+    }
+  }
   const url = room.previewUrl.value
 
   const open = async () => {
@@ -82,6 +97,11 @@ export function Preview({ room, problems }: { room: Room; problems: Problems }) 
         <code class="small preview-url" title={url}>
           {problems.path.value}
         </code>
+        {writer && (
+          <button type="button" onClick={restart} disabled={restarting} title="Restart the app's dev server">
+            {restarting ? 'Restarting…' : 'Restart server'}
+          </button>
+        )}
         <a href={`/preview/${room.projectId}/`} target="_blank" rel="noopener">
           Open in a new tab
         </a>
@@ -94,7 +114,7 @@ export function Preview({ room, problems }: { room: Room; problems: Problems }) 
           ))}
         </div>
       </div>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && <pre class="error" role="alert">{error}</pre>}
       <div class="frame-wrap">
         {src && (
           <iframe

@@ -95,7 +95,7 @@ export function Workspace({ projectId }: { projectId: string }) {
             <Editor room={room} open={openPath} writer={writer} />
           </div>
           <div id="pane-preview" role="tabpanel" aria-labelledby="tab-preview" class="pane" hidden={pane !== 'preview'}>
-            <Preview room={room} problems={problems} />
+            <Preview room={room} problems={problems} writer={writer} />
           </div>
           <div id="pane-console" role="tabpanel" aria-labelledby="tab-console" class="pane" hidden={pane !== 'console'}>
             <Console room={room} problems={problems} writer={writer} />

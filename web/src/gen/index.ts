@@ -11,6 +11,7 @@ export type { CreateProject } from "./CreateProject";
 export type { CreateVersion } from "./CreateVersion";
 export type { Credentials } from "./Credentials";
 export type { DesignBrief } from "./DesignBrief";
+export type { DevServerStatus } from "./DevServerStatus";
 export type { Encoding } from "./Encoding";
 export type { ErrorBody } from "./ErrorBody";
 export type { ErrorCode } from "./ErrorCode";

@@ -169,6 +169,48 @@ pub async fn terminal(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> 
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("sandbox unreachable: {e}")))
 }
 
+/// `POST /api/projects/:id/dev-server/restart`: restarts the app's dev server (writers).
+/// Answers its state and log; never the proxy's own preview URL and token.
+pub async fn restart_dev_server(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+    let caller = crate::auth::authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+    let (base, token) = sandbox_access(ctx, &project)?;
+    let headers = Headers::new();
+    headers.set("authorization", &format!("Bearer {token}"))?;
+    headers.set("content-type", "application/json")?;
+    let body = serde_json::to_string(&kiln_core::sandbox::DevServerRequest {
+        action: kiln_core::sandbox::DevServerAction::Restart,
+    })
+    .map_err(ApiError::internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let target = format!("{base}/v1/sandboxes/{}/dev-server", project.id);
+    let mut resp = Fetch::Request(Request::new_with_init(&target, &init)?)
+        .send()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("sandbox unreachable: {e}")))?;
+    match resp.status_code() {
+        200 => {}
+        404 => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                "this project has no sandbox yet: build the app first",
+            ))
+        }
+        s => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("the sandbox could not restart the dev server (HTTP {s})"),
+            ))
+        }
+    }
+    let mut status: kiln_core::sandbox::DevServerStatus = resp.json().await?;
+    status.preview_url = None;
+    crate::http::json(200, &status)
+}
+
 /// The sandbox-proxy's base URL and a fresh token for this project.
 fn sandbox_access(ctx: &Ctx, project: &Project) -> ApiResult<(String, String)> {
     let (Some(base), Some(secret)) = (
