@@ -172,6 +172,16 @@ pub struct Items<T> {
     pub items: Vec<T>,
 }
 
+/// One file of a version: `GET /api/projects/:id/versions/:n/files` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct VersionFile {
+    pub path: crate::path::ProjectPath,
+    pub sha256: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub size: u64,
+}
+
 /// `POST /api/orgs/:org/members` → 201.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

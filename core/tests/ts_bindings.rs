@@ -62,6 +62,8 @@ fn render() -> BTreeMap<String, String> {
         Generation,
         // POST /api/projects/:id/dev-server/restart
         DevServerStatus,
+        // GET /api/projects/:id/versions/:n/files
+        kiln_core::api::VersionFile,
         Step,
         Totals,
         ChatMessage,

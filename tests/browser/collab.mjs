@@ -39,6 +39,10 @@ try {
   out.diff = await a.locator('.diff').innerText({ timeout: 30_000 })
   await a.screenshot({ path: `${cfg.shots}/versions-diff.png` })
   step('diff shown')
+  await a.locator('.version', { hasText: 'v1' }).getByRole('button', { name: 'Files' }).click()
+  await a.getByRole('tree', { name: 'Version 1 files' }).getByRole('treeitem', { name: 'main.js' }).click()
+  await a.locator('pre.version-file').getByText('n += 1;').waitFor({ timeout: 10_000 })
+  step('v1 file read')
 
   await a.locator('.version', { hasText: 'v1' }).getByRole('button', { name: 'Restore' }).click()
   await a.getByText(/^Version 3:/).waitFor({ timeout: 30_000 })

@@ -129,6 +129,9 @@ async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         }
         (["api", "projects", id, "versions"], Get) => versions::list(ctx, req, id).await,
         (["api", "projects", id, "versions"], Post) => files::create_version(ctx, req, id).await,
+        (["api", "projects", id, "versions", n, "files"], Get) => {
+            versions::files(ctx, req, id, n).await
+        }
         (["api", "projects", id, "versions", n, "files", path @ ..], Get) => {
             versions::file(ctx, req, id, n, path).await
         }

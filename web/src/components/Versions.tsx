@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
-import type { VersionInfo } from '../gen'
+import type { VersionFile, VersionInfo } from '../gen'
 import type { Room } from '../room'
-import { api, ApiError } from '../api'
+import { api, ApiError, encodePath } from '../api'
 import { Diff } from './Diff'
 
 /** The project's versions, newest first: restore one (a new version), or download it. */
@@ -9,6 +9,7 @@ export function Versions({ room, writer }: { room: Room; writer: boolean }) {
   const [items, setItems] = useState<VersionInfo[] | null>(null)
   const [note, setNote] = useState<string | null>(null)
   const [compare, setCompare] = useState<{ from: number; to: number } | null>(null)
+  const [browse, setBrowse] = useState<number | null>(null)
   const live = room.versions.value
   useEffect(() => {
     api.get<{ items: VersionInfo[] }>(`/api/projects/${room.projectId}/versions`).then(
@@ -42,6 +43,9 @@ export function Versions({ room, writer }: { room: Room; writer: boolean }) {
                 Restore
               </button>
             )}
+            <button type="button" class="small" aria-pressed={browse === v.number} onClick={() => setBrowse(browse === v.number ? null : v.number)}>
+              Files
+            </button>
             {v.number > 1 && (
               <button type="button" class="small" onClick={() => setCompare({ from: v.number - 1, to: v.number })}>
                 Changes
@@ -75,7 +79,46 @@ export function Versions({ room, writer }: { room: Room; writer: boolean }) {
           </label>
         </form>
       )}
+      {browse !== null && <VersionFiles project={room.projectId} number={browse} />}
       {compare && <Diff project={room.projectId} from={compare.from} to={compare.to} />}
+    </section>
+  )
+}
+
+/** A version's files, read-only: versions never change. */
+function VersionFiles({ project, number }: { project: string; number: number }) {
+  const [files, setFiles] = useState<VersionFile[] | null>(null)
+  const [open, setOpen] = useState<string | null>(null)
+  const [text, setText] = useState<string>('')
+  useEffect(() => {
+    setFiles(null)
+    setOpen(null)
+    api.get<{ items: VersionFile[] }>(`/api/projects/${project}/versions/${number}/files`).then((r) => setFiles(r.items), () => setFiles([]))
+  }, [project, number])
+  useEffect(() => {
+    if (!open) return
+    fetch(`/api/projects/${project}/versions/${number}/files/${encodePath(open)}`, { credentials: 'same-origin' })
+      .then((r) => r.text())
+      .then(setText, () => setText('(could not be read)'))
+  }, [open])
+  if (!files) return <p class="muted pad" aria-busy="true">Loading v{number}…</p>
+  return (
+    <section class="version-files" aria-label={`Files of version ${number}`}>
+      <ul role="tree" aria-label={`Version ${number} files`}>
+        {files.map((f) => (
+          <li role="treeitem" aria-label={f.path} aria-selected={open === f.path} tabIndex={0} class="file" onClick={() => setOpen(f.path)} onKeyDown={(e) => e.key === 'Enter' && setOpen(f.path)}>
+            {f.path} <span class="muted small">{f.size} B</span>
+          </li>
+        ))}
+      </ul>
+      {open && (
+        <div>
+          <div class="row">
+            <code>{open}</code> <span class="badge">v{number}, read-only</span>
+          </div>
+          <pre class="version-file">{text}</pre>
+        </div>
+      )}
     </section>
   )
 }

@@ -51,5 +51,6 @@ export type { UpdateProject } from "./UpdateProject";
 export type { User } from "./User";
 export type { UserId } from "./UserId";
 export type { VersionDiff } from "./VersionDiff";
+export type { VersionFile } from "./VersionFile";
 export type { VersionInfo } from "./VersionInfo";
 export type { WsTicket } from "./WsTicket";

@@ -22,6 +22,23 @@ pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     json_sorted(200, &Items { items })
 }
 
+/// `GET /api/projects/:id/versions/:n/files`: the version's files (paths, sizes, hashes).
+pub async fn files(ctx: &Ctx, req: Request, id: &str, n: &str) -> ApiResult<Response> {
+    let caller = authenticate(ctx, &req).await?;
+    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+    let manifest = manifest(ctx, &project, parse_version(n)?).await?;
+    let items: Vec<kiln_core::api::VersionFile> = manifest
+        .files
+        .into_iter()
+        .map(|(path, e)| kiln_core::api::VersionFile {
+            path,
+            sha256: e.sha256,
+            size: e.size,
+        })
+        .collect();
+    json_sorted(200, &Items { items })
+}
+
 pub async fn file(
     ctx: &Ctx,
     req: Request,
