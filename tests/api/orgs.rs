@@ -432,3 +432,31 @@ fn inviting_tells_nothing_about_whether_an_email_has_an_account() {
     let b2 = invite(&unknown).expect(201);
     assert_eq!(b2["invitation"]["id"], b.json()["invitation"]["id"]);
 }
+
+/// The same, in the browser: invite from the org page, accept from the dashboard.
+#[test]
+fn an_invitation_is_sent_and_accepted_in_the_ui() {
+    let kiln = shared();
+    let owner = kiln_e2e::unique_email("ui-owner");
+    let guest = kiln_e2e::unique_email("ui-guest");
+    let report = kiln_e2e::browser_script(
+        "members.mjs",
+        &json!({
+            "app": kiln.url,
+            "owner": owner,
+            "guest": guest,
+            "password": "correct horse battery staple",
+        }),
+    );
+    assert!(report.get("error").is_none(), "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert!(
+        report["guest_orgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "Agency"),
+        "{report}"
+    );
+    assert_eq!(report["guest_role"], "member", "{report}");
+}
