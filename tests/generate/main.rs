@@ -954,23 +954,26 @@ fn a_client_joining_midway_and_one_reconnecting_end_with_the_same_files() {
     }
 }
 
+/// Tally, then the follow-up "make the button count by two" as three tool rounds (read
+/// main.js, edit it, finish) and the rewritten checks.
+fn tally_then_count_by_two() -> Script {
+    let tool = |json: &str| Turn::text(json).matching("You change an existing web app");
+    Script::new()
+        .turn(plan_turn())
+        .turn(code_turn())
+        .turn(tool(r#"{"tool":"read_file","path":"main.js"}"#))
+        .turn(tool(
+            r#"{"tool":"edit_file","path":"main.js","search":"n += 1;","replace":"n += 2;"}"#,
+        ))
+        .turn(tool(
+            r#"{"tool":"finish","summary":"the button now counts by two"}"#,
+        ))
+        .turn(count_by_two_checks_turn())
+}
+
 #[test]
 fn a_follow_up_edits_a_file_through_the_tool_loop_and_makes_version_2() {
-    let tool = |json: &str| Turn::text(json).matching("You change an existing web app");
-    let run = setup(
-        Script::new()
-            .turn(plan_turn())
-            .turn(code_turn())
-            .turn(tool(r#"{"tool":"read_file","path":"main.js"}"#))
-            .turn(tool(
-                r#"{"tool":"edit_file","path":"main.js","search":"n += 1;","replace":"n += 2;"}"#,
-            ))
-            .turn(tool(
-                r#"{"tool":"finish","summary":"the button now counts by two"}"#,
-            ))
-            .turn(count_by_two_checks_turn()),
-        &[],
-    );
+    let run = setup(tally_then_count_by_two(), &[]);
     let mut ws = socket(&run);
     generate(&mut ws);
     let first = until_done(&run, &mut ws);

@@ -229,21 +229,7 @@ fn the_terminal_runs_in_the_sandbox_and_a_client_can_neither_use_it_nor_save() {
 /// Two members, one project: a follow-up, its diff, a restore seen by both, co-editing.
 #[test]
 fn two_members_follow_up_compare_restore_and_edit_together() {
-    let tool = |json: &str| Turn::text(json).matching("You change an existing web app");
-    let run = setup(
-        Script::new()
-            .turn(plan_turn())
-            .turn(code_turn())
-            .turn(tool(r#"{"tool":"read_file","path":"main.js"}"#))
-            .turn(tool(
-                r#"{"tool":"edit_file","path":"main.js","search":"n += 1;","replace":"n += 2;"}"#,
-            ))
-            .turn(tool(
-                r#"{"tool":"finish","summary":"the button now counts by two"}"#,
-            ))
-            .turn(count_by_two_checks_turn()),
-        &[],
-    );
+    let run = setup(tally_then_count_by_two(), &[]);
     let mut ws = socket(&run);
     generate(&mut ws);
     assert_eq!(
