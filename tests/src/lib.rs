@@ -97,7 +97,31 @@ impl Kiln {
             .expect("run wrangler d1 migrations apply");
         assert!(status.success(), "applying D1 migrations failed");
 
-        let port = free_port();
+        // A port picked free can be taken by another process before wrangler binds it (tests
+        // run in parallel): then start again on other ports, a few times.
+        for attempt in 1.. {
+            let kiln = Self::spawn_on(state_dir, owned, &vars, &wrangler, &root, free_port());
+            match kiln.wait_ready() {
+                Ok(()) => return kiln,
+                Err(log) if attempt < 4 && log.contains("Address already in use") => {
+                    kiln.stop();
+                    // Its state directory is reused by the next attempt.
+                    std::mem::forget(kiln);
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn spawn_on(
+        state_dir: &Path,
+        owned: bool,
+        vars: &[(String, String)],
+        wrangler: &Path,
+        root: &Path,
+        port: u16,
+    ) -> Kiln {
         let log = std::fs::File::create(state_dir.join("wrangler.log")).expect("log file");
         let mut all_vars: Vec<(String, String)> = vec![
             ("KILN_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
@@ -118,7 +142,7 @@ impl Kiln {
         all_vars.retain(|(k, _)| !vars.iter().any(|(vk, _)| vk == k));
         all_vars.extend(vars.iter().cloned());
         let server = Group::spawn(
-            Command::new(&wrangler)
+            Command::new(wrangler)
                 .args([
                     "dev",
                     "--local",
@@ -135,7 +159,7 @@ impl Kiln {
                         .iter()
                         .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
                 )
-                .current_dir(&root)
+                .current_dir(root)
                 .env("WRANGLER_SEND_METRICS", "false")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
@@ -147,14 +171,14 @@ impl Kiln {
             port,
             state_dir: state_dir.to_path_buf(),
             owned,
-            vars,
+            vars: vars.to_vec(),
             server: Mutex::new(server),
         };
-        kiln.wait_ready();
         kiln
     }
 
-    fn wait_ready(&self) {
+    /// Ready, or why not (with the server's log).
+    fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
             if let Ok(resp) = ureq::get(&format!("{}/api/health", self.url))
@@ -162,15 +186,18 @@ impl Kiln {
                 .call()
             {
                 if resp.status() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(status) = self.server.lock().unwrap().exited() {
-                panic!("wrangler dev exited ({status}):\n{}", self.log());
+                return Err(format!("wrangler dev exited ({status}):\n{}", self.log()));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("Kiln did not become ready in 90 s:\n{}", self.log());
+        Err(format!(
+            "Kiln did not become ready in 90 s:\n{}",
+            self.log()
+        ))
     }
 
     pub fn log(&self) -> String {
