@@ -2,13 +2,12 @@
 //! stops every child on SIGINT/SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use kiln_e2e::process::Group;
-use kiln_e2e::repo_root;
+use kiln_e2e::{free_port, repo_root};
 use serde_json::json;
 
 struct Up {
@@ -61,13 +60,6 @@ fn kiln_up(port: u16, state: &std::path::Path) -> Up {
         url: format!("http://127.0.0.1:{port}"),
         sandbox_url: format!("http://127.0.0.1:{sandbox_port}"),
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {

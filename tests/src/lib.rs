@@ -383,11 +383,29 @@ fn agent() -> &'static ureq::Agent {
 }
 
 /// A free loopback port (for a server a test starts).
+///
+/// Never one the kernel would hand out for `bind(…:0)`: a port picked that way is released
+/// before the server binds it, and any process (wrangler and workerd open many) can get the
+/// same one meanwhile, so two test servers could end up behind one port. Ports here come from
+/// below the ephemeral range, each at most once per test process, from a start that differs by
+/// process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.clamp(12_000, 32_768));
+    let span = high - low;
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (low + (start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}")
 }
 
 #[derive(Debug)]
