@@ -185,7 +185,15 @@ impl Kiln {
                 .timeout(Duration::from_secs(5))
                 .call()
             {
+                // The answer may come from another server on this port, if ours lost the
+                // race to bind it: ours then exits at once, saying so.
                 if resp.status() == 200 {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let exited = self.server.lock().unwrap().exited();
+                    let log = self.log();
+                    if exited.is_some() || log.contains("Address already in use") {
+                        return Err(format!("wrangler dev exited ({exited:?}):\n{log}"));
+                    }
                     return Ok(());
                 }
             }
