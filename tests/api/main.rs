@@ -2,5 +2,6 @@
 
 mod auth;
 mod bad_input;
+mod dashboard;
 mod orgs;
 mod projects;

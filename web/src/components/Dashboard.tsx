@@ -133,27 +133,57 @@ function ProjectList({ org }: { org: Org }) {
 
 function ProjectRow({ project, onGone }: { project: Project; onGone: () => void }) {
   const [name, setName] = useState(project.name)
+  const [draft, setDraft] = useState(project.name)
   const [editing, setEditing] = useState(false)
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | null>(null)
   const writer = project.role !== 'client'
+  const fail = (err: unknown) => setError(err instanceof ApiError ? err.message : String(err))
   const rename = async (e: Event) => {
     e.preventDefault()
-    await api.patch(`/api/projects/${project.id}`, { name })
+    setBusy(true)
+    setError(null)
+    try {
+      const saved = await api.patch<Project>(`/api/projects/${project.id}`, { name: draft })
+      setName(saved.name)
+      setEditing(false)
+    } catch (err) {
+      fail(err)
+    } finally {
+      setBusy(false)
+    }
+  }
+  const cancel = () => {
+    setDraft(name)
     setEditing(false)
+    setError(null)
   }
   const remove = async () => {
     if (!confirm(`Delete “${name}”? Its files and versions go with it.`)) return
-    await api.del(`/api/projects/${project.id}`)
-    onGone()
+    setBusy(true)
+    setError(null)
+    try {
+      await api.del(`/api/projects/${project.id}`)
+      onGone()
+    } catch (err) {
+      fail(err)
+      setBusy(false)
+    }
   }
   return (
     <li class="project">
       {editing ? (
-        <form onSubmit={rename} class="row">
+        <form onSubmit={rename} class="row" onKeyDown={(e) => e.key === 'Escape' && cancel()}>
           <label class="sr-only" for={`name-${project.id}`}>
             Project name
           </label>
-          <input id={`name-${project.id}`} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-          <button type="submit">Save name</button>
+          <input id={`name-${project.id}`} value={draft} autoFocus onInput={(e) => setDraft(e.currentTarget.value)} />
+          <button type="submit" disabled={busy}>
+            Save name
+          </button>
+          <button type="button" class="ghost" onClick={cancel}>
+            Cancel
+          </button>
         </form>
       ) : (
         <a href={`/projects/${project.id}`} onClick={(e) => (e.preventDefault(), go(`/projects/${project.id}`))}>
@@ -162,14 +192,19 @@ function ProjectRow({ project, onGone }: { project: Project; onGone: () => void 
       )}
       <span class="muted small">{new Date(project.created_at).toLocaleString()}</span>
       {writer && !editing && (
-        <button type="button" class="ghost small" onClick={() => setEditing(true)}>
+        <button type="button" class="ghost small" aria-label={`Rename ${name}`} onClick={() => setEditing(true)}>
           Rename
         </button>
       )}
-      {(project.role === 'owner' || project.role === 'admin') && (
-        <button type="button" class="ghost small danger" onClick={remove}>
+      {(project.role === 'owner' || project.role === 'admin') && !editing && (
+        <button type="button" class="ghost small danger" aria-label={`Delete ${name}`} disabled={busy} onClick={remove}>
           Delete
         </button>
+      )}
+      {error && (
+        <p class="error small" role="alert">
+          {error}
+        </p>
       )}
     </li>
   )
