@@ -409,6 +409,10 @@ pub fn free_port() -> u16 {
     for _ in 0..span {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let port = (low + (start + n) % span) as u16;
+        // The one port in this range that Chromium refuses to load (ERR_UNSAFE_PORT).
+        if port == 10080 {
+            continue;
+        }
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
