@@ -230,6 +230,22 @@ pub enum ServerEvent {
     ServerStarted {
         preview_url: String,
     },
+    /// One model call of a generation, as logged in `ai_calls`: what it cost, so the
+    /// timeline can show tokens and cost per step.
+    ModelCall {
+        generation_id: String,
+        /// `planner`, `coder`, `fixer`, `tester`.
+        role: String,
+        /// The step it was made for (see `state_change`).
+        step: String,
+        phase: usize,
+        model: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_micros: u64,
+        latency_ms: u64,
+        ok: bool,
+    },
     GenerationComplete {
         generation_id: String,
         version: Option<u64>,

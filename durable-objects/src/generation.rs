@@ -657,6 +657,18 @@ async fn call(
         error.as_deref(),
     )
     .await?;
+    room.broadcast(ServerEvent::ModelCall {
+        generation_id: g.id.clone(),
+        role: role.as_str().into(),
+        step: g.step.name().into(),
+        phase: g.phase,
+        model: req.model.clone(),
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cost_micros: cost,
+        latency_ms: latency,
+        ok: status == "ok",
+    })?;
     match result {
         Ok(r) => Ok(Ok(r.text)),
         Err(CallError {

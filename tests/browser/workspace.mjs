@@ -2,13 +2,16 @@
 // app, watches the plan and the files arrive, opens a file, sees the app in the preview and
 // version 1 in Versions. Driven by tests/generate/ui.rs; prints one JSON report and saves
 // screenshots into cfg.shots.
-import { launch } from './launch.mjs'
+import { contrastIssues, launch } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
-const out = { steps: [] }
+const out = { steps: [], contrast: [] }
 const step = (name) => out.steps.push(name)
 const shot = (page, name) => page.screenshot({ path: `${cfg.shots}/${name}.png` })
+async function audit(page, where) {
+  for (const issue of await contrastIssues(page)) out.contrast.push({ where, ...issue })
+}
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
   const page = await context.newPage()
@@ -26,6 +29,7 @@ try {
   await page.getByLabel('Describe your app').waitFor()
   step('signed up')
   await shot(page, 'dashboard')
+  await audit(page, 'dashboard')
 
   await page.getByLabel('Describe your app').fill(cfg.prompt)
   await page.getByRole('button', { name: 'Build' }).click()
@@ -61,11 +65,38 @@ try {
   await page.getByRole('tab', { name: 'Preview' }).click()
   // The dev server restarts when the app is served; the frame reloads with it.
   await frame.getByText(cfg.previewText).first().waitFor({ timeout: 60_000 })
+  // The frame's text is there before its process has painted it; let it settle for the shot.
+  await page.waitForTimeout(1500)
   await shot(page, 'workspace-done')
+
+  // Every model call shows what it cost, in the step it was made for.
+  out.usage = await page.locator('.usage').allTextContents()
+
+  // Contrast in both themes, on every pane.
+  for (const theme of ['light', 'dark']) {
+    if (theme === 'dark') await page.getByRole('button', { name: 'Switch to dark theme' }).click()
+    for (const tab of ['Files', 'Preview', 'Console', 'Versions']) {
+      await page.getByRole('tab', { name: tab }).click()
+      await page.waitForTimeout(200)
+      await audit(page, `workspace ${tab} (${theme})`)
+    }
+  }
+  await page.getByRole('tab', { name: 'Files' }).click()
+  await page.getByRole('treeitem', { name: cfg.file }).click()
+  await shot(page, 'workspace-dark')
+  await page.getByRole('button', { name: 'Switch to light theme' }).click()
 
   await page.setViewportSize({ width: 375, height: 740 })
   await page.waitForTimeout(300)
   await shot(page, 'phone')
+  // Every pane's tab is within reach at phone width (not cut off by the screen's edge).
+  out.phone_tabs = []
+  for (const tab of await page.getByRole('tab').all()) {
+    const box = await tab.boundingBox()
+    const name = (await tab.textContent()).trim()
+    out.phone_tabs.push({ name, visible: !!box && box.x >= 0 && box.x + box.width <= 375 })
+  }
+  await audit(page, 'workspace (phone)')
   out.status = await page.getByRole('status').first().textContent()
 } catch (e) {
   out.error = String((e && e.stack) || e)

@@ -46,8 +46,43 @@ fn a_new_person_builds_an_app_in_the_ui() {
         "the preview is framed from its own origin: {report}"
     );
     assert_eq!(report["status"].as_str().map(str::trim), Some("Live"));
+    // Tokens and cost per step: the planner's call and the coder's (phase 1), with the
+    // scripted model's usage.
+    let usage: Vec<&str> = report["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u.as_str())
+        .collect();
+    assert!(
+        usage
+            .iter()
+            .any(|u| u.starts_with("planner (planning)") && u.contains("900 in · 300 out")),
+        "{usage:?}"
+    );
+    assert!(
+        usage
+            .iter()
+            .any(|u| u.starts_with("coder (implementing, phase 1)")
+                && u.contains("1,500 in · 700 out")),
+        "{usage:?}"
+    );
+    assert_eq!(
+        report["contrast"],
+        json!([]),
+        "text below WCAG AA contrast (4.5:1, large 3:1)"
+    );
+    for tab in report["phone_tabs"].as_array().unwrap() {
+        assert_eq!(tab["visible"], true, "a tab cut off at 375 px: {report}");
+    }
+    assert_eq!(
+        report["phone_tabs"].as_array().unwrap().len(),
+        5,
+        "{report}"
+    );
     for name in [
         "dashboard",
+        "workspace-dark",
         "workspace-generating",
         "workspace-done",
         "workspace-versions",

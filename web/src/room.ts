@@ -34,6 +34,9 @@ export class Room {
   readonly step = signal('')
   readonly running = signal(false)
   readonly previewUrl = signal<string | null>(null)
+  /** Counts what changed the running app: versions, and files a person's edits wrote to the
+   * sandbox between generations (`files_written` while no generation runs). */
+  readonly appChanges = signal(0)
   readonly versions = signal<readonly VersionInfo[]>([])
   readonly rejected = signal<Ev<'edit_rejected'> | null>(null)
   readonly lastError = signal<string | null>(null)
@@ -53,6 +56,7 @@ export class Room {
   close() {
     this.stopped = true
     clearTimeout(this.timer)
+    clearTimeout(this.flushing)
     removeEventListener('online', this.onOnline)
     this.ws?.close(1000, 'bye')
   }
@@ -121,8 +125,17 @@ export class Room {
     this.files.value = next
   }
 
+  /** Appended in place; `timeline` gets a new array at most once a frame, so replaying a
+   * long log costs linear time rather than a copy per event. */
+  private events: Sequenced[] = []
+  private flushing: ReturnType<typeof setTimeout> | undefined
+
   private log(ev: Sequenced) {
-    this.timeline.value = [...this.timeline.value, ev]
+    this.events.push(ev)
+    this.flushing ??= setTimeout(() => {
+      this.flushing = undefined
+      this.timeline.value = this.events.slice()
+    }, 16)
   }
 
   private apply(ev: Sequenced) {
@@ -209,7 +222,12 @@ export class Room {
       case 'edit_rejected':
         this.rejected.value = ev as Ev<'edit_rejected'>
         return
+      case 'files_written':
+        if (!this.running.value) this.appChanges.value++
+        this.log(ev)
+        return
       case 'version_created':
+        this.appChanges.value++
         this.versions.value = [(ev as Ev<'version_created'>).version, ...this.versions.value]
         this.log(ev)
         return

@@ -65,6 +65,12 @@ export function Chat({ room, writer }: { room: Room; writer: boolean }) {
   )
 }
 
+const ENDED = new Set(['done', 'failed', 'cancelled'])
+
+const tokens = (n: number) => n.toLocaleString('en')
+/** Dollars, with enough digits to show a cent's fraction; a local model costs nothing. */
+const cost = (micros: number) => (micros === 0 ? '$0' : `$${(micros / 1e6).toFixed(micros < 10_000 ? 4 : 2)}`)
+
 type Group = { kind: 'event'; ev: Sequenced } | { kind: 'files'; phase: string; evs: Sequenced[] }
 
 /** Folds a phase's file events into one block; everything else stays one item. */
@@ -72,7 +78,10 @@ function groups(timeline: readonly Sequenced[]): Group[] {
   const out: Group[] = []
   for (const ev of timeline) {
     if (ev.type === 'file_start' || ev.type === 'file_end' || (ev.type === 'file_edited' && (ev as any).by === 'agent')) {
-      const last = out[out.length - 1]
+      // A call's cost arrives between its streamed files and their storing: still one block.
+      let i = out.length - 1
+      while (i >= 0 && out[i].kind === 'event' && (out[i] as { ev: Sequenced }).ev.type === 'model_call') i--
+      const last = out[i]
       if (last?.kind === 'files') last.evs.push(ev)
       else out.push({ kind: 'files', phase: '', evs: [ev] })
       continue
@@ -165,6 +174,15 @@ function Item({ room, group }: { room: Room; group: Group }) {
           ))}
         </details>
       )
+    case 'model_call':
+      return (
+        <div class={`usage small muted${e.ok ? '' : ' failed'}`} title={e.model}>
+          {e.role} ({e.step}
+          {e.step === 'implementing' || e.step === 'fixing' ? `, phase ${e.phase + 1}` : ''}): {tokens(e.input_tokens)} in ·{' '}
+          {tokens(e.output_tokens)} out · {(e.latency_ms / 1000).toFixed(1)} s · {cost(e.cost_micros)}
+          {!e.ok && ' · failed'}
+        </div>
+      )
     case 'server_started':
       return <div class="step-row small">▶ The preview is up.</div>
     case 'generation_complete':
@@ -172,8 +190,8 @@ function Item({ room, group }: { room: Room; group: Group }) {
         <div class="card done">
           <strong>Version {e.version ?? '—'} ready</strong>
           <div class="muted small">
-            {(e.elapsed_ms / 1000).toFixed(0)} s · {e.llm_calls} model calls · {e.input_tokens + e.output_tokens} tokens · $
-            {(e.cost_micros / 1e6).toFixed(4)}
+            {(e.elapsed_ms / 1000).toFixed(0)} s · {e.llm_calls} model calls · {tokens(e.input_tokens)} in ·{' '}
+            {tokens(e.output_tokens)} out · {cost(e.cost_micros)}
           </div>
           {e.unresolved?.length > 0 && <pre class="error">{e.unresolved.join('\n')}</pre>}
         </div>
@@ -225,8 +243,15 @@ function FileBlock({ room, evs }: { room: Room; evs: Sequenced[] }) {
 function PhasePlan({ room, ev }: { room: Room; ev: Sequenced & Record<string, any> }) {
   const planned: string[] = room.blueprint.value?.phases[ev.phase]?.files ?? []
   const later = room.timeline.value.filter((t) => t.seq > ev.seq) as any[]
-  const end = later.findIndex((t) => t.type === 'phase_designing' || t.type === 'generation_complete')
-  const mine = end < 0 ? later : later.slice(0, end)
+  const end = later.findIndex(
+    (t) =>
+      t.type === 'phase_designing' ||
+      t.type === 'generation_complete' ||
+      (t.type === 'state_change' && ENDED.has((t as any).step)),
+  )
+  // Once the phase is over, a planned file never written is not still coming.
+  const over = end >= 0
+  const mine = over ? later.slice(0, end) : later
   const state = (path: string) =>
     mine.some((t) => t.type === 'file_end' && t.path === path)
       ? 'done'
@@ -241,10 +266,11 @@ function PhasePlan({ room, ev }: { room: Room; ev: Sequenced & Record<string, an
       </strong>{' '}
       <span class="muted">{ev.goal}</span>
       {waiting.length > 0 && (
-        <ul class="file-block" aria-label="Files still to write">
+        <ul class="file-block" aria-label={over ? 'Planned files not written' : 'Files still to write'}>
           {waiting.map((p) => (
-            <li class="waiting">
-              <span aria-hidden="true">…</span> <code>{p}</code> <span class="muted small">waiting</span>
+            <li class={over ? 'skipped' : 'waiting'}>
+              <span aria-hidden="true">{over ? '–' : '…'}</span> <code>{p}</code>{' '}
+              <span class="muted small">{over ? 'not written' : 'waiting'}</span>
             </li>
           ))}
         </ul>

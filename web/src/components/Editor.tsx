@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { EditorState, Compartment, type Extension } from '@codemirror/state'
 import { EditorView, keymap, lineNumbers, highlightActiveLine, drawSelection } from '@codemirror/view'
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands'
-import { syntaxHighlighting, defaultHighlightStyle, bracketMatching, indentOnInput } from '@codemirror/language'
+import { syntaxHighlighting, bracketMatching, indentOnInput } from '@codemirror/language'
+import { kilnHighlight } from '../highlight'
 import { javascript } from '@codemirror/lang-javascript'
 import { html } from '@codemirror/lang-html'
 import { css } from '@codemirror/lang-css'
@@ -76,7 +77,7 @@ export function Editor({ room, open, writer }: { room: Room; open: Signal<string
           highlightActiveLine(),
           indentOnInput(),
           bracketMatching(),
-          syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+          syntaxHighlighting(kilnHighlight),
           keymap.of([
             // Through a ref: this keymap is made once, `save` changes with every render.
             { key: 'Mod-s', preventDefault: true, run: () => (saveRef.current(), true) },

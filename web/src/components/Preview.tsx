@@ -42,14 +42,15 @@ export function Preview({ room, problems, writer }: { room: Room; problems: Prob
       setError(e instanceof ApiError ? e.message : String(e))
     }
   }
-  // A new version, or files a person changed reaching the sandbox (`files_written` between
-  // generations): show the app as it is now (the static template has no hot reload).
-  const completed = room.timeline.value.filter(
-    (e) => e.type === 'version_created' || (e.type === 'files_written' && !room.running.value),
-  ).length
+  // A new version, or files a person changed reaching the sandbox: show the app as it is now
+  // (the static template has no hot reload). Coalesced, so replaying the log after a reload
+  // opens one link, not one per past version.
+  const changes = room.appChanges.value
   useEffect(() => {
-    if (url) open()
-  }, [url, completed])
+    if (!url) return
+    const t = setTimeout(open, 250)
+    return () => clearTimeout(t)
+  }, [url, changes])
   // What the app's page reports about itself (Kiln's capture script in the preview).
   useEffect(() => {
     const listen = (e: MessageEvent) => {

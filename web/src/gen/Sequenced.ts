@@ -31,7 +31,15 @@ step: string, phase: number, reason?: string, } | { "type": "blueprint", bluepri
 /**
  * Each acceptance check's result, when the build passed and checks ran.
  */
-checks?: Array<CheckReport>, } | { "type": "server_started", preview_url: string, } | { "type": "generation_complete", generation_id: string, version: number | null, preview_url: string | null, elapsed_ms: number, llm_calls: number, input_tokens: number, output_tokens: number, cost_micros: number, 
+checks?: Array<CheckReport>, } | { "type": "server_started", preview_url: string, } | { "type": "model_call", generation_id: string, 
+/**
+ * `planner`, `coder`, `fixer`, `tester`.
+ */
+role: string, 
+/**
+ * The step it was made for (see `state_change`).
+ */
+step: string, phase: number, model: string, input_tokens: number, output_tokens: number, cost_micros: number, latency_ms: number, ok: boolean, } | { "type": "generation_complete", generation_id: string, version: number | null, preview_url: string | null, elapsed_ms: number, llm_calls: number, input_tokens: number, output_tokens: number, cost_micros: number, 
 /**
  * Check errors still open when the fix rounds ran out.
  */
