@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod api;
 pub mod diff;
+pub mod doc;
 pub mod error;
 pub mod ids;
 pub mod limits;
