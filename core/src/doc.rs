@@ -9,7 +9,7 @@
 //! Everything here is pure: bytes in, bytes out. The room stores a document as a snapshot
 //! plus the updates since, and compacts them into a new snapshot past a size.
 
-use similar::{ChangeTag, TextDiff};
+use similar::{DiffTag, TextDiff};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, TextRef, Transact, Update};
@@ -59,6 +59,15 @@ impl Persisted {
         self.updates.len() > max_updates
             || self.updates.iter().map(Vec::len).sum::<usize>() > max_update_bytes
     }
+}
+
+/// What an applied update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The text changed: the file has a new rev.
+    pub text: bool,
+    /// The document changed (the text, or state that will matter): keep the update.
+    pub state: bool,
 }
 
 pub struct FileDoc {
@@ -142,9 +151,10 @@ impl FileDoc {
             .encode_state_as_update_v1(&StateVector::default())
     }
 
-    /// Applies a peer's update unless the text would pass `max_bytes`. Returns whether the
-    /// text changed (an update can be a duplicate, or wait for a missing parent).
-    pub fn apply(&mut self, update: &[u8], max_bytes: usize) -> Result<bool, DocError> {
+    /// Applies a peer's update unless the text would pass `max_bytes`. Says whether the
+    /// text changed, and whether the document did at all (a duplicate changes nothing; an
+    /// update whose parent is missing changes the state, not yet the text).
+    pub fn apply(&mut self, update: &[u8], max_bytes: usize) -> Result<Applied, DocError> {
         let decoded = Update::decode_v1(update).map_err(|e| DocError::Malformed(e.to_string()))?;
         // Inserted text travels as UTF-8 inside the update, so the text grows by at most the
         // update's size (plus whatever was held back). Within that bound, apply in place;
@@ -161,24 +171,29 @@ impl FileDoc {
                 });
             }
         }
-        let before = self.len;
-        let changed;
-        {
-            let mut txn = self.doc.transact_mut();
-            let old = self.text.get_string(&txn);
-            txn.apply_update(decoded)
-                .map_err(|e| DocError::Invalid(e.to_string()))?;
-            let now = self.text.get_string(&txn);
-            changed = now != old;
-            self.len = now.len();
-            if txn.store().pending_update().is_some() {
-                self.pending += update.len();
-            } else {
-                self.pending = 0;
-            }
-        }
-        debug_assert!(changed || before == self.len);
-        Ok(changed)
+        let mut txn = self.doc.transact_mut();
+        let (old, sv) = (self.text.get_string(&txn), txn.state_vector());
+        let had_pending = txn.store().pending_update().is_some();
+        txn.apply_update(decoded)
+            .map_err(|e| DocError::Invalid(e.to_string()))?;
+        let now = self.text.get_string(&txn);
+        let pending = txn.store().pending_update().is_some();
+        let applied = Applied {
+            text: now != old,
+            state: now != old || txn.state_vector() != sv || (pending && !had_pending),
+        };
+        self.len = now.len();
+        self.pending = if pending {
+            self.pending + update.len()
+        } else {
+            0
+        };
+        Ok(applied)
+    }
+
+    /// Whether updates wait for a missing parent.
+    pub fn has_pending(&self) -> bool {
+        self.pending > 0
     }
 
     /// Makes the text `content` in one transaction, as a line diff against the current text
@@ -191,17 +206,22 @@ impl FileDoc {
             return None;
         }
         let diff = TextDiff::from_lines(old.as_str(), content);
+        let (old_lines, new_lines) = (diff.old_slices(), diff.new_slices());
         let mut at: u32 = 0;
-        for change in diff.iter_all_changes() {
-            let v = change.value();
-            let n = v.len() as u32;
-            match change.tag() {
-                ChangeTag::Equal => at += n,
-                ChangeTag::Delete => self.text.remove_range(&mut txn, at, n),
-                ChangeTag::Insert => {
-                    self.text.insert(&mut txn, at, v);
-                    at += n;
-                }
+        for op in diff.ops() {
+            let (tag, o, n) = op.as_tag_tuple();
+            let gone: u32 = old_lines[o].iter().map(|l| l.len() as u32).sum();
+            let new = new_lines[n].concat();
+            // New lines go in before the old ones go, so typing that followed the old lines
+            // follows the new ones too (and the merge does not depend on client ids).
+            if matches!(tag, DiffTag::Insert | DiffTag::Replace) {
+                self.text.insert(&mut txn, at, &new);
+                at += new.len() as u32;
+            }
+            match tag {
+                DiffTag::Equal => at += gone,
+                DiffTag::Delete | DiffTag::Replace => self.text.remove_range(&mut txn, at, gone),
+                DiffTag::Insert => {}
             }
         }
         self.len = content.len();
@@ -298,7 +318,7 @@ mod tests {
             })
             .unwrap();
             for &i in &order {
-                assert!(room.apply(&updates[i], MAX).unwrap());
+                assert!(room.apply(&updates[i], MAX).unwrap().text);
             }
             texts.insert(room.text());
             // Each client, given the others' updates in this order, agrees with the room.
@@ -330,22 +350,17 @@ mod tests {
         let agent = room
             .replace("LINE ONE\nline two\nLINE THREE\nline four\n")
             .unwrap();
-        assert!(room.apply(&typed, MAX).unwrap());
+        assert!(room.apply(&typed, MAX).unwrap().text);
         person.receive(&agent);
         let text = room.text();
         assert_eq!(text, person.text());
-        assert!(text.contains("[typed]"), "{text}");
-        assert!(
-            text.contains("LINE ONE") && text.contains("LINE THREE"),
-            "{text}"
-        );
-        assert!(text.contains("line four"), "{text}");
+        assert_eq!(text, "LINE ONE\nline t[typed]wo\nLINE THREE\nline four\n");
 
-        // Even typing inside lines the agent replaced survives, as an insertion.
+        // Even typing inside lines the agent replaced survives, after the new lines.
         let typed = person.insert(2, "<mine>");
         room.replace("something else entirely\n").unwrap();
         room.apply(&typed, MAX).unwrap();
-        assert!(room.text().contains("<mine>"), "{}", room.text());
+        assert_eq!(room.text(), "something else entirely\n<mine>");
     }
 
     #[test]
@@ -399,7 +414,7 @@ mod tests {
         assert_eq!(room.state_vector(), sv, "nothing of it was integrated");
         // A small one still goes through, on the unchanged document.
         let small = Client::synced(6, &room).insert(0, "ab");
-        assert!(room.apply(&small, 50).unwrap());
+        assert!(room.apply(&small, 50).unwrap().text);
         assert_eq!(room.text(), "ab0123456789");
         // A whole-file write of the new text is the same check's business (the room's).
         assert_eq!(room.len(), 12);
@@ -435,12 +450,28 @@ mod tests {
         let c = Client::synced(9, &room);
         let u1 = c.insert(0, "one ");
         let u2 = c.insert(4, "two");
-        // The second before the first: held back, then both integrate.
-        assert!(!room.apply(&u2, MAX).unwrap());
-        assert!(room.apply(&u1, MAX).unwrap());
+        // The second before the first: held back (kept, not yet text), then both integrate.
+        let held = room.apply(&u2, MAX).unwrap();
+        assert_eq!(
+            held,
+            Applied {
+                text: false,
+                state: true
+            }
+        );
+        assert!(room.has_pending());
+        assert!(room.apply(&u1, MAX).unwrap().text);
+        assert!(!room.has_pending());
         assert_eq!(room.text(), "one two");
         // A duplicate changes nothing.
-        assert!(!room.apply(&u1, MAX).unwrap());
+        let dup = room.apply(&u1, MAX).unwrap();
+        assert_eq!(
+            dup,
+            Applied {
+                text: false,
+                state: false
+            }
+        );
         assert_eq!(room.text(), "one two");
         assert_eq!(room.replace("one two"), None);
     }

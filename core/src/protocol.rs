@@ -51,6 +51,28 @@ pub enum ClientMsg {
     },
     /// Stop the running generation.
     Cancel,
+    /// Open a text file's document, or come back to it: `state_vector` is what you have
+    /// (Yjs v1, base64; empty for nothing). The room answers `doc_sync` with what you lack;
+    /// then send, as a `doc_update`, what the room's state vector says it lacks.
+    DocSync {
+        path: ProjectPath,
+        #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        state_vector: Option<String>,
+    },
+    /// A change to a file's document `doc` (from `doc_sync`): a Yjs v1 update, base64.
+    DocUpdate {
+        path: ProjectPath,
+        doc: u64,
+        update: String,
+    },
+    /// Your cursor and selection in a file: a y-protocols awareness update (base64) for Yjs
+    /// client `client_id`. Relayed to the others as is, never logged.
+    Awareness {
+        path: ProjectPath,
+        client_id: u64,
+        update: String,
+    },
 }
 
 /// A room event as sent on the wire: `{"seq": N, "type": "…", …}`.
@@ -104,6 +126,47 @@ pub struct VersionInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ServerEvent {
+    /// Reply to `doc_sync`: what your state vector lacked (`update`), and the room's own
+    /// `state_vector`, so you can send what it lacks. `doc` names this document: a file
+    /// deleted or renamed and made again has a new one, and updates to an old one are refused.
+    DocSync {
+        path: ProjectPath,
+        doc: u64,
+        update: String,
+        state_vector: String,
+        rev: u64,
+    },
+    /// A change to a file's document, applied by the room: the file is now at `rev`, `size`
+    /// bytes. Whole-file writes send one too (next to `file_edited`), so open documents merge
+    /// them with what their person is typing.
+    DocUpdate {
+        path: ProjectPath,
+        doc: u64,
+        update: String,
+        rev: u64,
+        size: u64,
+        by: String,
+    },
+    /// Your update was refused and changed nothing (`code`, `message` say why); your copy of
+    /// the document has what the room does not: drop it and `doc_sync` from nothing.
+    DocRejected {
+        path: ProjectPath,
+        doc: u64,
+        code: String,
+        message: String,
+    },
+    /// Someone's cursor and selection (relayed, not logged). `by` is who, as the room knows
+    /// them: show that name, not one inside `update`.
+    Awareness {
+        path: ProjectPath,
+        client_id: u64,
+        update: String,
+        by: String,
+    },
+    /// These Yjs clients' cursors are gone (their socket closed).
+    AwarenessGone {
+        client_ids: Vec<u64>,
+    },
     /// A full snapshot: files (metadata; contents over REST), agent state, who is here, and
     /// `head_seq`, the last event it reflects.
     State {
@@ -266,6 +329,10 @@ impl ServerEvent {
         !matches!(
             self,
             ServerEvent::State { .. }
+                | ServerEvent::DocSync { .. }
+                | ServerEvent::DocRejected { .. }
+                | ServerEvent::Awareness { .. }
+                | ServerEvent::AwarenessGone { .. }
                 | ServerEvent::EditRejected { .. }
                 | ServerEvent::ResyncRequired { .. }
                 | ServerEvent::Error { .. }

@@ -22,6 +22,9 @@ pub struct Conn {
     /// Its rights were taken away: nothing it sends is accepted any more.
     #[serde(default)]
     pub revoked: bool,
+    /// The Yjs clients whose cursors this socket sent: gone when it goes.
+    #[serde(default)]
+    pub yjs_clients: Vec<u64>,
 }
 
 impl Conn {

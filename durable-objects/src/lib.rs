@@ -6,6 +6,7 @@
 //! nothing about HTTP auth: the Worker authorises every request before forwarding it here.
 
 mod conn;
+mod docs;
 mod export;
 mod generation;
 pub mod limiter;

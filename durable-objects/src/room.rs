@@ -20,8 +20,12 @@ use worker::{
 };
 
 use crate::conn::{presence, Conn};
+use crate::docs::DocCache;
 use crate::store::{LogLimits, RoomStore};
 use crate::{export, generation, versions};
+
+/// How long after a person's typing the sandbox gets the tree.
+const FOLLOW_DELAY_MS: i64 = 1_000;
 
 /// Largest client frame: a 1 MiB file plus its JSON envelope and escaping.
 const MAX_FRAME_BYTES: usize = 3 * 1024 * 1024;
@@ -31,6 +35,7 @@ pub struct ProjectRoom {
     state: State,
     env: Env,
     store: RoomStore,
+    docs: DocCache,
 }
 
 /// The user on whose behalf the Worker forwarded a request.
@@ -45,7 +50,12 @@ impl DurableObject for ProjectRoom {
     fn new(state: State, env: Env) -> Self {
         let store = RoomStore::open(state.storage().sql())
             .unwrap_or_else(|e| panic!("cannot open the room's storage: {e}"));
-        ProjectRoom { state, env, store }
+        ProjectRoom {
+            state,
+            env,
+            store,
+            docs: DocCache::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -198,7 +208,12 @@ impl DurableObject for ProjectRoom {
                 ServerEvent::error("hello_required", "send hello first"),
             );
         }
-        if !matches!(msg, ClientMsg::GetState) && !conn.role.allows(Action::WriteProject) {
+        // Watching takes reading a document and showing where you are; the rest is writing.
+        let reads = matches!(
+            msg,
+            ClientMsg::GetState | ClientMsg::DocSync { .. } | ClientMsg::Awareness { .. }
+        );
+        if !reads && !conn.role.allows(Action::WriteProject) {
             let text = format!("your role ({}) may watch but not write", conn.role);
             return self.reply(&ws, ServerEvent::error(ErrorCode::Forbidden.as_str(), text));
         }
@@ -238,6 +253,20 @@ impl DurableObject for ProjectRoom {
                 }
             }
             ClientMsg::Cancel => generation::cancel(self).await,
+            ClientMsg::DocSync { path, state_vector } => {
+                self.doc_sync(&ws, &path, state_vector.as_deref())
+            }
+            ClientMsg::DocUpdate { path, doc, update } => {
+                if self.doc_update(&ws, &by, &path, doc, &update)? {
+                    self.follow_people_soon().await?;
+                }
+                Ok(())
+            }
+            ClientMsg::Awareness {
+                path,
+                client_id,
+                update,
+            } => self.awareness(&ws, &mut conn, &path, client_id, &update),
             ClientMsg::Rename { from, to, base_rev } => {
                 match self.rename_file(&by, &from, &to, base_rev)? {
                     Ok(_) => self.follow_people().await,
@@ -249,6 +278,10 @@ impl DurableObject for ProjectRoom {
 
     async fn alarm(&self) -> Result<Response> {
         let project = self.store.meta("project_id")?.unwrap_or_default();
+        if self.store.meta("follow_due")?.is_some() {
+            self.store.set_meta_opt("follow_due", None)?;
+            self.follow_people().await?;
+        }
         generation::run_step(self, &project).await?;
         Response::ok("")
     }
@@ -271,6 +304,10 @@ impl DurableObject for ProjectRoom {
 impl ProjectRoom {
     pub fn store(&self) -> &RoomStore {
         &self.store
+    }
+
+    pub fn docs(&self) -> &DocCache {
+        &self.docs
     }
 
     pub fn env(&self) -> &Env {
@@ -316,6 +353,7 @@ impl ProjectRoom {
             role: caller.role,
             live: false,
             revoked: false,
+            yjs_clients: vec![],
         })?;
         Response::from_websocket(pair.client)
     }
@@ -353,6 +391,20 @@ impl ProjectRoom {
         Ok(())
     }
 
+    /// After a person's typing, the running app follows within a second: at most one push
+    /// of the tree per second however fast they type. Between generations only (the alarm
+    /// is a generation's while one runs, and its steps sync the tree themselves).
+    async fn follow_people_soon(&self) -> Result<()> {
+        if self.store.meta("follow_due")?.is_some() {
+            return Ok(());
+        }
+        if generation::load(self)?.is_some_and(|g| !g.step.is_terminal()) {
+            return Ok(());
+        }
+        self.store.set_meta("follow_due", "1")?;
+        self.state.storage().set_alarm(FOLLOW_DELAY_MS).await
+    }
+
     /// After a person's change to the tree, the running app follows it.
     async fn follow_people(&self) -> Result<()> {
         let project = self.store.meta("project_id")?.unwrap_or_default();
@@ -387,6 +439,12 @@ impl ProjectRoom {
             if !matches(&conn) {
                 continue;
             }
+            if !conn.yjs_clients.is_empty() {
+                let gone = ServerEvent::AwarenessGone {
+                    client_ids: std::mem::take(&mut conn.yjs_clients),
+                };
+                let _ = self.relay(Some(&conn.id), gone);
+            }
             conn.live = false;
             conn.revoked = true;
             let _ = ws.serialize_attachment(&conn);
@@ -407,6 +465,14 @@ impl ProjectRoom {
 
     fn leave(&self, ws: &WebSocket) -> Result<()> {
         let _ = ws.close(Some(1000), Some("bye"));
+        if let Some(conn) = Conn::of(ws).filter(|c| !c.yjs_clients.is_empty()) {
+            self.relay(
+                Some(&conn.id),
+                ServerEvent::AwarenessGone {
+                    client_ids: conn.yjs_clients.clone(),
+                },
+            )?;
+        }
         if let Some(conn) = Conn::of(ws).filter(|c| c.live) {
             self.broadcast(ServerEvent::Presence {
                 users: presence(&self.state, Some(&conn.id)),
@@ -420,7 +486,10 @@ impl ProjectRoom {
             project_id: project.to_owned(),
             head_seq: self.store.head_seq()?,
             files: self.store.list()?,
-            agent: "idle".into(),
+            // The step of the running generation; `idle` between them.
+            agent: generation::load(self)?
+                .filter(|g| !g.step.is_terminal())
+                .map_or("idle".into(), |g| g.step.name().to_owned()),
             presence: presence(&self.state, None),
         })
     }
@@ -454,7 +523,7 @@ impl ProjectRoom {
     }
 
     /// A reply to one socket, not logged; it carries the head seq it reflects.
-    fn reply(&self, ws: &WebSocket, event: ServerEvent) -> Result<()> {
+    pub(crate) fn reply(&self, ws: &WebSocket, event: ServerEvent) -> Result<()> {
         let seq = self.store.head_seq()?;
         ws.send_with_str(serde_json::to_string(&Sequenced { seq, event })?)
     }
@@ -514,6 +583,8 @@ impl ProjectRoom {
         content: &[u8],
     ) -> Result<FileMeta> {
         let sha256 = tree::sha256_hex(content);
+        // An open document takes the write first (it checks itself against the stored file).
+        let doc = self.doc_write(path, content)?;
         self.store.write(path, rev, content, &sha256, by, now())?;
         let (text, encoding) = encode(content.to_vec());
         self.broadcast(ServerEvent::FileEdited {
@@ -523,6 +594,16 @@ impl ProjectRoom {
             encoding,
             by: by.to_owned(),
         })?;
+        if let Some((epoch, update)) = doc {
+            self.broadcast(ServerEvent::DocUpdate {
+                path: path.clone(),
+                doc: epoch,
+                update,
+                rev,
+                size: content.len() as u64,
+                by: by.to_owned(),
+            })?;
+        }
         Ok(FileMeta {
             path: path.clone(),
             rev,
@@ -546,6 +627,7 @@ impl ProjectRoom {
     }
 
     pub fn apply_delete(&self, by: &str, path: &ProjectPath, rev: u64) -> Result<()> {
+        self.doc_drop(path)?;
         self.store.tombstone(path, rev, by, now())?;
         self.broadcast(ServerEvent::FileDeleted {
             path: path.clone(),
@@ -569,6 +651,8 @@ impl ProjectRoom {
         let content = self.store.content(from)?.unwrap_or_default();
         let sha256 = tree::sha256_hex(&content);
         let t = now();
+        self.doc_drop(from)?;
+        self.doc_drop(to)?;
         self.store.write(to, rev, &content, &sha256, by, t)?;
         self.store.tombstone(from, from_rev, by, t)?;
         self.broadcast(ServerEvent::FileRenamed {

@@ -3,6 +3,7 @@
 //! All calls are synchronous (DO SQLite), so a handler that reads, decides and writes without
 //! an `await` in between runs atomically with respect to every other event of the room.
 
+use kiln_core::doc::Persisted;
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::{Sequenced, ServerEvent};
 use kiln_core::tree::{FileMeta, Slot, Totals};
@@ -18,6 +19,14 @@ const SCHEMA: &[&str] = &[
      content BLOB, size INTEGER NOT NULL, sha256 TEXT, updated_by TEXT, updated_at INTEGER)",
     // Blobs this room has already put in R2 (content-addressed, so never twice).
     "CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY)",
+    // Co-edited text files: each one's CRDT document, as a snapshot and the updates since
+    // (`kiln_core::doc`). A document exists only once someone opened the file for editing;
+    // `epoch` names it, so updates made on a dropped one are refused.
+    "CREATE TABLE IF NOT EXISTS docs (path TEXT PRIMARY KEY, epoch INTEGER NOT NULL, \
+     snapshot BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS doc_updates (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+     path TEXT NOT NULL, body BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS doc_updates_path ON doc_updates (path, id)",
 ];
 
 #[derive(Clone)]
@@ -110,6 +119,17 @@ impl RoomStore {
             vec![s(key), s(value)],
         )?;
         Ok(())
+    }
+
+    pub fn set_meta_opt(&self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.set_meta(key, v),
+            None => {
+                self.sql
+                    .exec("DELETE FROM meta WHERE key = ?", vec![s(key)])?;
+                Ok(())
+            }
+        }
     }
 
     fn meta_u64(&self, key: &str) -> Result<u64> {
@@ -331,6 +351,89 @@ impl RoomStore {
                 size: m.size,
             })
             .collect())
+    }
+
+    // --- co-edited documents ---------------------------------------------------------------
+
+    /// A file's document: its epoch, snapshot and the updates since, in order.
+    pub fn doc(&self, path: &ProjectPath) -> Result<Option<(u64, Persisted)>> {
+        let mut rows = self
+            .sql
+            .exec(
+                "SELECT epoch, snapshot FROM docs WHERE path = ?",
+                vec![s(path.as_str())],
+            )?
+            .raw();
+        let Some(row) = rows.next() else {
+            return Ok(None);
+        };
+        let mut row = row?.into_iter();
+        let epoch = match row.next() {
+            Some(SqlStorageValue::Integer(n)) => n as u64,
+            _ => return Ok(None),
+        };
+        let snapshot = row.next().and_then(blob).unwrap_or_default();
+        let mut updates = Vec::new();
+        for row in self
+            .sql
+            .exec(
+                "SELECT body FROM doc_updates WHERE path = ? ORDER BY id",
+                vec![s(path.as_str())],
+            )?
+            .raw()
+        {
+            if let Some(b) = row?.into_iter().next().and_then(blob) {
+                updates.push(b);
+            }
+        }
+        Ok(Some((epoch, Persisted { snapshot, updates })))
+    }
+
+    /// Starts (or replaces) a file's document with a new epoch and this snapshot.
+    pub fn create_doc(&self, path: &ProjectPath, snapshot: &[u8]) -> Result<u64> {
+        let epoch = self.meta_u64("doc_epoch")? + 1;
+        self.set_meta("doc_epoch", &epoch.to_string())?;
+        self.drop_doc(path)?;
+        self.sql.exec(
+            "INSERT INTO docs (path, epoch, snapshot) VALUES (?, ?, ?)",
+            vec![
+                s(path.as_str()),
+                i(epoch),
+                SqlStorageValue::Blob(snapshot.to_vec()),
+            ],
+        )?;
+        Ok(epoch)
+    }
+
+    pub fn append_doc_update(&self, path: &ProjectPath, update: &[u8]) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO doc_updates (path, body) VALUES (?, ?)",
+            vec![s(path.as_str()), SqlStorageValue::Blob(update.to_vec())],
+        )?;
+        Ok(())
+    }
+
+    /// Folds a document's updates into a new snapshot (same epoch: the state is the same).
+    pub fn compact_doc(&self, path: &ProjectPath, snapshot: &[u8]) -> Result<()> {
+        self.sql.exec(
+            "UPDATE docs SET snapshot = ? WHERE path = ?",
+            vec![SqlStorageValue::Blob(snapshot.to_vec()), s(path.as_str())],
+        )?;
+        self.sql.exec(
+            "DELETE FROM doc_updates WHERE path = ?",
+            vec![s(path.as_str())],
+        )?;
+        Ok(())
+    }
+
+    pub fn drop_doc(&self, path: &ProjectPath) -> Result<()> {
+        self.sql
+            .exec("DELETE FROM docs WHERE path = ?", vec![s(path.as_str())])?;
+        self.sql.exec(
+            "DELETE FROM doc_updates WHERE path = ?",
+            vec![s(path.as_str())],
+        )?;
+        Ok(())
     }
 
     // --- blobs --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! End-to-end tests of a project's room: realtime editing over WebSockets, replay, the
 //! working tree over REST, versions and export.
 
+mod coedit;
 mod files;
 mod realtime;
 mod versions;

@@ -46,6 +46,7 @@ const BROADCAST: &[&str] = &[
     "file_renamed",
     "presence",
     "version_created",
+    "doc_update",
 ];
 
 impl Socket {
@@ -100,6 +101,14 @@ impl Socket {
                     .unwrap_or_default(),
             }),
             Err(e) => panic!("websocket connect: {e}"),
+        }
+    }
+
+    /// How long one read waits (200 ms unless set), e.g. shorter for a client that types
+    /// and reads in turns.
+    pub fn set_read_timeout(&mut self, t: Duration) {
+        if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
+            s.set_read_timeout(Some(t)).ok();
         }
     }
 

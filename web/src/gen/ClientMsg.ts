@@ -5,4 +5,4 @@ import type { Template } from "./Template";
 /**
  * client → room
  */
-export type ClientMsg = { "type": "hello", last_seq?: number | null, } | { "type": "get_state" } | { "type": "edit", path: ProjectPath, base_rev: number, content: string, } | { "type": "delete", path: ProjectPath, base_rev: number, } | { "type": "rename", from: ProjectPath, to: ProjectPath, base_rev: number, } | { "type": "generate", prompt: string, template?: Template | null, } | { "type": "cancel" };
+export type ClientMsg = { "type": "hello", last_seq?: number | null, } | { "type": "get_state" } | { "type": "edit", path: ProjectPath, base_rev: number, content: string, } | { "type": "delete", path: ProjectPath, base_rev: number, } | { "type": "rename", from: ProjectPath, to: ProjectPath, base_rev: number, } | { "type": "generate", prompt: string, template?: Template | null, } | { "type": "cancel" } | { "type": "doc_sync", path: ProjectPath, state_vector?: string, } | { "type": "doc_update", path: ProjectPath, doc: number, update: string, } | { "type": "awareness", path: ProjectPath, client_id: number, update: string, };

@@ -10,7 +10,7 @@ import type { VersionInfo } from "./VersionInfo";
 /**
  * room → client
  */
-export type ServerEvent = { "type": "state", project_id: string, head_seq: number, files: Array<FileMeta>, agent: string, presence: Array<PresenceUser>, } | { "type": "file_edited", path: ProjectPath, rev: number, content: string, encoding?: Encoding, by: string, } | { "type": "file_deleted", path: ProjectPath, rev: number, by: string, } | { "type": "file_renamed", from: ProjectPath, to: ProjectPath, 
+export type ServerEvent = { "type": "doc_sync", path: ProjectPath, doc: number, update: string, state_vector: string, rev: number, } | { "type": "doc_update", path: ProjectPath, doc: number, update: string, rev: number, size: number, by: string, } | { "type": "doc_rejected", path: ProjectPath, doc: number, code: string, message: string, } | { "type": "awareness", path: ProjectPath, client_id: number, update: string, by: string, } | { "type": "awareness_gone", client_ids: Array<number>, } | { "type": "state", project_id: string, head_seq: number, files: Array<FileMeta>, agent: string, presence: Array<PresenceUser>, } | { "type": "file_edited", path: ProjectPath, rev: number, content: string, encoding?: Encoding, by: string, } | { "type": "file_deleted", path: ProjectPath, rev: number, by: string, } | { "type": "file_renamed", from: ProjectPath, to: ProjectPath, 
 /**
  * The tombstone rev left at `from`.
  */
