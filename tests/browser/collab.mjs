@@ -1,6 +1,7 @@
 // Two members in one project. A follow-up from one changes the app (the preview shows it, the
 // diff of v1→v2 shows it); restoring v1 brings the old app back in both browsers; an edit
-// saved by one appears in the other's editor; a conflicting edit is shown, not lost.
+// typed by one appears in the other's editor as it is typed; both type at once and end with
+// the same text, each seeing the other's cursor.
 // Driven by tests/generate/ui.rs; prints one JSON report.
 import { launch, openProject } from './launch.mjs'
 
@@ -19,7 +20,17 @@ const step_of_plus = async (page) => {
   await page.waitForTimeout(300)
   return Number(await app.locator('#count').textContent()) - before
 }
-const editorText = (page) => page.locator('.cm-content').innerText()
+/** The editor's text, without the other people's cursor widgets drawn into it. */
+const editorText = (page) =>
+  page.locator('.cm-content').evaluate((el) =>
+    [...el.querySelectorAll('.cm-line')]
+      .map((line) => {
+        const copy = line.cloneNode(true)
+        copy.querySelectorAll('.cm-ySelectionCaret').forEach((c) => c.remove())
+        return copy.textContent.replace(/\u2060/g, '')
+      })
+      .join('\n'),
+  )
 try {
   const a = await open(cfg.owner)
   const b = await open(cfg.member)
@@ -52,7 +63,7 @@ try {
   out.plus_restored_a = await step_of_plus(a)
   out.plus_restored_b = await step_of_plus(b)
 
-  // Co-editing: a save in one editor shows in the other.
+  // Co-editing: what one types shows in the other's editor as it is typed.
   for (const p of [a, b]) {
     await p.getByRole('tab', { name: 'Files' }).click()
     await p.getByRole('treeitem', { name: 'style.css' }).click()
@@ -61,29 +72,38 @@ try {
   await a.locator('.cm-content').click()
   await a.keyboard.press('Control+End')
   await a.keyboard.type('\n/* from A */')
-  await a.keyboard.press('Control+s')
-  await a.waitForTimeout(200)
-  out.a_status = await a.locator('.editor-bar').innerText()
-  out.a_text = await editorText(a)
   const t0 = Date.now()
   await b.locator('.cm-content').getByText('/* from A */').waitFor({ timeout: 5_000 })
   out.edit_seen_ms = Date.now() - t0
   step('edit seen by the other')
 
-  // B types without saving while A saves again: B is told, and keeps their text.
+  // Both type at once, at two ends of the file: both end with both people's words.
   await b.locator('.cm-content').click()
-  await b.keyboard.press('Control+End')
-  await b.keyboard.type('\n/* from B */')
+  await b.keyboard.press('Control+Home')
   await a.locator('.cm-content').click()
   await a.keyboard.press('Control+End')
-  await a.keyboard.type('\n/* A again */')
-  await a.keyboard.press('Control+s')
-  await b.locator('.conflict').waitFor({ timeout: 5_000 })
-  out.b_kept = (await editorText(b)).includes('/* from B */')
-  await b.getByRole('button', { name: 'Keep mine and save' }).click()
-  await a.locator('.cm-content').getByText('/* from B */').waitFor({ timeout: 5_000 })
+  await Promise.all([
+    a.keyboard.type('\n/* A typing along */', { delay: 25 }),
+    b.keyboard.type('/* B at the top */\n', { delay: 25 }),
+  ])
+  const both = (t) => t.includes('/* A typing along */') && t.includes('/* B at the top */')
+  for (let i = 0; i < 50 && !(both(await editorText(a)) && (await editorText(a)) === (await editorText(b))); i++) {
+    await a.waitForTimeout(200)
+  }
   out.final_a = await editorText(a)
-  step('conflict shown and resolved')
+  out.final_b = await editorText(b)
+  step('typed together')
+  // Each sees the other's cursor, named as the room knows them.
+  await a.locator('.cm-ySelectionInfo').first().waitFor({ state: 'attached', timeout: 5_000 })
+  out.cursor_names_a = await a.locator('.cm-ySelectionInfo').allTextContents()
+  await b.locator('.cm-ySelectionInfo').first().waitFor({ state: 'attached', timeout: 5_000 })
+  out.cursor_names_b = await b.locator('.cm-ySelectionInfo').allTextContents()
+  await a.locator('.cm-ySelectionCaret').first().hover()
+  await a.screenshot({ path: `${cfg.shots}/coediting.png` })
+  // Saving confirms the room has it all.
+  await a.keyboard.press('Control+s')
+  await a.locator('.editor-bar').getByText('Saved').waitFor({ timeout: 5_000 })
+  step('saved')
 } catch (e) {
   out.error = String((e && e.stack) || e)
   for (const [i, p] of browser.contexts().map((c) => c.pages()[0]).entries()) {

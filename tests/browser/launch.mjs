@@ -92,7 +92,7 @@ export function contrastIssues(page) {
       if (s.visibility === 'hidden') continue
       const bg = backdrop(el)
       const fg0 = rgba(s.color)
-      if (!bg || !fg0) continue
+      if (!bg || !fg0 || opacity(el) === 0) continue
       const fg = over([fg0[0], fg0[1], fg0[2], fg0[3] * opacity(el)], bg)
       const size = parseFloat(s.fontSize)
       const large = size >= 24 || (size >= 18.66 && Number(s.fontWeight) >= 700)

@@ -305,7 +305,32 @@ fn two_members_follow_up_compare_restore_and_edit_together() {
         "in the other browser too: {report}"
     );
     assert!(report["edit_seen_ms"].as_u64().unwrap() < 5_000);
-    assert_eq!(report["b_kept"], true, "{report}");
-    let last = report["final_a"].as_str().unwrap();
-    assert!(last.contains("/* from B */"), "{last}");
+    let (a, b) = (
+        report["final_a"].as_str().unwrap(),
+        report["final_b"].as_str().unwrap(),
+    );
+    assert_eq!(a, b, "both editors end with one text");
+    for words in ["/* from A */", "/* A typing along */", "/* B at the top */"] {
+        assert!(a.contains(words), "{words} in {a}");
+    }
+    // What the room stored is what both see.
+    let file = run
+        .kiln
+        .raw(
+            "GET",
+            &format!("/api/projects/{}/files/style.css", run.pid),
+            &[(
+                "authorization".into(),
+                format!("Bearer {}", run.owner.token),
+            )],
+            None,
+        )
+        .text;
+    assert_eq!(file.trim_end(), a.trim_end(), "stored file and editors");
+    assert_eq!(report["cursor_names_a"], json!([member.email]), "{report}");
+    assert_eq!(
+        report["cursor_names_b"],
+        json!([run.owner.email]),
+        "{report}"
+    );
 }

@@ -47,6 +47,8 @@ export class Room {
   private stopped = false
   private timer: ReturnType<typeof setTimeout> | undefined
   private fileListeners = new Set<(path: string) => void>()
+  private docListeners = new Map<string, Set<(ev: any) => void>>()
+  private liveListeners = new Set<() => void>()
 
   constructor(readonly projectId: string) {
     this.connect()
@@ -66,6 +68,31 @@ export class Room {
     if (this.ws?.readyState !== WebSocket.OPEN || this.connection.value !== 'live') return false
     this.ws.send(JSON.stringify(msg))
     return true
+  }
+
+  /** Events of one file's shared document (`doc_*`, cursors). */
+  onDoc(path: string, fn: (ev: any) => void): () => void {
+    const set = this.docListeners.get(path) ?? new Set()
+    set.add(fn)
+    this.docListeners.set(path, set)
+    return () => set.delete(fn)
+  }
+
+  /** Called each time the socket goes live again (after a reconnect or a resync). */
+  onLive(fn: () => void): () => void {
+    this.liveListeners.add(fn)
+    return () => this.liveListeners.delete(fn)
+  }
+
+  private goLive() {
+    const was = this.connection.value
+    this.connection.value = 'live'
+    this.connectionNote.value = ''
+    if (was !== 'live') for (const fn of this.liveListeners) fn()
+  }
+
+  private toDoc(path: string, ev: unknown) {
+    for (const fn of this.docListeners.get(path) ?? []) fn(ev)
   }
 
   onFileChanged(fn: (path: string) => void): () => void {
@@ -156,17 +183,13 @@ export class Room {
         }
         this.files.value = next
         this.presence.value = s.presence
-        this.connection.value = 'live'
-        this.connectionNote.value = ''
+        this.goLive()
         for (const p of next.keys()) this.changed(p)
         return
       }
       case 'presence':
         this.presence.value = (ev as Ev<'presence'>).users
-        if (this.connection.value !== 'live') {
-          this.connection.value = 'live'
-          this.connectionNote.value = ''
-        }
+        this.goLive()
         return
       case 'resync_required':
         this.lastSeq = 0
@@ -219,6 +242,22 @@ export class Room {
         this.changed(e.to)
         return
       }
+      case 'doc_update': {
+        // Typing lives in the document of whoever has the file open; the others keep the
+        // file's rev and size, and fetch its text when they open it.
+        const old = this.files.value.get(e.path)
+        if (old) this.setFile(e.path, { ...old, rev: e.rev, size: e.size, content: undefined })
+        this.toDoc(e.path, ev)
+        return
+      }
+      case 'doc_sync':
+      case 'doc_rejected':
+      case 'awareness':
+        this.toDoc(e.path, ev)
+        return
+      case 'awareness_gone':
+        for (const p of this.docListeners.keys()) this.toDoc(p, ev)
+        return
       case 'edit_rejected':
         this.rejected.value = ev as Ev<'edit_rejected'>
         return

@@ -1,8 +1,10 @@
 import type { Signal } from '@preact/signals'
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { EditorState, Compartment, type Extension } from '@codemirror/state'
+import { EditorState, type Extension } from '@codemirror/state'
 import { EditorView, keymap, lineNumbers, highlightActiveLine, drawSelection } from '@codemirror/view'
-import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands'
+import { defaultKeymap, indentWithTab } from '@codemirror/commands'
+import * as Y from 'yjs'
+import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
 import { syntaxHighlighting, bracketMatching, indentOnInput } from '@codemirror/language'
 import { kilnHighlight } from '../highlight'
 import { javascript } from '@codemirror/lang-javascript'
@@ -11,8 +13,8 @@ import { css } from '@codemirror/lang-css'
 import { json } from '@codemirror/lang-json'
 import { markdown } from '@codemirror/lang-markdown'
 import type { Room } from '../room'
-import { api } from '../api'
 import { me } from '../session'
+import { SharedFile } from '../collab'
 
 function language(path: string): Extension {
   const ext = path.split('.').pop()?.toLowerCase() ?? ''
@@ -42,189 +44,128 @@ function language(path: string): Extension {
 }
 
 /**
- * CodeMirror on the open file. Never locked by a generation: while the model writes this
- * file its text streams in; any other file stays editable. Saving goes through the room with
- * the rev the text was based on; a rejected save shows the current content, and what was
- * typed is kept until the person chooses.
+ * CodeMirror on the open file, bound to the file's shared document: everyone with the file
+ * open types into the same text at once and sees the others' cursors; every change is stored
+ * by the room as it is typed. Never locked by a generation: while the model writes this file
+ * its text streams in (read-only until it is written); any other file stays editable.
  */
 export function Editor({ room, open, writer }: { room: Room; open: Signal<string | null>; writer: boolean }) {
   const host = useRef<HTMLDivElement>(null)
   const view = useRef<EditorView | null>(null)
-  const lang = useRef(new Compartment())
-  const editable = useRef(new Compartment())
-  const base = useRef<{ path: string; rev: number; text: string } | null>(null)
   const saveRef = useRef<() => void>(() => {})
-  const [dirty, setDirty] = useState(false)
   const [status, setStatus] = useState<string>('')
-  const [theirs, setTheirs] = useState<{ rev: number; text: string; by?: string } | null>(null)
+  const [shared, setShared] = useState<SharedFile | null>(null)
+  // Bumped to start the document over (after the room refused an update of ours).
+  const [round, setRound] = useState(0)
   const path = open.value
+  const file = path ? room.files.value.get(path) : undefined
+  const streaming = file?.streaming !== undefined
+  const binary = !!file?.binary
+  const exists = !!file
 
-  const setText = (text: string) => {
-    const v = view.current
-    if (!v || v.state.doc.toString() === text) return
-    v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: text } })
-  }
-
-  useEffect(() => {
-    const v = new EditorView({
-      parent: host.current!,
-      state: EditorState.create({
-        doc: '',
+  const show = (doc: string, extra: Extension[], editable: boolean) => {
+    view.current?.setState(
+      EditorState.create({
+        doc,
         extensions: [
           lineNumbers(),
-          history(),
           drawSelection(),
           highlightActiveLine(),
           indentOnInput(),
           bracketMatching(),
           syntaxHighlighting(kilnHighlight),
           keymap.of([
-            // Through a ref: this keymap is made once, `save` changes with every render.
+            // Through a ref: this keymap is made per file, `save` changes with every render.
             { key: 'Mod-s', preventDefault: true, run: () => (saveRef.current(), true) },
             indentWithTab,
+            ...yUndoManagerKeymap,
             ...defaultKeymap,
-            ...historyKeymap,
           ]),
-          lang.current.of([]),
-          editable.current.of(EditorView.editable.of(false)),
-          EditorView.updateListener.of((u) => {
-            if (u.docChanged && base.current) setDirty(u.state.doc.toString() !== base.current.text)
-          }),
+          language(path ?? ''),
+          EditorView.editable.of(editable),
+          EditorState.readOnly.of(!editable),
           EditorView.contentAttributes.of({ 'aria-label': 'Editor' }),
+          ...extra,
         ],
       }),
-    })
-    view.current = v
-    return () => v.destroy()
+    )
+  }
+
+  useEffect(() => {
+    view.current = new EditorView({ parent: host.current! })
+    return () => view.current?.destroy()
   }, [])
 
-  // Opening a file: its known content, or fetch it.
+  // An open text file gets its shared document; a file being streamed or binary is shown.
   useEffect(() => {
-    setTheirs(null)
-    setDirty(false)
-    setStatus('')
-    if (!path) {
-      base.current = null
-      setText('')
+    if (!path || !exists) {
+      show('', [], false)
+      setStatus(path ? 'This file was deleted.' : '')
       return
     }
-    view.current?.dispatch({ effects: lang.current.reconfigure(language(path)) })
-    const f = room.files.value.get(path)
-    const show = (text: string, rev: number) => {
-      base.current = { path, rev, text }
-      setText(text)
-      setDirty(false)
+    if (streaming || binary) {
+      show(streaming ? (file!.streaming ?? '') : '(binary file)', [], false)
+      setStatus('')
+      return
     }
-    if (f?.streaming !== undefined) show(f.streaming, f.rev)
-    else if (f?.content !== undefined) show(f.content, f.rev)
-    else if (f?.binary) show('(binary file)', f.rev)
-    else if (f) {
-      setStatus('Loading…')
-      api.file(room.projectId, path).then(
-        (r) => (open.value === path ? (show(r.text, r.rev), setStatus('')) : undefined),
-        (e) => setStatus(String(e.message ?? e)),
-      )
+    const s = new SharedFile(room, path, me.value?.user.email ?? 'someone', () => setRound((r) => r + 1))
+    setShared(s)
+    show('', [], false)
+    setStatus('Loading…')
+    const off = room.onDoc(path, (e) => {
+      if (e.type === 'doc_sync' && s.ready.value) setStatus((old) => (old === 'Saving…' ? 'Saved' : old))
+    })
+    return () => {
+      off()
+      s.destroy()
+      setShared(null)
     }
-  }, [path])
+  }, [path, exists, streaming, binary, round])
 
-  // Live changes to the open file.
+  // Once it has the room's text, the editor binds to it.
+  const ready = shared?.ready.value ?? false
+  useEffect(() => {
+    if (!shared || !ready) return
+    show(shared.text.toString(), [yCollab(shared.text, shared.awareness, { undoManager: new Y.UndoManager(shared.text) })], writer)
+    setStatus(shared.note.value)
+  }, [shared, ready, writer])
+
+  // The model's text as it streams in.
   useEffect(
     () =>
       room.onFileChanged((p) => {
         if (p !== open.value) return
         const f = room.files.value.get(p)
-        if (!f) {
-          setStatus('This file was deleted.')
-          return
-        }
-        if (f.streaming !== undefined) {
-          base.current = { path: p, rev: f.rev, text: f.streaming }
-          setText(f.streaming)
-          return
-        }
-        if (f.content === undefined || !base.current || f.rev === base.current.rev) return
-        const mine = view.current?.state.doc.toString() ?? ''
-        if (mine === base.current.text || mine === f.content) {
-          base.current = { path: p, rev: f.rev, text: f.content }
-          setText(f.content)
-          setDirty(false)
-          setStatus(mine === f.content ? 'Saved' : '')
-          setTheirs(null)
-        } else {
-          // Someone else changed it under unsaved typing: keep both, let the person choose.
-          setTheirs({ rev: f.rev, text: f.content })
-        }
+        const v = view.current
+        if (f?.streaming === undefined || !v) return
+        if (v.state.doc.toString() !== f.streaming) v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: f.streaming } })
       }),
     [room],
   )
 
-  // A save of ours that lost a race: show theirs; keep ours.
-  const rejected = room.rejected.value
-  useEffect(() => {
-    if (rejected && rejected.path === open.value && rejected.encoding !== 'base64') {
-      setTheirs({ rev: rejected.current_rev, text: rejected.content ?? '' })
-      setStatus('Not saved: the file changed since you opened it.')
-      room.rejected.value = null
-    }
-  }, [rejected])
-
-  const streaming = path ? room.files.value.get(path)?.streaming !== undefined : false
-  const canEdit = writer && !!path && !streaming
-  useEffect(() => {
-    view.current?.dispatch({ effects: editable.current.reconfigure(EditorView.editable.of(canEdit)) })
-  }, [canEdit])
-
+  // Every keystroke is stored as it is typed; saving asks the room to confirm it has all.
   saveRef.current = save
   function save() {
-    const v = view.current
-    const b = base.current
-    if (!v || !b || !writer) return
-    const content = v.state.doc.toString()
-    if (room.send({ type: 'edit', path: b.path, base_rev: b.rev, content })) setStatus('Saving…')
-    else setStatus('Not connected: not saved yet. Your text stays here.')
+    if (!shared || !writer) return
+    setStatus(shared.sync() ? 'Saving…' : 'Offline: your changes are kept and sent when the connection is back.')
   }
-  const useTheirs = () => {
-    if (!theirs || !path) return
-    base.current = { path, rev: theirs.rev, text: theirs.text }
-    setText(theirs.text)
-    setDirty(false)
-    setTheirs(null)
-    setStatus('')
-  }
-  const keepMine = () => {
-    if (!theirs || !path) return
-    base.current = { path, rev: theirs.rev, text: theirs.text }
-    setTheirs(null)
-    save()
-  }
+  const note = shared?.note.value
 
   return (
     <section class="editor" aria-label="Editor region">
       <div class="row editor-bar">
         <code class="small">{path ?? 'No file open'}</code>
         {streaming && <span class="badge">the agent is writing this file</span>}
-        {dirty && <span class="badge">unsaved</span>}
-        <span class="muted small" role="status" aria-live="polite">{status}</span>
+        <span class="muted small" role="status" aria-live="polite">
+          {note || status}
+        </span>
         <span class="spacer" />
         {writer && path && (
-          <button type="button" onClick={save} disabled={!dirty || streaming} title="Save (Ctrl+S)">
+          <button type="button" onClick={save} disabled={!ready || streaming} title="Every change is saved as you type; Ctrl+S confirms">
             Save
           </button>
         )}
       </div>
-      {theirs && (
-        <div class="conflict" role="alert">
-          <p>
-            {me.value ? 'Someone else' : 'Another editor'} saved a newer version of this file. Your text is kept below.
-          </p>
-          <details>
-            <summary>Their version (rev {theirs.rev})</summary>
-            <pre>{theirs.text}</pre>
-          </details>
-          <button type="button" onClick={useTheirs}>Use theirs</button>{' '}
-          <button type="button" class="primary" onClick={keepMine}>Keep mine and save</button>
-        </div>
-      )}
       <div class="cm-host" ref={host} aria-label="Editor" />
     </section>
   )
