@@ -720,6 +720,9 @@ fn streaming_slowly() -> (Run, kiln_e2e::ws::Socket) {
 #[test]
 fn cancel_stops_a_running_generation() {
     let (run, mut ws) = streaming_slowly();
+    // Mid-generation, the room's state says which step the agent is in.
+    ws.send(json!({ "type": "get_state" }));
+    assert_eq!(ws.recv_type("state")["agent"], "implementing");
     ws.send(json!({ "type": "cancel" }));
     let events = until_done(&run, &mut ws);
     let last = events.last().unwrap();
@@ -739,6 +742,8 @@ fn cancel_stops_a_running_generation() {
         )
         .expect(200);
     assert!(versions["items"].as_array().unwrap().is_empty());
+    ws.send(json!({ "type": "get_state" }));
+    assert_eq!(ws.recv_type("state")["agent"], "idle");
     // The room stays usable: a new generation runs to the end.
     run.llm.add_turn(code_turn());
     run.llm.add_turn(plan_turn());
