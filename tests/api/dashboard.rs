@@ -56,6 +56,11 @@ fn the_dashboard_pages_renames_and_deletes_projects() {
     kept.extend(expected[2..].iter().cloned());
     assert_eq!(report["after_reload"], json!(kept[..20]), "{report}");
     assert_eq!(report["contrast"], json!([]), "below WCAG AA: {report}");
+    assert_eq!(
+        report["unlabelled"],
+        json!([]),
+        "controls without a name: {report}"
+    );
     assert!(shots.join("dashboard-projects.png").exists());
 
     // The server agrees: renamed, deleted.

@@ -1,11 +1,11 @@
 // The dashboard as a person with many projects uses it: newest first, 20 to a page with
 // "Load more", rename (a bad name is refused and said why), delete after a confirmation.
 // Driven by tests/api/dashboard.rs, which made the projects; prints one JSON report.
-import { contrastIssues, launch } from './launch.mjs'
+import { contrastIssues, launch, unlabelledControls } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
-const out = { steps: [], errors: [], contrast: [] }
+const out = { steps: [], errors: [], contrast: [], unlabelled: [] }
 const step = (name) => out.steps.push(name)
 const names = (page) => page.locator('.projects > li > a').allTextContents()
 try {
@@ -29,6 +29,7 @@ try {
   for (const theme of ['light', 'dark']) {
     if (theme === 'dark') await page.getByRole('button', { name: 'Switch to dark theme' }).click()
     for (const c of await contrastIssues(page)) out.contrast.push({ where: `dashboard (${theme})`, ...c })
+    for (const c of await unlabelledControls(page)) out.unlabelled.push(`dashboard: ${c}`)
   }
   await page.getByRole('button', { name: 'Switch to light theme' }).click()
 

@@ -107,3 +107,27 @@ export function contrastIssues(page) {
     return [...found.values()]
   })
 }
+
+/**
+ * WCAG 2.1 4.1.2 / 1.3.1 basics: every visible control has an accessible name (its text, a
+ * label, `aria-label`, `aria-labelledby` or a title). Returns the controls without one.
+ */
+export function unlabelledControls(page) {
+  return page.evaluate(() => {
+    const named = (el) => {
+      const by = el.getAttribute('aria-labelledby')
+      if (by && by.split(/\s+/).some((id) => document.getElementById(id)?.textContent.trim())) return true
+      if (el.getAttribute('aria-label')?.trim() || el.getAttribute('title')?.trim()) return true
+      if (el.labels && [...el.labels].some((l) => l.textContent.trim())) return true
+      const tag = el.tagName.toLowerCase()
+      if (tag === 'input' || tag === 'textarea' || tag === 'select') return false
+      return !!el.textContent.trim()
+    }
+    const out = []
+    for (const el of document.querySelectorAll('button, input, textarea, select, a[href], [role="tab"], [role="treeitem"]')) {
+      if (!el.getClientRects().length || el.closest('[aria-hidden="true"]') || el.type === 'hidden') continue
+      if (!named(el)) out.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${[...el.classList].map((c) => '.' + c).join('')}`)
+    }
+    return [...new Set(out)]
+  })
+}

@@ -2,19 +2,21 @@
 // app, watches the plan and the files arrive, opens a file, sees the app in the preview and
 // version 1 in Versions. Driven by tests/generate/ui.rs; prints one JSON report and saves
 // screenshots into cfg.shots.
-import { contrastIssues, launch } from './launch.mjs'
+import { contrastIssues, launch, unlabelledControls } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
-const out = { steps: [], contrast: [] }
+const out = { steps: [], contrast: [], unlabelled: [] }
+let page
 const step = (name) => out.steps.push(name)
 const shot = (page, name) => page.screenshot({ path: `${cfg.shots}/${name}.png` })
 async function audit(page, where) {
   for (const issue of await contrastIssues(page)) out.contrast.push({ where, ...issue })
+  for (const control of await unlabelledControls(page)) out.unlabelled.push(`${where}: ${control}`)
 }
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-  const page = await context.newPage()
+  page = await context.newPage()
   const errors = []
   page.on('pageerror', (e) => errors.push(String(e.stack || e)))
   const consoleLog = []
@@ -100,6 +102,15 @@ try {
   out.status = await page.getByRole('status').first().textContent()
 } catch (e) {
   out.error = String((e && e.stack) || e)
+  // What the page showed when it went wrong.
+  await page?.screenshot({ path: `${cfg.shots}/workspace-failure.png` }).catch(() => {})
+  out.at_failure = await page
+    ?.evaluate(() => ({
+      tab: document.querySelector('[role="tab"][aria-selected="true"]')?.textContent,
+      frame: document.querySelector('iframe[title="Preview"]')?.getBoundingClientRect().toJSON(),
+      status: document.querySelector('[role="status"]')?.textContent,
+    }))
+    .catch((err) => String(err))
 } finally {
   await browser.close()
 }

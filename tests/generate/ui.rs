@@ -72,6 +72,7 @@ fn a_new_person_builds_an_app_in_the_ui() {
         json!([]),
         "text below WCAG AA contrast (4.5:1, large 3:1)"
     );
+    assert_eq!(report["unlabelled"], json!([]), "controls without a name");
     for tab in report["phone_tabs"].as_array().unwrap() {
         assert_eq!(tab["visible"], true, "a tab cut off at 375 px: {report}");
     }
