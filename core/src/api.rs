@@ -375,3 +375,47 @@ mod tests {
         }
     }
 }
+
+/// `POST /api/tokens`: a personal token for scripts and CI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreateToken {
+    pub name: String,
+    pub scopes: Vec<crate::tokens::Scope>,
+    /// Restrict it to one org (its projects) …
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub org: Option<OrgId>,
+    /// … or to one project.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub project: Option<ProjectId>,
+    /// Days until it stops working (1 to 365); none: until revoked.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A personal token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<crate::tokens::Scope>,
+    pub org_id: Option<OrgId>,
+    pub project_id: Option<ProjectId>,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+}
+
+/// `POST /api/tokens` → 201: the token, shown this once, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TokenCreated {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}

@@ -17,6 +17,7 @@ pub mod path;
 pub mod protocol;
 pub mod role;
 pub mod sandbox;
+pub mod tokens;
 pub mod tree;
 pub mod validate;
 

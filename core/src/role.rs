@@ -24,6 +24,8 @@ pub enum Action {
     WriteProject,
     DeleteProject,
     ManageMembers,
+    /// Start or cancel a generation (a member's right; a token needs its `generate` scope).
+    Generate,
 }
 
 impl Role {
@@ -50,7 +52,7 @@ impl Role {
         use Action::*;
         match action {
             ReadOrg | ReadProject => true,
-            CreateProject | WriteProject => self != Role::Client,
+            CreateProject | WriteProject | Generate => self != Role::Client,
             DeleteProject | ManageMembers => matches!(self, Role::Owner | Role::Admin),
         }
     }

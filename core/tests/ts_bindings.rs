@@ -64,6 +64,11 @@ fn render() -> BTreeMap<String, String> {
         DevServerStatus,
         // GET /api/projects/:id/versions/:n/files
         kiln_core::api::VersionFile,
+        // /api/tokens
+        kiln_core::api::CreateToken,
+        kiln_core::api::TokenInfo,
+        kiln_core::api::TokenCreated,
+        kiln_core::tokens::Scope,
         Step,
         Totals,
         ChatMessage,

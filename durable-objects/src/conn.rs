@@ -22,9 +22,16 @@ pub struct Conn {
     /// Its rights were taken away: nothing it sends is accepted any more.
     #[serde(default)]
     pub revoked: bool,
+    /// False for a personal token without the `generate` scope.
+    #[serde(default = "yes")]
+    pub can_generate: bool,
     /// The Yjs clients whose cursors this socket sent: gone when it goes.
     #[serde(default)]
     pub yjs_clients: Vec<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Conn {

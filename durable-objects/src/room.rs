@@ -44,6 +44,7 @@ pub struct Caller {
     pub session: String,
     pub email: String,
     pub role: Role,
+    pub can_generate: bool,
 }
 
 impl DurableObject for ProjectRoom {
@@ -217,6 +218,15 @@ impl DurableObject for ProjectRoom {
             let text = format!("your role ({}) may watch but not write", conn.role);
             return self.reply(&ws, ServerEvent::error(ErrorCode::Forbidden.as_str(), text));
         }
+        if matches!(msg, ClientMsg::Generate { .. } | ClientMsg::Cancel) && !conn.can_generate {
+            return self.reply(
+                &ws,
+                ServerEvent::error(
+                    ErrorCode::Forbidden.as_str(),
+                    "this token's scopes do not allow generating",
+                ),
+            );
+        }
         let by = conn.user.clone();
         match msg {
             ClientMsg::Hello { .. } => Ok(()),
@@ -353,6 +363,7 @@ impl ProjectRoom {
             role: caller.role,
             live: false,
             revoked: false,
+            can_generate: caller.can_generate,
             yjs_clients: vec![],
         })?;
         Response::from_websocket(pair.client)
@@ -763,6 +774,7 @@ fn caller(req: &Request) -> Option<Caller> {
         session: h.get("x-kiln-session").ok()?.unwrap_or_default(),
         email: h.get("x-kiln-email").ok()?.unwrap_or_default(),
         role: Role::parse(&h.get("x-kiln-role").ok()??)?,
+        can_generate: h.get("x-kiln-can-generate").ok()?.as_deref() != Some("false"),
     })
 }
 

@@ -5,3 +5,4 @@ mod bad_input;
 mod dashboard;
 mod orgs;
 mod projects;
+mod tokens;

@@ -5,45 +5,14 @@
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use kiln_e2e::{register, repo_root, shared, Kiln, TEST_PEPPER};
+use kiln_e2e::{register, shared, Kiln, TEST_PEPPER};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::process::Command;
 
 const ITERATIONS: u32 = 100_000;
 
-/// Runs one SQL statement on the server's local D1; returns its result rows.
 fn d1(kiln: &Kiln, sql: &str) -> Vec<Value> {
-    let run = || {
-        Command::new(repo_root().join("node_modules/.bin/wrangler"))
-            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-            .arg(&kiln.state_dir)
-            .args(["--command", sql])
-            .current_dir(repo_root())
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CI", "true")
-            .output()
-            .expect("run wrangler d1 execute")
-    };
-    // The running server holds the same SQLite file: a write of its at that moment can make
-    // this one find the database busy. A few bounded tries.
-    let mut out = run();
-    for _ in 0..4 {
-        if out.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        out = run();
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "wrangler d1 execute {sql:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("wrangler d1 execute: not JSON ({e}): {stdout}"));
-    v[0]["results"].as_array().cloned().unwrap_or_default()
+    kiln.d1(sql)
 }
 
 fn stored_hash(kiln: &Kiln, email: &str) -> String {

@@ -236,6 +236,41 @@ impl Kiln {
         next
     }
 
+    /// Runs one SQL statement on this server's local D1 (`wrangler d1 execute --local`);
+    /// returns its result rows.
+    pub fn d1(&self, sql: &str) -> Vec<Value> {
+        let run = || {
+            Command::new(repo_root().join("node_modules/.bin/wrangler"))
+                .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+                .arg(&self.state_dir)
+                .args(["--command", sql])
+                .current_dir(repo_root())
+                .env("WRANGLER_SEND_METRICS", "false")
+                .env("CI", "true")
+                .output()
+                .expect("run wrangler d1 execute")
+        };
+        // The running server holds the same SQLite file: a write of its at that moment can
+        // make this one find the database busy. A few bounded tries.
+        let mut out = run();
+        for _ in 0..4 {
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            out = run();
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "wrangler d1 execute {sql:?} failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("wrangler d1 execute: not JSON ({e}): {stdout}"));
+        v[0]["results"].as_array().cloned().unwrap_or_default()
+    }
+
     /// The host of a project's preview (`p_<hex>` → `p-<hex>.preview.localhost:<port>`).
     pub fn preview_host(&self, project: &str) -> String {
         format!(

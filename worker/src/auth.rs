@@ -8,11 +8,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{cookie, SESSION_COOKIE};
 use crate::store::grants::{Grants, WS_TICKETS};
 use crate::store::sessions::Sessions;
+use crate::store::tokens::Tokens;
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
 use kiln_core::api::{SessionClaims, User};
 use kiln_core::ids::{ProjectId, SessionId, UserId};
+use kiln_core::tokens::Grant;
 use serde::{Deserialize, Serialize};
 use worker::Request;
 
@@ -23,7 +25,11 @@ const LEEWAY_SECS: i64 = 30;
 /// An authenticated caller.
 pub struct Caller {
     pub user: User,
+    /// The session, or for a personal token its id (tokens are tied to things the way
+    /// sessions are, and revoking one ends what it holds).
     pub session: SessionId,
+    /// Set when a personal token authenticated the request: what it may reach and do.
+    pub token: Option<Grant>,
 }
 
 pub struct IssuedSession {
@@ -55,6 +61,9 @@ pub fn issue(ctx: &Ctx, user: &UserId) -> ApiResult<IssuedSession> {
 /// needs a user.
 pub async fn authenticate(ctx: &Ctx, req: &Request) -> ApiResult<Caller> {
     let raw = token_from(req)?.ok_or_else(|| ApiError::unauthorized("authentication required"))?;
+    if kiln_core::tokens::looks_like_token(&raw) {
+        return authenticate_token(ctx, &raw).await;
+    }
     let claims = verify(ctx, &raw)?;
     let user = Sessions(&ctx.db)
         .active_user(&claims.jti, &claims.sub, ctx.now)
@@ -63,7 +72,38 @@ pub async fn authenticate(ctx: &Ctx, req: &Request) -> ApiResult<Caller> {
     Ok(Caller {
         user,
         session: claims.jti,
+        token: None,
     })
+}
+
+/// A personal token: looked up by its sha256, live (not revoked, not expired) or 401.
+async fn authenticate_token(ctx: &Ctx, raw: &str) -> ApiResult<Caller> {
+    let hash = kiln_core::tree::sha256_hex(raw.as_bytes());
+    let found = Tokens(&ctx.db)
+        .find(&hash, ctx.now)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("token unknown, revoked or expired"))?;
+    // Last use to the minute is enough, and spares a write per request.
+    if found.last_used_at.is_none_or(|t| ctx.now - t > 60_000) {
+        Tokens(&ctx.db).touch(&found.id, ctx.now).await?;
+    }
+    Ok(Caller {
+        user: found.user,
+        session: found.id,
+        token: Some(found.grant),
+    })
+}
+
+/// For what only a signed-in person may do (manage tokens, sign out, answer invitations,
+/// open previews): a personal token is refused.
+pub async fn authenticate_person(ctx: &Ctx, req: &Request) -> ApiResult<Caller> {
+    let caller = authenticate(ctx, req).await?;
+    if caller.token.is_some() {
+        return Err(ApiError::forbidden(
+            "a personal token cannot do this: sign in to Kiln",
+        ));
+    }
+    Ok(caller)
 }
 
 /// Authenticates a WebSocket upgrade: a single-use `?ticket=` (browsers cannot set headers
@@ -81,7 +121,11 @@ pub async fn authenticate_ws(ctx: &Ctx, req: &Request, project: &str) -> ApiResu
         .active_user(&session, &user, ctx.now)
         .await?
         .ok_or_else(bad)?;
-    Ok(Caller { user, session })
+    Ok(Caller {
+        user,
+        session,
+        token: None,
+    })
 }
 
 fn verify(ctx: &Ctx, raw: &str) -> ApiResult<SessionClaims> {
@@ -206,6 +250,7 @@ pub async fn authenticate_preview(
     Ok(Caller {
         user,
         session: claims.jti,
+        token: None,
     })
 }
 

@@ -70,7 +70,20 @@ impl<'a> RoomCall<'a> {
         headers.set("x-kiln-user", caller.user.id.as_str())?;
         headers.set("x-kiln-email", &caller.user.email)?;
         headers.set("x-kiln-session", caller.session.as_str())?;
+        // A token without `write` watches, whatever its owner's role; without `generate` it
+        // may not prompt (the room checks `x-kiln-can-generate` on the socket).
+        let role = match &caller.token {
+            Some(g) if !g.allows(kiln_core::Action::WriteProject) => Role::Client,
+            _ => role,
+        };
         headers.set("x-kiln-role", role.as_str())?;
+        if caller
+            .token
+            .as_ref()
+            .is_some_and(|g| !g.allows(kiln_core::Action::Generate))
+        {
+            headers.set("x-kiln-can-generate", "false")?;
+        }
         for (k, v) in &self.headers {
             headers.set(k, v)?;
         }
@@ -111,9 +124,15 @@ pub async fn access_changed(
     }
 }
 
-/// Closes the sockets a session opened, in every project it opened one to.
-pub async fn session_ended(ctx: &Ctx, caller: &Caller, projects: &[ProjectId]) {
-    let body = serde_json::json!({ "session": caller.session }).to_string();
+/// Closes the sockets a session (or a personal token) opened, in every project it opened one
+/// to.
+pub async fn session_ended(
+    ctx: &Ctx,
+    caller: &Caller,
+    session: &kiln_core::ids::SessionId,
+    projects: &[ProjectId],
+) {
+    let body = serde_json::json!({ "session": session }).to_string();
     let calls = projects.iter().map(|p| {
         RoomCall::new(Method::Post, "revoke-session")
             .body(body.clone().into_bytes())

@@ -7,7 +7,7 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
-use crate::routes::{self, auth, files, orgs, preview, projects, versions};
+use crate::routes::{self, auth, files, orgs, preview, projects, tokens, versions};
 use kiln_core::origin::{is_cross_site, Site};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
@@ -84,6 +84,9 @@ async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "auth", "login"], Post) => auth::login(ctx, req).await,
         (["api", "auth", "logout"], Post) => auth::logout(ctx, req).await,
         (["api", "me"], Get) => auth::me(ctx, req).await,
+        (["api", "tokens"], Get) => tokens::list(ctx, req).await,
+        (["api", "tokens"], Post) => tokens::create(ctx, req).await,
+        (["api", "tokens", id], Delete) => tokens::revoke(ctx, req, id).await,
 
         (["api", "orgs"], Get) => orgs::list(ctx, req).await,
         (["api", "orgs"], Post) => orgs::create(ctx, req).await,
@@ -159,6 +162,8 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
         ["api", "health"]
             | ["api", "auth", "register" | "login" | "logout"]
             | ["api", "me"]
+            | ["api", "tokens"]
+            | ["api", "tokens", _]
             | ["api", "orgs"]
             | ["api", "orgs", _]
             | ["api", "orgs", _, "members"]

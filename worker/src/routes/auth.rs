@@ -94,10 +94,10 @@ fn pepper(ctx: &Ctx) -> ApiResult<password::Pepper> {
 }
 
 pub async fn logout(ctx: &Ctx, req: Request) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
+    let caller = auth::authenticate_person(ctx, &req).await?;
     Sessions(&ctx.db).revoke(&caller.session, ctx.now).await?;
     let projects = SocketSessions(&ctx.db).projects(&caller.session).await?;
-    crate::room::session_ended(ctx, &caller, &projects).await;
+    crate::room::session_ended(ctx, &caller, &caller.session, &projects).await;
     let mut resp = Response::empty()?.with_status(204);
     resp.headers_mut()
         .set("set-cookie", &session_cookie("", 0))?;
@@ -106,7 +106,11 @@ pub async fn logout(ctx: &Ctx, req: Request) -> ApiResult<Response> {
 
 pub async fn me(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
-    let orgs = Orgs(&ctx.db).for_user(&caller.user.id).await?;
+    crate::access::token_allows(&caller, kiln_core::Action::ReadOrg)?;
+    let mut orgs = Orgs(&ctx.db).for_user(&caller.user.id).await?;
+    if let Some(grant) = &caller.token {
+        orgs.retain(|o| grant.reaches_org(&o.id));
+    }
     json(
         200,
         &MeResponse {

@@ -1,5 +1,5 @@
 use crate::access;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, authenticate_person};
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, json_sorted, no_content, read_json};
@@ -18,7 +18,7 @@ use kiln_core::{Action, ErrorCode, Role};
 use worker::{Request, Response};
 
 pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
+    let caller = authenticate_person(ctx, &req).await?;
     let body: CreateOrg = read_json(&mut req).await?;
     let name = validate::name(&body.name).map_err(|m| ApiError::field("name", m))?;
     let id = crate::random::id(OrgId::from_random)?;
@@ -38,7 +38,11 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
 
 pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
-    let orgs = Orgs(&ctx.db).for_user(&caller.user.id).await?;
+    access::token_allows(&caller, Action::ReadOrg)?;
+    let mut orgs = Orgs(&ctx.db).for_user(&caller.user.id).await?;
+    if let Some(grant) = &caller.token {
+        orgs.retain(|o| grant.reaches_org(&o.id));
+    }
     json_sorted(200, &Items { items: orgs })
 }
 
@@ -124,6 +128,7 @@ pub async fn revoke_invitation(
 /// `GET /api/invitations`: the caller's open invitations.
 pub async fn my_invitations(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
+    access::token_allows(&caller, Action::ReadOrg)?;
     let items = Invitations(&ctx.db)
         .pending_for_email(&caller.user.email, ctx.now)
         .await?;
@@ -132,7 +137,7 @@ pub async fn my_invitations(ctx: &Ctx, req: Request) -> ApiResult<Response> {
 
 /// `POST /api/invitations/:id/accept`: the caller joins the org with the invited role.
 pub async fn accept_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
+    let caller = authenticate_person(ctx, &req).await?;
     let mut invitation = Invitations(&ctx.db)
         .accept(id, &caller.user.email, &caller.user.id, ctx.now)
         .await?
@@ -147,7 +152,7 @@ pub async fn accept_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<R
 
 /// `POST /api/invitations/:id/decline`.
 pub async fn decline_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
+    let caller = authenticate_person(ctx, &req).await?;
     let scope = Scope::Invitee(&caller.user.email);
     if !Invitations(&ctx.db).close(id, scope, ctx.now).await? {
         return Err(ApiError::not_found("invitation"));

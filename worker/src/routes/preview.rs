@@ -32,7 +32,8 @@ const EXCHANGE_PATH: &str = "/__kiln/preview-auth";
 
 /// `POST /api/projects/:id/preview-link` → `{url, expires_in}`.
 pub async fn link(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
+    // A preview is opened in a person's browser, on their session.
+    let caller = crate::auth::authenticate_person(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
     crate::limits::tokens(ctx, &caller).await?;
     let url = mint_link(ctx, &caller, &project.id).await?;
@@ -117,7 +118,11 @@ async fn exchange(ctx: &Ctx, req: &Request, project: &ProjectId) -> ApiResult<Re
         .active_user(&session, &user, ctx.now)
         .await?
         .ok_or_else(bad)?;
-    let caller = Caller { user, session };
+    let caller = Caller {
+        user,
+        session,
+        token: None,
+    };
     access::project(ctx, &caller, project.as_str(), Action::ReadProject).await?;
     let grant = issue_preview_grant(ctx, &caller.user.id, &caller.session, project)?;
     let mut resp = see_other("/")?;

@@ -51,7 +51,32 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
 
 pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
-    let org = match query_param(&req, "org")? {
+    access::token_allows(&caller, Action::ReadProject)?;
+    // A token restricted to one project lists that project; to one org, that org's.
+    if let Some(project) = caller.token.as_ref().and_then(|g| g.project.clone()) {
+        let p = access::project(ctx, &caller, project.as_str(), Action::ReadProject).await?;
+        let wanted = query_param(&req, "org")?;
+        let items = if wanted.is_none_or(|o| o == p.org_id.as_str()) {
+            vec![p]
+        } else {
+            vec![]
+        };
+        return json(
+            200,
+            &Page {
+                items,
+                next_cursor: None,
+            },
+        );
+    }
+    let org_param = match (
+        query_param(&req, "org")?,
+        caller.token.as_ref().and_then(|g| g.org.clone()),
+    ) {
+        (None, Some(only)) => Some(only.to_string()),
+        (given, _) => given,
+    };
+    let org = match org_param {
         Some(raw) => {
             // Checked like any org access: not a member → 404.
             let org = access::org(ctx, &caller, &raw, Action::ReadOrg).await?;

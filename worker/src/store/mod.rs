@@ -9,6 +9,7 @@ pub mod orgs;
 pub mod projects;
 pub mod sessions;
 pub mod sockets;
+pub mod tokens;
 pub mod users;
 pub mod versions;
 
