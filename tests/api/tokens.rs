@@ -250,3 +250,26 @@ fn bad_token_requests_are_clear_errors() {
     )
     .expect_error(404, "not_found");
 }
+
+/// The same in the browser: made on the tokens page, shown once, used by a script, revoked.
+#[test]
+fn a_token_is_made_shown_once_and_revoked_in_the_ui() {
+    let kiln = shared();
+    let u = register(kiln, "pat-ui");
+    let shots = kiln_e2e::screenshot_dir();
+    let report = kiln_e2e::browser_script(
+        "tokens.mjs",
+        &json!({ "app": kiln.url, "email": u.email, "password": u.password, "shots": shots }),
+    );
+    assert!(report.get("error").is_none(), "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["token_shape"], true, "{report}");
+    let row = report["listed"][0].as_str().unwrap_or_default();
+    assert!(row.contains("CI read") && row.contains("read"), "{report}");
+    assert_eq!(report["status_with_token"], 200, "{report}");
+    assert_eq!(report["status_after_revoke"], 401, "{report}");
+    assert_eq!(report["secret_after_reload"], false, "{report}");
+    assert_eq!(report["contrast"], json!([]), "{report}");
+    assert_eq!(report["unlabelled"], json!([]), "{report}");
+    assert!(shots.join("tokens.png").exists());
+}

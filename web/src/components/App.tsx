@@ -5,6 +5,7 @@ import { Auth } from './Auth'
 import { Dashboard } from './Dashboard'
 import { Workspace } from './Workspace'
 import { OrgPage } from './OrgPage'
+import { Tokens } from './Tokens'
 import { TopBar } from './TopBar'
 
 export function App() {
@@ -30,7 +31,7 @@ export function App() {
   return (
     <div class="page">
       <TopBar />
-      {org ? <OrgPage orgId={org[1]} /> : <Dashboard />}
+      {org ? <OrgPage orgId={org[1]} /> : path === '/tokens' ? <Tokens /> : <Dashboard />}
     </div>
   )
 }

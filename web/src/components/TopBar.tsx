@@ -15,6 +15,9 @@ export function TopBar({ children }: { children?: preact.ComponentChildren }) {
       <span class="muted small" title="Signed in as">
         {me.value?.user.email}
       </span>
+      <a href="/tokens" class="small" onClick={(e) => (e.preventDefault(), go('/tokens'))}>
+        API tokens
+      </a>
       <button type="button" class="ghost" onClick={() => signOut().then(() => go('/signin'))}>
         Sign out
       </button>
