@@ -20,6 +20,7 @@ pub mod sandbox;
 pub mod tokens;
 pub mod tree;
 pub mod validate;
+pub mod webhooks;
 
 pub use error::ErrorCode;
 pub use path::ProjectPath;
