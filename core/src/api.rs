@@ -419,3 +419,73 @@ pub struct TokenCreated {
     #[serde(flatten)]
     pub info: TokenInfo,
 }
+
+/// `POST /api/projects/:id/webhooks`: an endpoint that starts generations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreateWebhook {
+    /// The prompt, with payload fields by JSON pointer: `Fix: {{/issue/title}}`.
+    pub prompt_template: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub kind: Option<crate::webhooks::HookKind>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub filters: Option<crate::webhooks::HookFilters>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WebhookInfo {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub kind: crate::webhooks::HookKind,
+    pub prompt_template: String,
+    pub filters: crate::webhooks::HookFilters,
+    /// Where the sender posts: `POST /hooks/<id>` on Kiln's host.
+    pub url: String,
+    pub created_at: Millis,
+    /// While a rotated-out secret still verifies.
+    pub previous_valid_until: Option<Millis>,
+}
+
+/// 201 from `POST …/webhooks`: the secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WebhookCreated {
+    pub secret: String,
+    #[serde(flatten)]
+    pub info: WebhookInfo,
+}
+
+/// `POST …/webhooks/:hook/rotate`: the new secret; the old one verifies until the date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WebhookSecret {
+    pub secret: String,
+    pub previous_valid_until: Millis,
+}
+
+/// One delivery in a hook's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Delivery {
+    pub delivery_id: String,
+    pub received_at: Millis,
+    pub status: u16,
+    pub generation_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// 202 from `POST /hooks/:id` (200 for a delivery seen before, or one the filters skip).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct HookAccepted {
+    pub delivery_id: String,
+    pub generation_id: Option<String>,
+    /// The same delivery id came before: nothing new was started.
+    pub duplicate: bool,
+    /// The hook's filters passed it over.
+    pub skipped: bool,
+}

@@ -44,6 +44,10 @@ pub enum ErrorCode {
     DiskQuotaExceeded,
     /// A cross-site request (foreign `Origin` / `Sec-Fetch-Site`) to a cookie-authenticated route.
     CrossSiteRequest,
+    /// A webhook delivery's signature is missing, malformed, stale or wrong.
+    InvalidSignature,
+    /// A webhook payload lacks a field its prompt template uses.
+    MissingField,
     Internal,
     Unavailable,
 }
@@ -53,7 +57,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidJson | InvalidField | InvalidParameter | InvalidPath => 400,
-            Unauthorized | InvalidCredentials => 401,
+            Unauthorized | InvalidCredentials | InvalidSignature => 401,
             Forbidden | CrossSiteRequest => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
@@ -63,6 +67,7 @@ impl ErrorCode {
             PreconditionRequired => 428,
             UpgradeRequired => 426,
             UnsupportedMediaType => 415,
+            MissingField => 422,
             RateLimited | QuotaExceeded => 429,
             DiskQuotaExceeded => 507,
             Internal => 500,
@@ -99,6 +104,8 @@ impl ErrorCode {
             QuotaExceeded => "quota_exceeded",
             DiskQuotaExceeded => "disk_quota_exceeded",
             CrossSiteRequest => "cross_site_request",
+            InvalidSignature => "invalid_signature",
+            MissingField => "missing_field",
             Internal => "internal",
             Unavailable => "unavailable",
         }

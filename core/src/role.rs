@@ -26,6 +26,8 @@ pub enum Action {
     ManageMembers,
     /// Start or cancel a generation (a member's right; a token needs its `generate` scope).
     Generate,
+    /// Make, rotate and remove a project's webhooks.
+    ManageHooks,
 }
 
 impl Role {
@@ -53,7 +55,9 @@ impl Role {
         match action {
             ReadOrg | ReadProject => true,
             CreateProject | WriteProject | Generate => self != Role::Client,
-            DeleteProject | ManageMembers => matches!(self, Role::Owner | Role::Admin),
+            DeleteProject | ManageMembers | ManageHooks => {
+                matches!(self, Role::Owner | Role::Admin)
+            }
         }
     }
 }

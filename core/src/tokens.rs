@@ -50,7 +50,8 @@ impl Scope {
             Action::CreateProject
             | Action::WriteProject
             | Action::DeleteProject
-            | Action::ManageMembers => Scope::Write,
+            | Action::ManageMembers
+            | Action::ManageHooks => Scope::Write,
         }
     }
 }

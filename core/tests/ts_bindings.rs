@@ -69,6 +69,13 @@ fn render() -> BTreeMap<String, String> {
         kiln_core::api::TokenInfo,
         kiln_core::api::TokenCreated,
         kiln_core::tokens::Scope,
+        // /api/projects/:id/webhooks, /hooks/:id
+        kiln_core::api::CreateWebhook,
+        kiln_core::api::WebhookInfo,
+        kiln_core::api::WebhookCreated,
+        kiln_core::api::WebhookSecret,
+        kiln_core::api::Delivery,
+        kiln_core::api::HookAccepted,
         Step,
         Totals,
         ChatMessage,

@@ -6,3 +6,4 @@ mod dashboard;
 mod orgs;
 mod projects;
 mod tokens;
+mod webhooks;

@@ -7,7 +7,7 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
-use crate::routes::{self, auth, files, orgs, preview, projects, tokens, versions};
+use crate::routes::{self, auth, files, orgs, preview, projects, tokens, versions, webhooks};
 use kiln_core::origin::{is_cross_site, Site};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
@@ -149,6 +149,19 @@ async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id, "generation"], Get) => files::generation(ctx, req, id).await,
         (["api", "projects", id, "cancel"], Post) => files::cancel(ctx, req, id).await,
 
+        (["api", "projects", id, "webhooks"], Get) => webhooks::list(ctx, req, id).await,
+        (["api", "projects", id, "webhooks"], Post) => webhooks::create(ctx, req, id).await,
+        (["api", "projects", id, "webhooks", hook], Delete) => {
+            webhooks::delete(ctx, req, id, hook).await
+        }
+        (["api", "projects", id, "webhooks", hook, "rotate"], Post) => {
+            webhooks::rotate(ctx, req, id, hook).await
+        }
+        (["api", "projects", id, "webhooks", hook, "deliveries"], Get) => {
+            webhooks::deliveries(ctx, req, id, hook).await
+        }
+        (["hooks", hook], Post) => webhooks::receive(ctx, req, hook).await,
+
         (["preview", id] | ["preview", id, ""], Get) => preview::redirect(ctx, req, id).await,
 
         (segments, method) => Err(unmatched(segments, method)),
@@ -194,6 +207,10 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
             ]
             | ["api", "projects", _, "files", ..]
             | ["api", "projects", _, "dev-server", "restart"]
+            | ["api", "projects", _, "webhooks"]
+            | ["api", "projects", _, "webhooks", _]
+            | ["api", "projects", _, "webhooks", _, "rotate" | "deliveries"]
+            | ["hooks", _]
             | ["api", "projects", _, "versions", _, "files", ..]
             | ["api", "projects", _, "versions", _, "diff", _]
             | ["api", "projects", _, "versions", _, "restore"]

@@ -6,3 +6,4 @@ pub mod projects;
 pub mod tokens;
 pub mod ui;
 pub mod versions;
+pub mod webhooks;

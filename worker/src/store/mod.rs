@@ -12,6 +12,7 @@ pub mod sockets;
 pub mod tokens;
 pub mod users;
 pub mod versions;
+pub mod webhooks;
 
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
