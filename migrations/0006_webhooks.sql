@@ -8,6 +8,7 @@ CREATE TABLE webhooks (
   kind            TEXT NOT NULL CHECK (kind IN ('kiln', 'github')),
   prompt_template TEXT NOT NULL,
   filters         TEXT NOT NULL,          -- JSON (core::webhooks::HookFilters)
+  template        TEXT,                   -- the app template of new generations; NULL: default
   secret          TEXT NOT NULL,
   previous_secret TEXT,
   previous_until  INTEGER,

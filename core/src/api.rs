@@ -433,6 +433,10 @@ pub struct CreateWebhook {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub filters: Option<crate::webhooks::HookFilters>,
+    /// The template of an app the hook builds from scratch (default: react-vite).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub template: Option<Template>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -443,6 +447,7 @@ pub struct WebhookInfo {
     pub kind: crate::webhooks::HookKind,
     pub prompt_template: String,
     pub filters: crate::webhooks::HookFilters,
+    pub template: Option<Template>,
     /// Where the sender posts: `POST /hooks/<id>` on Kiln's host.
     pub url: String,
     pub created_at: Millis,

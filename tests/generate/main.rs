@@ -2,6 +2,7 @@
 //! checked app running in a real sandbox, and version 1 — with the scripted model (a test
 //! fixture) in place of an LLM and the real sandbox-proxy (needs root, as CI has).
 
+mod hooks;
 mod isolation;
 mod ui;
 

@@ -2,11 +2,12 @@
 import type { HookFilters } from "./HookFilters";
 import type { HookKind } from "./HookKind";
 import type { ProjectId } from "./ProjectId";
+import type { Template } from "./Template";
 
 /**
  * 201 from `POST …/webhooks`: the secret, shown this once.
  */
-export type WebhookCreated = { secret: string, id: string, project_id: ProjectId, kind: HookKind, prompt_template: string, filters: HookFilters, 
+export type WebhookCreated = { secret: string, id: string, project_id: ProjectId, kind: HookKind, prompt_template: string, filters: HookFilters, template: Template | null, 
 /**
  * Where the sender posts: `POST /hooks/<id>` on Kiln's host.
  */

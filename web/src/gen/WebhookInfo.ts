@@ -2,8 +2,9 @@
 import type { HookFilters } from "./HookFilters";
 import type { HookKind } from "./HookKind";
 import type { ProjectId } from "./ProjectId";
+import type { Template } from "./Template";
 
-export type WebhookInfo = { id: string, project_id: ProjectId, kind: HookKind, prompt_template: string, filters: HookFilters, 
+export type WebhookInfo = { id: string, project_id: ProjectId, kind: HookKind, prompt_template: string, filters: HookFilters, template: Template | null, 
 /**
  * Where the sender posts: `POST /hooks/<id>` on Kiln's host.
  */

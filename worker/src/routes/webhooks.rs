@@ -65,6 +65,7 @@ pub async fn create(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response
                 kind,
                 template: &body.prompt_template,
                 filters: &filters,
+                app_template: body.template,
                 secret: &secret,
             },
             ctx.now,
@@ -301,7 +302,7 @@ async fn start(
         session: crate::random::id(SessionId::from_random)?,
         token: None,
     };
-    let body = serde_json::json!({ "prompt": prompt, "template": null }).to_string();
+    let body = serde_json::json!({ "prompt": prompt, "template": hook.info.template }).to_string();
     let mut resp = RoomCall::new(Method::Post, "generate")
         .body(body.into_bytes())
         .send(ctx, &caller, &project)

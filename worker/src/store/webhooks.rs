@@ -4,6 +4,7 @@ use super::{int, is_unique_violation, opt_text, stmt, text};
 use crate::error::ApiResult;
 use kiln_core::api::{Delivery, WebhookInfo};
 use kiln_core::ids::{ProjectId, UserId};
+use kiln_core::sandbox::Template;
 use kiln_core::webhooks::{HookFilters, HookKind};
 use wasm_bindgen::JsValue;
 use worker::D1Database;
@@ -27,6 +28,7 @@ struct Row {
     kind: String,
     prompt_template: String,
     filters: String,
+    template: Option<String>,
     secret: String,
     previous_secret: Option<String>,
     previous_until: Option<i64>,
@@ -43,6 +45,9 @@ impl Row {
                 kind: HookKind::parse(&self.kind)?,
                 prompt_template: self.prompt_template,
                 filters: serde_json::from_str(&self.filters).unwrap_or_default(),
+                template: self
+                    .template
+                    .and_then(|t| serde_json::from_value(serde_json::Value::String(t)).ok()),
                 created_at: self.created_at,
                 previous_valid_until: self.previous_until,
             },
@@ -75,8 +80,8 @@ impl DeliveryRow {
     }
 }
 
-const COLUMNS: &str = "id, project_id, created_by, kind, prompt_template, filters, secret, \
-                       previous_secret, previous_until, created_at";
+const COLUMNS: &str = "id, project_id, created_by, kind, prompt_template, filters, template, \
+                       secret, previous_secret, previous_until, created_at";
 
 pub struct NewHook<'a> {
     pub id: &'a str,
@@ -85,6 +90,7 @@ pub struct NewHook<'a> {
     pub kind: HookKind,
     pub template: &'a str,
     pub filters: &'a HookFilters,
+    pub app_template: Option<Template>,
     pub secret: &'a str,
 }
 
@@ -93,7 +99,7 @@ impl Webhooks<'_> {
         stmt(
             self.0,
             "INSERT INTO webhooks (id, project_id, created_by, kind, prompt_template, filters, \
-             secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             secret, created_at, template) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             &[
                 text(h.id),
                 text(h.project.as_str()),
@@ -103,6 +109,12 @@ impl Webhooks<'_> {
                 text(&serde_json::to_string(h.filters).unwrap_or_else(|_| "{}".into())),
                 text(h.secret),
                 int(now),
+                opt_text(
+                    h.app_template
+                        .and_then(|t| serde_json::to_value(t).ok())
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .as_deref(),
+                ),
             ],
         )?
         .run()
