@@ -19,6 +19,7 @@ pub mod role;
 pub mod sandbox;
 pub mod tokens;
 pub mod tree;
+pub mod usage;
 pub mod validate;
 pub mod webhooks;
 

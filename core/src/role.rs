@@ -28,6 +28,8 @@ pub enum Action {
     Generate,
     /// Make, rotate and remove a project's webhooks.
     ManageHooks,
+    /// See what the models cost (usage): members, not an agency's clients.
+    ReadUsage,
 }
 
 impl Role {
@@ -54,7 +56,7 @@ impl Role {
         use Action::*;
         match action {
             ReadOrg | ReadProject => true,
-            CreateProject | WriteProject | Generate => self != Role::Client,
+            CreateProject | WriteProject | Generate | ReadUsage => self != Role::Client,
             DeleteProject | ManageMembers | ManageHooks => {
                 matches!(self, Role::Owner | Role::Admin)
             }

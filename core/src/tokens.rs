@@ -45,7 +45,7 @@ impl Scope {
     /// The scope an action needs.
     pub fn for_action(action: Action) -> Scope {
         match action {
-            Action::ReadOrg | Action::ReadProject => Scope::Read,
+            Action::ReadOrg | Action::ReadProject | Action::ReadUsage => Scope::Read,
             Action::Generate => Scope::Generate,
             Action::CreateProject
             | Action::WriteProject

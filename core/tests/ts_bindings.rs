@@ -76,6 +76,8 @@ fn render() -> BTreeMap<String, String> {
         kiln_core::api::WebhookSecret,
         kiln_core::api::Delivery,
         kiln_core::api::HookAccepted,
+        // /api/orgs/:org/usage, /api/projects/:id/usage
+        kiln_core::usage::Usage,
         Step,
         Totals,
         ChatMessage,

@@ -6,4 +6,5 @@ mod dashboard;
 mod orgs;
 mod projects;
 mod tokens;
+mod usage;
 mod webhooks;

@@ -7,7 +7,9 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
-use crate::routes::{self, auth, files, orgs, preview, projects, tokens, versions, webhooks};
+use crate::routes::{
+    self, auth, files, orgs, preview, projects, tokens, usage, versions, webhooks,
+};
 use kiln_core::origin::{is_cross_site, Site};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
@@ -92,6 +94,7 @@ async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "orgs"], Post) => orgs::create(ctx, req).await,
         (["api", "orgs", org], Get) => orgs::get(ctx, req, org).await,
         (["api", "orgs", org, "members"], Get) => orgs::members(ctx, req, org).await,
+        (["api", "orgs", org, "usage"], Get) => usage::org(ctx, req, org).await,
         (["api", "orgs", org, "members"], Post) => orgs::invite(ctx, req, org).await,
         (["api", "orgs", org, "invitations"], Get) => orgs::org_invitations(ctx, req, org).await,
         (["api", "orgs", org, "invitations", id], Delete) => {
@@ -149,6 +152,7 @@ async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         (["api", "projects", id, "generation"], Get) => files::generation(ctx, req, id).await,
         (["api", "projects", id, "cancel"], Post) => files::cancel(ctx, req, id).await,
 
+        (["api", "projects", id, "usage"], Get) => usage::project(ctx, req, id).await,
         (["api", "projects", id, "webhooks"], Get) => webhooks::list(ctx, req, id).await,
         (["api", "projects", id, "webhooks"], Post) => webhooks::create(ctx, req, id).await,
         (["api", "projects", id, "webhooks", hook], Delete) => {
@@ -180,6 +184,7 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
             | ["api", "orgs"]
             | ["api", "orgs", _]
             | ["api", "orgs", _, "members"]
+            | ["api", "orgs", _, "usage"]
             | ["api", "orgs", _, "members", _]
             | ["api", "orgs", _, "invitations"]
             | ["api", "orgs", _, "invitations", _]
@@ -207,7 +212,7 @@ fn unmatched(segments: &[&str], method: Method) -> ApiError {
             ]
             | ["api", "projects", _, "files", ..]
             | ["api", "projects", _, "dev-server", "restart"]
-            | ["api", "projects", _, "webhooks"]
+            | ["api", "projects", _, "webhooks" | "usage"]
             | ["api", "projects", _, "webhooks", _]
             | ["api", "projects", _, "webhooks", _, "rotate" | "deliveries"]
             | ["hooks", _]

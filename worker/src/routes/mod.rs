@@ -5,5 +5,6 @@ pub mod preview;
 pub mod projects;
 pub mod tokens;
 pub mod ui;
+pub mod usage;
 pub mod versions;
 pub mod webhooks;

@@ -10,6 +10,7 @@ pub mod projects;
 pub mod sessions;
 pub mod sockets;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod versions;
 pub mod webhooks;
