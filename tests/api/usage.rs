@@ -31,7 +31,8 @@ fn usage_totals_and_groups_equal_the_cost_log() {
     };
     let (a, b) = (project("a"), project("b"));
     // (project, role, model, input, output, cost, latency, at)
-    let calls: Vec<(&str, &str, &str, i64, i64, i64, i64, i64)> = vec![
+    type Row<'a> = (&'a str, &'a str, &'a str, i64, i64, i64, i64, i64);
+    let calls: Vec<Row> = vec![
         (&a, "planner", "big", 1000, 300, 5000, 900, T),
         (&a, "coder", "small", 2000, 800, 1200, 400, T + 3_600_000),
         (&b, "coder", "small", 500, 100, 300, 200, T + DAY),
