@@ -1,6 +1,10 @@
-//! The generation pipeline's imperative shell. `kiln_core::agent::machine::Generation` decides;
-//! this module performs one step per alarm (an LLM call, a sandbox call, a snapshot), feeds the
-//! outcome back, persists the state, broadcasts what happened and sets the next alarm.
+//! The generation pipeline's imperative shell. `kiln_core::agent` decides — the state
+//! machine (`machine`), who is asked with what (`roles`), what a prompt quotes (`context`),
+//! the tool loop's rules (`tools`), the repeat guard (`repeat`), installs (`npm`) and what
+//! the check runner's answers mean (`checks`); this module performs one step per alarm (an
+//! LLM call, a sandbox call, a snapshot), feeds every outcome back through
+//! `Generation::apply`, persists the state, broadcasts what happened and sets the next alarm.
+//! It writes no field of a `Generation` itself.
 //!
 //! Durability: before a step runs, a watchdog alarm is set a few minutes out, so a step cut
 //! off by eviction, a crash or a deploy runs again; a step whose outcome was applied and
@@ -9,12 +13,16 @@
 use crate::limiter::{self, LimitOp};
 use kiln_core::agent::autofix;
 use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
-use kiln_core::agent::checks::{self, CheckFile, CheckReport, RunReport, CHECKS_PATH};
+use kiln_core::agent::checks::{self, CheckFile, Ran, RunVerdict, CHECKS_PATH};
+use kiln_core::agent::context;
 use kiln_core::agent::file_stream::{apply_edit, FileParser, StreamEvent};
-use kiln_core::agent::llm::{backoff_ms, cost_micros, ChatMessage, ChatRequest};
+use kiln_core::agent::llm::{cost_micros, ChatMessage};
 use kiln_core::agent::machine::{Generation, Next, Outcome, QueueFull, Step};
+use kiln_core::agent::npm::NpmInstall;
 use kiln_core::agent::prompts;
-use kiln_core::agent::tools::{self, ToolCall};
+use kiln_core::agent::repeat::RepeatGuard;
+use kiln_core::agent::roles::Ask;
+use kiln_core::agent::tools::{self, ToolTree};
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::ServerEvent;
 use kiln_core::sandbox::{
@@ -24,13 +32,16 @@ use kiln_core::sandbox::{
 use wasm_bindgen::JsValue;
 use worker::Result;
 
-use crate::llm_client::{CallError, LlmConfig, Role};
+use crate::llm_client::{CallError, LlmConfig};
 use crate::room::{encode, now, ProjectRoom};
-use crate::sandbox_client::{SandboxClient, SandboxError};
+use crate::sandbox_client::{ExecResult, SandboxClient, SandboxError};
 use crate::versions;
 
 const AGENT: &str = "agent";
 const STATE_KEY: &str = "generation";
+/// The id of the generation last cancelled: a flag read on every streamed chunk, so it is a
+/// key of its own, not the whole stored `Generation`.
+const CANCEL_KEY: &str = "generation_cancelled";
 /// A step cut off for longer than this is run again (alarms take offsets in ms).
 const WATCHDOG_MS: i64 = 5 * 60 * 1000;
 const INSTALL_TIMEOUT_MS: u64 = 180_000;
@@ -40,15 +51,28 @@ const AUTOFIX_PASSES: usize = 2;
 /// The whole acceptance-check run (Chromium start plus every check).
 const BROWSER_CHECK_TIMEOUT_MS: u64 = 240_000;
 
+/// The stored generation. A record that cannot be read (a shape this Kiln does not know) is
+/// reported, stored as a failed generation and returned as one: never silently gone.
 pub fn load(room: &ProjectRoom) -> Result<Option<Generation>> {
-    Ok(room
-        .store()
-        .meta(STATE_KEY)?
-        .and_then(|s| serde_json::from_str(&s).ok()))
+    let Some(text) = room.store().meta(STATE_KEY)? else {
+        return Ok(None);
+    };
+    match Generation::from_stored(&text) {
+        Ok(g) => Ok(Some(g)),
+        Err(unreadable) => {
+            worker::console_error!("{unreadable}");
+            let message = unreadable.to_string();
+            let g = unreadable.into_failed(now());
+            save(room, &g)?;
+            room.broadcast(ServerEvent::error("generation_unreadable", message))?;
+            announce(room, &g)?;
+            Ok(Some(g))
+        }
+    }
 }
 
 fn save(room: &ProjectRoom, g: &Generation) -> Result<()> {
-    room.store().set_meta(STATE_KEY, &serde_json::to_string(g)?)
+    room.store().set_meta(STATE_KEY, &g.to_stored())
 }
 
 /// Why a prompt was not taken.
@@ -185,6 +209,7 @@ pub async fn project_deleted(room: &ProjectRoom, project: &str) -> Result<()> {
 
 pub async fn cancel(room: &ProjectRoom) -> Result<()> {
     if let Some(mut g) = load(room)?.filter(|g| !g.step.is_terminal()) {
+        room.store().set_meta(CANCEL_KEY, &g.id)?;
         g.apply(Outcome::Cancel);
         save(room, &g)?;
         announce(room, &g)?;
@@ -193,8 +218,9 @@ pub async fn cancel(room: &ProjectRoom) -> Result<()> {
     Ok(())
 }
 
-fn cancelled(room: &ProjectRoom) -> bool {
-    matches!(load(room), Ok(Some(g)) if g.step == Step::Cancelled)
+/// Whether generation `id` was cancelled (one small key, read per streamed chunk).
+fn cancelled(room: &ProjectRoom, id: &str) -> bool {
+    matches!(room.store().meta(CANCEL_KEY), Ok(Some(c)) if c == id)
 }
 
 fn announce(room: &ProjectRoom, g: &Generation) -> Result<()> {
@@ -227,28 +253,19 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
     storage.set_alarm(watchdog).await?;
     // Renew the org slot; a running generation is never stopped for the cap.
     let _ = take_org_slot(room).await;
-    let queued_before = g.queued.len();
-    let outcome = match perform(room, project, &mut g).await {
-        Ok(o) => o,
-        Err(e) => Outcome::StepFailed {
-            reason: e.to_string(),
-            retryable: true,
-        },
-    };
+    let outcome = perform(room, project, &mut g)
+        .await
+        .unwrap_or_else(|e| Outcome::failed(e.to_string(), true));
     // A cancel that arrived during the step wins over its outcome.
-    if cancelled(room) {
+    if cancelled(room, &g.id) {
         return Ok(());
     }
-    // Prompts queued while the step ran were saved by `start`: keep them, minus those this
-    // step took into its request.
-    let taken = queued_before - g.queued.len();
-    if let Some(stored) = load(room)? {
-        g.queued = stored.queued.into_iter().skip(taken).collect();
+    // Prompts queued while the step ran were saved by `start`: keep them.
+    if let Some(stored) = load(room)?.filter(|s| s.id == g.id) {
+        g.apply(Outcome::QueueSeen {
+            stored: stored.queued,
+        });
     }
-    let retry_in = match &outcome {
-        Outcome::StepFailed { .. } => backoff_ms(g.attempts, None) as i64,
-        _ => 0,
-    };
     g.apply(outcome);
     save(room, &g)?;
     announce(room, &g)?;
@@ -268,12 +285,12 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
             storage.delete_alarm().await?;
             // Prompts that came in during the last phase: a follow-up carries them out. It
             // keeps this generation's org slot (renewing one's own slot is never refused).
-            if g.queued.is_empty() {
-                free_org_slot(room).await?;
-            } else {
-                let prompt = g.queued.join("\n");
-                if let Ok(Err(why)) = start(room, prompt, None, AGENT).await {
-                    room.broadcast(ServerEvent::error("not_started", why.to_string()))?;
+            match g.follow_up_prompt() {
+                None => free_org_slot(room).await?,
+                Some(prompt) => {
+                    if let Ok(Err(why)) = start(room, prompt, None, AGENT).await {
+                        room.broadcast(ServerEvent::error("not_started", why.to_string()))?;
+                    }
                 }
             }
         }
@@ -281,62 +298,53 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
             storage.delete_alarm().await?;
             free_org_slot(room).await?;
         }
-        _ => storage.set_alarm(retry_in).await?,
+        _ => storage.set_alarm(g.retry_in_ms() as i64).await?,
     }
     Ok(())
 }
 
-/// Performs what `g.next()` asks for and reports the outcome. Totals are updated in `g`.
+/// Every path in the working tree.
+fn tree_paths(room: &ProjectRoom) -> Result<Vec<String>> {
+    Ok(room
+        .store()
+        .list()?
+        .into_iter()
+        .map(|f| f.path.to_string())
+        .collect())
+}
+
+/// Performs what `g.next()` asks for and reports the outcome. What it learns on the way
+/// (model usage, folded prompts, a published preview) is applied to `g` as it happens.
 async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Result<Outcome> {
     let Some(llm) = LlmConfig::from_env(room.env()) else {
-        return Ok(Outcome::StepFailed {
-            reason: "no model configured (KILN_LLM_BASE_URL)".into(),
-            retryable: false,
-        });
+        return Ok(Outcome::failed(
+            "no model configured (KILN_LLM_BASE_URL)",
+            false,
+        ));
     };
     match g.next() {
         Next::Idle => Ok(Outcome::Cancel),
         Next::CallEditor => {
-            if g.transcript.is_empty() {
-                g.take_queued();
-                let files: Vec<String> = room
-                    .store()
-                    .list()?
-                    .into_iter()
-                    .map(|f| f.path.to_string())
-                    .collect();
-                let mut request = g.prompt.clone();
-                for q in &g.folding {
-                    request += &format!("\nAlso: {q}");
-                }
-                g.transcript = tools::start(g.template, &request, &files);
-            }
-            let req = ChatRequest {
-                model: llm.model(Role::Coder, g.attempts),
-                messages: g.transcript.clone(),
-                max_tokens: 4096,
-                temperature: 0.1,
-                json_schema: Some(("tool_call".into(), tools::schema())),
-            };
-            let text = match ask(room, project, g, &llm, Role::Coder, &req).await? {
+            g.apply(Outcome::ToolLoopOpened {
+                files: tree_paths(room)?,
+            });
+            let messages = g.transcript.clone();
+            let answer = match ask(room, project, g, &llm, Ask::Edit, messages).await? {
                 Ok(t) => t,
                 Err(o) => return Ok(o),
             };
-            g.transcript.push(ChatMessage::assistant(text.clone()));
-            let (result, finished) = match tools::parse(&text) {
-                Ok(call) => run_tool(room, g, call)?,
-                Err(e) => (
-                    format!("Error: {e}. Answer with one JSON tool call."),
-                    false,
-                ),
-            };
-            g.transcript.push(ChatMessage::user(result));
-            if finished || g.tool_rounds + 1 >= tools::MAX_TOOL_ROUNDS {
+            let result = tools::answer(&mut AgentTree(room), &answer)?;
+            if g.closes_tool_loop(result.finished) {
                 sync_sandbox(room, project, g.template, Sync::Always)
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            Ok(Outcome::ToolRound { finished })
+            Ok(Outcome::ToolRound {
+                answer,
+                reply: result.reply,
+                command: result.command,
+                finished: result.finished,
+            })
         }
         Next::CallPlanner => {
             let messages = match room.store().meta("plan_answer")? {
@@ -345,14 +353,7 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 }
                 _ => prompts::planner(&g.prompt, g.template),
             };
-            let req = ChatRequest {
-                model: llm.model(Role::Planner, g.attempts),
-                messages,
-                max_tokens: 1500,
-                temperature: 0.2,
-                json_schema: Some(("blueprint".into(), Blueprint::json_schema())),
-            };
-            let text = match ask(room, project, g, &llm, Role::Planner, &req).await? {
+            let text = match ask(room, project, g, &llm, Ask::Plan, messages).await? {
                 Ok(t) => t,
                 Err(o) => return Ok(o),
             };
@@ -393,28 +394,25 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 goal: ph.goal.clone(),
             })?;
             let files = context_files(room, ph.files.iter().map(|p| p.as_str()))?;
-            g.take_queued();
-            let req = ChatRequest {
-                model: llm.model(Role::Coder, g.attempts),
-                messages: prompts::coder(&bp, phase, &files, &g.folding),
-                max_tokens: 8192,
-                temperature: 0.2,
-                json_schema: None,
-            };
-            match stream_files(room, project, g, &llm, Role::Coder, &req).await? {
-                Ok((written, commands)) => {
+            g.apply(Outcome::QueueTaken);
+            let messages = prompts::coder(&bp, phase, &files, &g.folding);
+            match stream_files(room, project, g, &llm, Ask::Code, messages).await? {
+                Ok(streamed) => {
                     room.broadcast(ServerEvent::PhaseDesigned {
                         phase,
-                        files: written.clone(),
+                        files: streamed.written.clone(),
                     })?;
                     sync_sandbox(room, project, g.template, Sync::Always)
                         .await
                         .map_err(|e| e.to_string())?;
                     room.broadcast(ServerEvent::FilesWritten {
                         phase,
-                        files: written,
+                        files: streamed.written,
                     })?;
-                    Ok(Outcome::PhaseWritten { commands })
+                    Ok(Outcome::PhaseWritten {
+                        commands: streamed.commands,
+                        edit_errors: streamed.edit_errors,
+                    })
                 }
                 Err(o) => Ok(o),
             }
@@ -425,21 +423,21 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 .await
                 .map_err(|e| e.to_string())?;
             for command in &commands {
-                let Some(packages) = npm_install_packages(command) else {
-                    room.broadcast(ServerEvent::CommandOutput {
-                        command: command.clone(),
-                        output: "skipped: only `npm install <packages>` is run".into(),
-                    })?;
-                    continue;
+                let install = match NpmInstall::parse(command) {
+                    Ok(install) => install,
+                    Err(refused) => {
+                        room.broadcast(ServerEvent::CommandOutput {
+                            command: command.clone(),
+                            output: format!("skipped: {refused}"),
+                        })?;
+                        continue;
+                    }
                 };
-                if let Err(why) = npm_install(room, &sandbox, command, packages)
+                if let Err(why) = npm_install(room, &sandbox, command, &install)
                     .await
                     .map_err(|e| e.to_string())?
                 {
-                    return Ok(Outcome::StepFailed {
-                        reason: format!("{command} failed: {why}"),
-                        retryable: false,
-                    });
+                    return Ok(Outcome::failed(format!("{command} failed: {why}"), false));
                 }
             }
             room.broadcast(ServerEvent::DepsInstalled { commands })?;
@@ -460,14 +458,8 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             }
             let bp = g.blueprint.clone().ok_or("no blueprint")?;
             let files = context_files(room, bp.phases[phase].files.iter().map(|p| p.as_str()))?;
-            let req = ChatRequest {
-                model: llm.model(Role::Tester, g.attempts),
-                messages: prompts::tester(&bp, phase, &files),
-                max_tokens: 2048,
-                temperature: 0.1,
-                json_schema: Some(("checks".into(), checks::json_schema())),
-            };
-            let text = match ask(room, project, g, &llm, Role::Tester, &req).await? {
+            let messages = prompts::tester(&bp, phase, &files);
+            let text = match ask(room, project, g, &llm, Ask::Test, messages).await? {
                 Ok(t) => t,
                 Err(o) => return Ok(o),
             };
@@ -512,23 +504,21 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             if errors.is_empty() && browser_checks_enabled(room) {
                 let file = read_checks(room)?;
                 if !file.checks.is_empty() {
-                    match run_browser_checks(room, project, g, &sandbox, &file).await {
-                        Ok(r) => {
-                            for (c, rep) in file.checks.iter().zip(&r) {
-                                if !rep.passed {
-                                    errors.push(checks::failure_text(c, rep));
-                                }
-                            }
+                    match run_browser_checks(room, project, g, &sandbox, &file)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        RunVerdict::Reports(r) => {
+                            errors.extend(checks::failures(&file, &r));
                             reports = r;
                         }
-                        Err(BrowserCheck::Unavailable(why)) => {
+                        RunVerdict::Unavailable(why) => {
                             room.broadcast(ServerEvent::CommandOutput {
                                 command: "acceptance checks".into(),
                                 output: format!("skipped: {why}"),
                             })?;
                         }
-                        Err(BrowserCheck::AppDoesNotStart(why)) => errors.push(why),
-                        Err(BrowserCheck::Sandbox(e)) => return Err(e.to_string().into()),
+                        RunVerdict::AppDoesNotRun(why) => errors.push(why),
                     }
                 }
             }
@@ -542,30 +532,21 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
         }
         Next::CallFixer { phase } => {
             let bp = g.blueprint.clone().ok_or("no blueprint")?;
-            let all: Vec<String> = room
-                .store()
-                .list()?
-                .into_iter()
-                .map(|f| f.path.to_string())
-                .collect();
+            let all = tree_paths(room)?;
             let files = context_files(room, all.iter().map(String::as_str))?;
             let checks_now = read_checks(room)?.to_pretty();
             let change = g
                 .is_follow_up()
                 .then_some((g.prompt.as_str(), checks_now.as_str()));
-            let req = ChatRequest {
-                model: llm.model(Role::Fixer, g.attempts),
-                messages: prompts::fixer(&bp, phase, &g.check_errors, &files, change),
-                max_tokens: 8192,
-                temperature: 0.1,
-                json_schema: None,
-            };
-            match stream_files(room, project, g, &llm, Role::Fixer, &req).await? {
-                Ok(_) => {
+            let messages = prompts::fixer(&bp, phase, &g.check_errors, &files, change);
+            match stream_files(room, project, g, &llm, Ask::Fix, messages).await? {
+                Ok(streamed) => {
                     sync_sandbox(room, project, g.template, Sync::Always)
                         .await
                         .map_err(|e| e.to_string())?;
-                    Ok(Outcome::Fixed)
+                    Ok(Outcome::Fixed {
+                        edit_errors: streamed.edit_errors,
+                    })
                 }
                 Err(o) => Ok(o),
             }
@@ -579,15 +560,8 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 .dev_server(DevServerAction::Restart)
                 .await
                 .map_err(|e| e.to_string())?;
-            if status.state != "ready" {
-                return Ok(Outcome::StepFailed {
-                    reason: format!(
-                        "the dev server did not start ({}): {}",
-                        status.state,
-                        tail(&status.log)
-                    ),
-                    retryable: true,
-                });
+            if let Some(why) = checks::dev_server_failure(&status.state, &status.log) {
+                return Ok(Outcome::failed(why, true));
             }
             let url = preview_url(room, project);
             room.broadcast(ServerEvent::ServerStarted {
@@ -613,50 +587,50 @@ async fn ask(
     project: &str,
     g: &mut Generation,
     llm: &LlmConfig,
-    role: Role,
-    req: &ChatRequest,
+    ask: Ask,
+    messages: Vec<ChatMessage>,
 ) -> Result<std::result::Result<String, Outcome>> {
-    call(room, project, g, llm, role, req, |_| !cancelled(room)).await
+    let id = g.id.clone();
+    call(room, project, g, llm, ask, messages, |_| {
+        !cancelled(room, &id)
+    })
+    .await
 }
 
-/// One LLM call with its cost logged; `Err(outcome)` when it failed.
+/// One LLM call with its cost logged and applied to the totals; `Err(outcome)` when it
+/// failed (with the server's `Retry-After`, if any).
 async fn call(
     room: &ProjectRoom,
     project: &str,
     g: &mut Generation,
     llm: &LlmConfig,
-    role: Role,
-    req: &ChatRequest,
+    ask: Ask,
+    messages: Vec<ChatMessage>,
     on_text: impl FnMut(&str) -> bool,
 ) -> Result<std::result::Result<String, Outcome>> {
-    let result = llm.stream(req, on_text).await;
-    let (status, usage, latency, error) = match &result {
-        Ok(r) => ("ok", r.usage, r.latency_ms, None),
-        Err(e) => (
-            "error",
-            Default::default(),
-            e.latency_ms,
-            Some(e.reason.clone()),
-        ),
+    let role = ask.role();
+    let req = ask.request(llm.model(role, g.attempts), messages);
+    let result = llm.stream(&req, on_text).await;
+    let (usage, latency, error) = match &result {
+        Ok(r) => (r.usage, r.latency_ms, None),
+        Err(e) => (Default::default(), e.latency_ms, Some(e.reason.as_str())),
     };
     let cost = cost_micros(&req.model, usage);
-    g.totals.llm_calls += 1;
-    g.totals.input_tokens += usage.input_tokens;
-    g.totals.output_tokens += usage.output_tokens;
-    g.totals.cost_micros += cost;
-    log_call(
-        room,
+    g.apply(Outcome::ModelCalled {
+        usage,
+        cost_micros: cost,
+    });
+    let logged = AiCall {
         project,
-        g,
-        role,
-        &req.model,
+        generation: &g.id,
+        role: role.as_str(),
+        model: &req.model,
         usage,
         cost,
         latency,
-        status,
-        error.as_deref(),
-    )
-    .await?;
+        error,
+    };
+    log_call(room, &logged).await?;
     room.broadcast(ServerEvent::ModelCall {
         generation_id: g.id.clone(),
         role: role.as_str().into(),
@@ -667,29 +641,37 @@ async fn call(
         output_tokens: usage.output_tokens,
         cost_micros: cost,
         latency_ms: latency,
-        ok: status == "ok",
+        ok: error.is_none(),
     })?;
     match result {
         Ok(r) => Ok(Ok(r.text)),
         Err(CallError {
-            reason, retryable, ..
-        }) => Ok(Err(Outcome::StepFailed { reason, retryable })),
+            reason,
+            retryable,
+            retry_after_secs,
+            ..
+        }) => Ok(Err(Outcome::StepFailed {
+            reason,
+            retryable,
+            retry_after_secs,
+        })),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn log_call(
-    room: &ProjectRoom,
-    project: &str,
-    g: &Generation,
-    role: Role,
-    model: &str,
+/// One row of the `ai_calls` cost log.
+struct AiCall<'a> {
+    project: &'a str,
+    generation: &'a str,
+    role: &'a str,
+    model: &'a str,
     usage: kiln_core::agent::llm::Usage,
     cost: u64,
     latency: u64,
-    status: &str,
-    error: Option<&str>,
-) -> Result<()> {
+    /// `None` for a call that answered.
+    error: Option<&'a str>,
+}
+
+async fn log_call(room: &ProjectRoom, c: &AiCall<'_>) -> Result<()> {
     let f = |v: u64| JsValue::from_f64(v as f64);
     room.env()
         .d1("DB")?
@@ -699,16 +681,16 @@ async fn log_call(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .bind(&[
-            project.into(),
-            g.id.as_str().into(),
-            role.as_str().into(),
-            model.into(),
-            f(usage.input_tokens),
-            f(usage.output_tokens),
-            f(cost),
-            f(latency),
-            status.into(),
-            error.map_or(JsValue::NULL, JsValue::from_str),
+            c.project.into(),
+            c.generation.into(),
+            c.role.into(),
+            c.model.into(),
+            f(c.usage.input_tokens),
+            f(c.usage.output_tokens),
+            f(c.cost),
+            f(c.latency),
+            if c.error.is_none() { "ok" } else { "error" }.into(),
+            c.error.map_or(JsValue::NULL, JsValue::from_str),
             JsValue::from_f64(now() as f64),
         ])?
         .run()
@@ -716,42 +698,36 @@ async fn log_call(
     Ok(())
 }
 
+/// What a streamed file answer did to the tree.
+struct Streamed {
+    written: Vec<String>,
+    commands: Vec<String>,
+    /// Edits that did not apply, for the fixer.
+    edit_errors: Vec<String>,
+}
+
 /// Streams a call whose answer is file blocks: every file is broadcast as it is written and
-/// stored whole when its block closes. A stream that fails leaves no half file behind.
+/// stored whole when its block closes. A stream that fails leaves no half file behind; one
+/// that loops (`RepeatGuard`) is stopped, keeping the files closed before the loop.
 async fn stream_files(
     room: &ProjectRoom,
     project: &str,
     g: &mut Generation,
     llm: &LlmConfig,
-    role: Role,
-    req: &ChatRequest,
-) -> Result<std::result::Result<(Vec<String>, Vec<String>), Outcome>> {
+    ask: Ask,
+    messages: Vec<ChatMessage>,
+) -> Result<std::result::Result<Streamed, Outcome>> {
     let mut parser = FileParser::new();
     let mut events: Vec<StreamEvent> = Vec::new();
     let mut failure: Option<String> = None;
-    // Small models loop until max_tokens: the whole answer again (a file closed a second time
-    // with the same content) or a few lines over and over inside a file. Stop there and keep
-    // the files closed before it; an unclosed one is dropped, and the check reports it missing.
-    let mut finished: std::collections::HashMap<String, String> = Default::default();
-    let mut writing = String::new();
-    let mut looped = false;
-    let answer = call(room, project, g, llm, role, req, |text| {
-        if failure.is_some() || cancelled(room) {
+    let mut guard = RepeatGuard::new();
+    let id = g.id.clone();
+    let answer = call(room, project, g, llm, ask, messages, |text| {
+        if failure.is_some() || cancelled(room, &id) {
             return false;
         }
         for ev in parser.feed(text.as_bytes()) {
-            match &ev {
-                StreamEvent::FileStart { .. } => writing.clear(),
-                StreamEvent::FileChunk { text, .. } => {
-                    writing.push_str(text);
-                    looped = kiln_core::agent::file_stream::repeats_at_end(&writing);
-                }
-                StreamEvent::FileEnd { path, content } => {
-                    looped = finished.get(path.as_str()) == Some(content);
-                    finished.insert(path.to_string(), content.clone());
-                }
-                _ => {}
-            }
+            let looped = guard.observe(&ev);
             // The repeat's end still goes out, so clients close the file it reopened.
             if let Err(e) = live(room, &ev) {
                 failure = Some(e.to_string());
@@ -764,19 +740,17 @@ async fn stream_files(
         true
     })
     .await?;
-    if looped && !cancelled(room) {
+    let looped = guard.looped();
+    if looped && !cancelled(room, &g.id) {
         room.broadcast(ServerEvent::CommandOutput {
-            command: role.as_str().into(),
+            command: ask.role().as_str().into(),
             output: "the model began repeating itself: stopped it there".into(),
         })?;
     } else if let Err(o) = answer {
         return Ok(Err(o));
     }
     if let Some(f) = failure {
-        return Ok(Err(Outcome::StepFailed {
-            reason: f,
-            retryable: true,
-        }));
+        return Ok(Err(Outcome::failed(f, true)));
     }
     let tail_events = if looped { vec![] } else { parser.finish() };
     if let Some(StreamEvent::Error { message }) = tail_events
@@ -784,120 +758,72 @@ async fn stream_files(
         .find(|e| matches!(e, StreamEvent::Error { .. }))
     {
         // An unclosed block: the answer was cut off. Retry the phase.
-        return Ok(Err(Outcome::StepFailed {
-            reason: message.clone(),
-            retryable: true,
-        }));
+        return Ok(Err(Outcome::failed(message.clone(), true)));
     }
     events.extend(tail_events);
-    let (mut written, mut commands) = (Vec::new(), Vec::new());
+    let mut streamed = Streamed {
+        written: vec![],
+        commands: vec![],
+        edit_errors: vec![],
+    };
     for ev in events {
         match ev {
             StreamEvent::FileEnd { path, content } => {
                 write_agent_file(room, &path, content.as_bytes())?;
-                written.push(path.to_string());
+                streamed.written.push(path.to_string());
             }
             StreamEvent::Edit {
                 path,
                 search,
                 replace,
             } => {
-                let current = room
-                    .store()
-                    .content(&path)?
-                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let current = AgentTree(room).read(&path)?;
                 match current.map(|c| apply_edit(&c, &search, &replace)) {
                     Some(Ok(updated)) => {
                         write_agent_file(room, &path, updated.as_bytes())?;
-                        written.push(path.to_string());
+                        streamed.written.push(path.to_string());
                     }
-                    Some(Err(e)) => g.check_errors.push(format!("edit of {path}: {e}")),
-                    None => g.check_errors.push(format!("edit of {path}: no such file")),
+                    Some(Err(e)) => streamed.edit_errors.push(format!("edit of {path}: {e}")),
+                    None => streamed
+                        .edit_errors
+                        .push(format!("edit of {path}: no such file")),
                 }
             }
-            StreamEvent::Command { command } => commands.push(command),
+            StreamEvent::Command { command } => streamed.commands.push(command),
             _ => {}
         }
     }
-    Ok(Ok((written, commands)))
+    Ok(Ok(streamed))
 }
 
-/// Runs one tool call against the working tree; returns what the model is told, and whether
-/// it finished.
-fn run_tool(room: &ProjectRoom, g: &mut Generation, call: ToolCall) -> Result<(String, bool)> {
-    const MAX_READ: usize = 12 * 1024;
-    let text_of = |path: &ProjectPath| -> Result<Option<String>> {
-        Ok(room
+/// The working tree as the tool loop sees it (`core::agent::tools` decides what each call
+/// does with it).
+struct AgentTree<'a>(&'a ProjectRoom);
+
+impl ToolTree for AgentTree<'_> {
+    type Error = worker::Error;
+
+    fn files(&self) -> Result<Vec<(ProjectPath, u64)>> {
+        Ok(self
+            .0
+            .store()
+            .list()?
+            .into_iter()
+            .map(|f| (f.path, f.size))
+            .collect())
+    }
+
+    fn read(&self, path: &ProjectPath) -> Result<Option<String>> {
+        Ok(self
+            .0
             .store()
             .content(path)?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
-    };
-    Ok(match call {
-        ToolCall::ListFiles => {
-            let files: Vec<String> = room
-                .store()
-                .list()?
-                .into_iter()
-                .map(|f| format!("{} ({} bytes)", f.path, f.size))
-                .collect();
-            (files.join("\n"), false)
-        }
-        ToolCall::ReadFile { path } => match text_of(&path)? {
-            Some(t) if t.len() > MAX_READ => (
-                format!("{}\n… (truncated)", &t[..t.floor_char_boundary(MAX_READ)]),
-                false,
-            ),
-            Some(t) => (t, false),
-            None => (format!("no file {path}"), false),
-        },
-        ToolCall::Search { query } => {
-            let mut hits = Vec::new();
-            for f in room.store().list()? {
-                let Some(t) = text_of(&f.path)? else { continue };
-                for (n, line) in t.lines().enumerate() {
-                    if line.contains(&query) && hits.len() < 40 {
-                        hits.push(format!("{}:{}: {}", f.path, n + 1, line.trim()));
-                    }
-                }
-            }
-            (
-                if hits.is_empty() {
-                    "no matches".into()
-                } else {
-                    hits.join("\n")
-                },
-                false,
-            )
-        }
-        ToolCall::WriteFile { path, content } => {
-            match write_agent_file(room, &path, content.as_bytes()) {
-                Ok(()) => (format!("wrote {path}"), false),
-                Err(e) => (format!("could not write {path}: {e}"), false),
-            }
-        }
-        ToolCall::EditFile {
-            path,
-            search,
-            replace,
-        } => match text_of(&path)? {
-            None => (format!("no file {path}"), false),
-            Some(current) => match apply_edit(&current, &search, &replace) {
-                Ok(updated) => {
-                    write_agent_file(room, &path, updated.as_bytes())?;
-                    (format!("edited {path}"), false)
-                }
-                Err(e) => (format!("edit of {path} failed: {e}"), false),
-            },
-        },
-        ToolCall::Exec { command } => match npm_install_packages(&command) {
-            Some(_) => {
-                g.commands.push(command.clone());
-                (format!("{command} will run before the check"), false)
-            }
-            None => ("only `npm install <packages>` can be run".into(), false),
-        },
-        ToolCall::Finish { summary } => (summary, true),
-    })
+    }
+
+    fn write(&mut self, path: &ProjectPath, content: &str) -> std::result::Result<(), String> {
+        write_agent_file(self.0, path, content.as_bytes()).map_err(|e| e.to_string())
+    }
 }
 
 /// Broadcasts parser progress so every browser watches the files stream in.
@@ -927,48 +853,27 @@ fn write_agent_file(room: &ProjectRoom, path: &ProjectPath, content: &[u8]) -> R
     Ok(())
 }
 
+/// The files a prompt quotes (`core::agent::context` picks them), with their text; binary
+/// files are left out.
 fn context_files<'a>(
     room: &ProjectRoom,
     first: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut add = |path: &str| -> Result<()> {
-        if out.iter().any(|(p, _)| p == path) {
-            return Ok(());
-        }
-        let Ok(p) = ProjectPath::parse(path) else {
-            return Ok(());
+    let tree = tree_paths(room)?;
+    let mut out = Vec::new();
+    for path in context::select(first, &tree) {
+        let Ok(p) = ProjectPath::parse(&path) else {
+            continue;
         };
-        if let Some(bytes) = room.store().content(&p)? {
-            if let Ok(text) = String::from_utf8(bytes) {
-                out.push((path.to_owned(), text));
-            }
-        }
-        Ok(())
-    };
-    for p in first {
-        add(p)?;
-    }
-    for f in room.store().list()? {
-        if worth_quoting(f.path.as_str()) {
-            add(f.path.as_str())?;
+        if let Some(text) = room
+            .store()
+            .content(&p)?
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            out.push((path, text));
         }
     }
     Ok(out)
-}
-
-/// Whether a file helps the model write the app: not images, lockfiles, tool configuration or
-/// Kiln's own checks, which would only crowd a small model's context.
-fn worth_quoting(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    !(path.starts_with("public/")
-        || path.starts_with(".kiln/")
-        || name == "package-lock.json"
-        || name.starts_with("tsconfig")
-        || name.contains(".config.")
-        || name.ends_with(".d.ts")
-        // Given and never changed; small models shown it copied it into App.tsx.
-        || path == "src/main.tsx")
 }
 
 /// The project's sandbox, as its org's (the proxy caps sandboxes per org).
@@ -1130,16 +1035,19 @@ async fn check(
             let mut pass = 0;
             loop {
                 let r = sb.exec(&tsc(), |_| {}).await?;
-                if r.timed_out {
-                    errors.push("the check timed out".into());
-                } else if !r.ok() {
+                if let Some(error) = checks::compile_error(&ran(&r)) {
                     pass += 1;
-                    if pass <= AUTOFIX_PASSES && autofix(room, sb, &r.output).await? {
+                    if !r.timed_out
+                        && pass <= AUTOFIX_PASSES
+                        && autofix(room, sb, &r.output).await?
+                    {
                         continue;
                     }
-                    errors.push(tail(&r.output));
-                    let (files, _) = project_code(room)?;
-                    errors.extend(autofix::hints(&r.output, &files));
+                    errors.push(error);
+                    if !r.timed_out {
+                        let (files, _) = project_code(room)?;
+                        errors.extend(autofix::hints(&r.output, &files));
+                    }
                 }
                 break;
             }
@@ -1151,11 +1059,7 @@ async fn check(
                 }
                 let args = vec!["--check".to_owned(), f.path.to_string()];
                 let r = sb.exec(&exec("node", args), |_| {}).await?;
-                if r.timed_out {
-                    errors.push("the check timed out".into());
-                } else if !r.ok() {
-                    errors.push(tail(&r.output));
-                }
+                errors.extend(checks::compile_error(&ran(&r)));
             }
         }
     }
@@ -1192,10 +1096,15 @@ async fn autofix(
     }
     let mut notes = repair.notes;
     if !repair.install.is_empty() {
-        let command = format!("npm install {}", repair.install.join(" "));
-        match npm_install(room, sb, &command, repair.install).await? {
-            Ok(()) => changed = true,
-            Err(why) => notes.push(format!("{command} failed: {why}")),
+        match NpmInstall::of(repair.install) {
+            Ok(install) => {
+                let command = install.command();
+                match npm_install(room, sb, &command, &install).await? {
+                    Ok(()) => changed = true,
+                    Err(why) => notes.push(format!("{command} failed: {why}")),
+                }
+            }
+            Err(refused) => notes.push(refused.to_string()),
         }
     }
     let _ = room.broadcast(ServerEvent::CommandOutput {
@@ -1247,17 +1156,11 @@ async fn npm_install(
     room: &ProjectRoom,
     sb: &SandboxClient,
     command: &str,
-    packages: Vec<String>,
+    install: &NpmInstall,
 ) -> std::result::Result<std::result::Result<(), String>, SandboxError> {
-    let mut args = vec![
-        "install".to_owned(),
-        "--no-audit".into(),
-        "--no-fund".into(),
-    ];
-    args.extend(packages);
     let req = ExecRequest {
         cmd: "npm".into(),
-        args,
+        args: install.args(),
         cwd: None,
         timeout_ms: Some(INSTALL_TIMEOUT_MS),
         env: Default::default(),
@@ -1271,7 +1174,7 @@ async fn npm_install(
         })
         .await?;
     if !r.ok() {
-        return Ok(Err(tail(&r.output)));
+        return Ok(Err(checks::output_tail(&r.output)));
     }
     adopt_sandbox_files(room, sb, Some(&["package.json", "package-lock.json"])).await?;
     Ok(Ok(()))
@@ -1369,12 +1272,13 @@ async fn start_preview(
     let status = sb.dev_server(DevServerAction::Start).await?;
     if status.state == "ready" && g.preview_url.is_none() {
         let url = preview_url(room, project);
-        g.preview_url = Some(url.clone());
+        let published = Outcome::PreviewPublished { url: url.clone() };
+        g.apply(published.clone());
         // Stored now, not when the step ends, so `GET …/generation` shows it too. Only this
-        // field: the stored state may hold a cancel or queued prompts this step has not seen.
+        // fact: the stored state may hold a cancel or queued prompts this step has not seen.
         if let Ok(Some(mut stored)) = load(room) {
-            if stored.id == g.id && !stored.step.is_terminal() {
-                stored.preview_url = Some(url.clone());
+            if stored.id == g.id {
+                stored.apply(published);
                 let _ = save(room, &stored);
             }
         }
@@ -1383,31 +1287,18 @@ async fn start_preview(
     Ok(status)
 }
 
-enum BrowserCheck {
-    /// No browser on the sandbox host: the checks cannot say anything.
-    Unavailable(String),
-    /// The app's dev server does not come up: that is the app's failure, for the fixer.
-    AppDoesNotStart(String),
-    Sandbox(SandboxError),
-}
-
-/// Runs every acceptance check in the sandbox's Chromium against its dev server.
+/// Runs every acceptance check in the sandbox's Chromium against its dev server;
+/// `core::agent::checks` reads what the runner says.
 async fn run_browser_checks(
     room: &ProjectRoom,
     project: &str,
     g: &mut Generation,
     sb: &SandboxClient,
     file: &CheckFile,
-) -> std::result::Result<Vec<CheckReport>, BrowserCheck> {
-    let status = start_preview(room, project, g, sb)
-        .await
-        .map_err(BrowserCheck::Sandbox)?;
-    if status.state != "ready" {
-        return Err(BrowserCheck::AppDoesNotStart(format!(
-            "the app's dev server does not start ({}): {}",
-            status.state,
-            tail(&status.log)
-        )));
+) -> std::result::Result<RunVerdict, SandboxError> {
+    let status = start_preview(room, project, g, sb).await?;
+    if let Some(why) = checks::dev_server_failure(&status.state, &status.log) {
+        return Ok(RunVerdict::AppDoesNotRun(why));
     }
     let _ = room.broadcast(ServerEvent::CommandOutput {
         command: "acceptance checks".into(),
@@ -1420,56 +1311,16 @@ async fn run_browser_checks(
         timeout_ms: Some(BROWSER_CHECK_TIMEOUT_MS),
         env: Default::default(),
     };
-    let r = sb.exec(&req, |_| {}).await.map_err(BrowserCheck::Sandbox)?;
-    if r.timed_out {
-        return Err(BrowserCheck::AppDoesNotStart(
-            "the acceptance checks timed out: the app hangs".into(),
-        ));
-    }
-    // The runner prints one JSON line; anything else on the streams is noise.
-    let line = r
-        .output
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_default();
-    match (r.exit_code, serde_json::from_str::<RunReport>(line)) {
-        (Some(0), Ok(report)) if report.results.len() == file.checks.len() => Ok(report.results),
-        (Some(3), _) => {
-            let why = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| tail(&r.output));
-            Err(BrowserCheck::Unavailable(why))
-        }
-        _ if r.oom_killed => Err(BrowserCheck::Unavailable(
-            "the sandbox ran out of memory running the browser".into(),
-        )),
-        _ => Err(BrowserCheck::Unavailable(format!(
-            "the check runner failed: {}",
-            tail(&r.output)
-        ))),
-    }
+    let r = sb.exec(&req, |_| {}).await?;
+    Ok(checks::interpret_run(&ran(&r), file.checks.len()))
 }
 
-/// `npm install a b@1` → `[a, b@1]`; anything else (flags, scripts, other programs) → None.
-fn npm_install_packages(command: &str) -> Option<Vec<String>> {
-    let mut words = command.split_whitespace();
-    if words.next()? != "npm" || !matches!(words.next()?, "install" | "i" | "add") {
-        return None;
+/// A sandbox command's result as `core::agent::checks` reads it.
+fn ran(r: &ExecResult) -> Ran<'_> {
+    Ran {
+        output: &r.output,
+        exit_code: r.exit_code,
+        timed_out: r.timed_out,
+        oom_killed: r.oom_killed,
     }
-    let pkgs: Vec<String> = words.map(str::to_owned).collect();
-    let ok = !pkgs.is_empty()
-        && pkgs.iter().all(|p| {
-            !p.starts_with('-')
-                && p.len() <= 214
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "@/._-^~".contains(c))
-        });
-    ok.then_some(pkgs)
-}
-
-fn tail(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    chars[chars.len().saturating_sub(3000)..].iter().collect()
 }
