@@ -29,10 +29,10 @@ use kiln_core::sandbox::{
     DevServerAction, DevServerStatus, ExecRequest, FileEncoding, FileWrite, Template, WriteFiles,
     WriteFilesRequest,
 };
-use wasm_bindgen::JsValue;
 use worker::Result;
 
 use crate::llm_client::{CallError, LlmConfig};
+use crate::repo::{AiCall, AiCalls};
 use crate::room::{encode, now, ProjectRoom};
 use crate::sandbox_client::{ExecResult, SandboxClient, SandboxError};
 use crate::versions;
@@ -620,17 +620,20 @@ async fn call(
         usage,
         cost_micros: cost,
     });
-    let logged = AiCall {
-        project,
-        generation: &g.id,
-        role: role.as_str(),
-        model: &req.model,
-        usage,
-        cost,
-        latency,
-        error,
-    };
-    log_call(room, &logged).await?;
+    let db = room.env().d1("DB")?;
+    AiCalls(&db)
+        .log(&AiCall {
+            project,
+            generation: &g.id,
+            role: role.as_str(),
+            model: &req.model,
+            usage,
+            cost_micros: cost,
+            latency_ms: latency,
+            error,
+            created_at: now(),
+        })
+        .await?;
     room.broadcast(ServerEvent::ModelCall {
         generation_id: g.id.clone(),
         role: role.as_str().into(),
@@ -656,46 +659,6 @@ async fn call(
             retry_after_secs,
         })),
     }
-}
-
-/// One row of the `ai_calls` cost log.
-struct AiCall<'a> {
-    project: &'a str,
-    generation: &'a str,
-    role: &'a str,
-    model: &'a str,
-    usage: kiln_core::agent::llm::Usage,
-    cost: u64,
-    latency: u64,
-    /// `None` for a call that answered.
-    error: Option<&'a str>,
-}
-
-async fn log_call(room: &ProjectRoom, c: &AiCall<'_>) -> Result<()> {
-    let f = |v: u64| JsValue::from_f64(v as f64);
-    room.env()
-        .d1("DB")?
-        .prepare(
-            "INSERT INTO ai_calls (project_id, generation_id, role, model, input_tokens, \
-             output_tokens, cost_micros, latency_ms, status, error, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .bind(&[
-            c.project.into(),
-            c.generation.into(),
-            c.role.into(),
-            c.model.into(),
-            f(c.usage.input_tokens),
-            f(c.usage.output_tokens),
-            f(c.cost),
-            f(c.latency),
-            if c.error.is_none() { "ok" } else { "error" }.into(),
-            c.error.map_or(JsValue::NULL, JsValue::from_str),
-            JsValue::from_f64(now() as f64),
-        ])?
-        .run()
-        .await?;
-    Ok(())
 }
 
 /// What a streamed file answer did to the tree.
