@@ -12,22 +12,22 @@
 
 use crate::limiter::{self, LimitOp};
 use kiln_core::agent::autofix;
-use kiln_core::agent::blueprint::{placeholder_svg, Blueprint};
+use kiln_core::agent::blueprint::placeholder_svg;
 use kiln_core::agent::checks::{self, CheckFile, Ran, RunVerdict, CHECKS_PATH};
 use kiln_core::agent::context;
-use kiln_core::agent::file_stream::{apply_edit, FileParser, StreamEvent};
+use kiln_core::agent::file_stream::StreamEvent;
 use kiln_core::agent::llm::{cost_micros, ChatMessage};
 use kiln_core::agent::machine::{Generation, Next, Outcome, QueueFull, Step};
 use kiln_core::agent::npm::NpmInstall;
+use kiln_core::agent::pipeline::{self, Applied, FileAnswer};
 use kiln_core::agent::prompts;
-use kiln_core::agent::repeat::RepeatGuard;
 use kiln_core::agent::roles::Ask;
 use kiln_core::agent::tools::{self, ToolTree};
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::ServerEvent;
 use kiln_core::sandbox::{
-    DevServerAction, DevServerStatus, ExecRequest, FileEncoding, FileWrite, Template, WriteFiles,
-    WriteFilesRequest,
+    write_batches, DevServerAction, DevServerStatus, ExecRequest, FileEncoding, FileWrite,
+    Template, WriteFiles,
 };
 use worker::Result;
 
@@ -358,17 +358,13 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 Err(o) => return Ok(o),
             };
             room.store().set_meta("plan_answer", &text)?;
-            match Blueprint::from_model(&text) {
-                Ok(mut bp) => {
-                    bp.template = g.template;
-                    bp.ensure_entry_files();
-                    room.broadcast(ServerEvent::Blueprint {
-                        blueprint: bp.clone(),
-                    })?;
-                    Ok(Outcome::Planned(bp))
-                }
-                Err(errors) => Ok(Outcome::PlanRejected(errors)),
+            let outcome = pipeline::planned(&text, g.template);
+            if let Outcome::Planned(blueprint) = &outcome {
+                room.broadcast(ServerEvent::Blueprint {
+                    blueprint: blueprint.clone(),
+                })?;
             }
+            Ok(outcome)
         }
         Next::CallCoder { phase } => {
             let bp = g.blueprint.clone().ok_or("no blueprint")?;
@@ -463,15 +459,9 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
                 Ok(t) => t,
                 Err(o) => return Ok(o),
             };
-            // Unusable checks cost this phase its checks, never the generation.
-            let (written, dropped) = match checks::from_model(&text, phase) {
-                Ok(r) => r,
-                Err(e) => (vec![], vec![e]),
-            };
-            let names = written.iter().map(|c| c.name.clone()).collect();
-            if !written.is_empty() {
-                let mut file = read_checks(room)?;
-                file.set_phase(phase, written);
+            let mut file = read_checks(room)?;
+            let (names, dropped) = pipeline::tested(&text, phase, &mut file);
+            if !names.is_empty() {
                 let content = file.to_pretty();
                 write_agent_file(room, &checks_path(), content.as_bytes())?;
                 sandbox(room, project)?
@@ -497,36 +487,34 @@ async fn perform(room: &ProjectRoom, project: &str, g: &mut Generation) -> Resul
             sync_sandbox(room, project, g.template, Sync::IfNew)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut errors = check(room, &sandbox, g.template)
+            let compile_errors = check(room, &sandbox, g.template)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut reports = Vec::new();
-            if errors.is_empty() && browser_checks_enabled(room) {
-                let file = read_checks(room)?;
-                if !file.checks.is_empty() {
-                    match run_browser_checks(room, project, g, &sandbox, &file)
-                        .await
-                        .map_err(|e| e.to_string())?
-                    {
-                        RunVerdict::Reports(r) => {
-                            errors.extend(checks::failures(&file, &r));
-                            reports = r;
-                        }
-                        RunVerdict::Unavailable(why) => {
-                            room.broadcast(ServerEvent::CommandOutput {
-                                command: "acceptance checks".into(),
-                                output: format!("skipped: {why}"),
-                            })?;
-                        }
-                        RunVerdict::AppDoesNotRun(why) => errors.push(why),
-                    }
-                }
+            let file = read_checks(room)?;
+            let run = if compile_errors.is_empty()
+                && browser_checks_enabled(room)
+                && !file.checks.is_empty()
+            {
+                let verdict = run_browser_checks(room, project, g, &sandbox, &file)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Some((&file, verdict))
+            } else {
+                None
+            };
+            let found = pipeline::checked(compile_errors, run);
+            if let Some(why) = &found.skipped {
+                room.broadcast(ServerEvent::CommandOutput {
+                    command: "acceptance checks".into(),
+                    output: format!("skipped: {why}"),
+                })?;
             }
+            let errors = found.errors;
             room.broadcast(ServerEvent::CheckResult {
                 phase,
                 passed: errors.is_empty(),
                 errors: errors.clone(),
-                checks: reports,
+                checks: found.reports,
             })?;
             Ok(Outcome::Checked { errors })
         }
@@ -661,17 +649,10 @@ async fn call(
     }
 }
 
-/// What a streamed file answer did to the tree.
-struct Streamed {
-    written: Vec<String>,
-    commands: Vec<String>,
-    /// Edits that did not apply, for the fixer.
-    edit_errors: Vec<String>,
-}
-
-/// Streams a call whose answer is file blocks: every file is broadcast as it is written and
-/// stored whole when its block closes. A stream that fails leaves no half file behind; one
-/// that loops (`RepeatGuard`) is stopped, keeping the files closed before the loop.
+/// Streams a call whose answer is file blocks (`pipeline::FileAnswer` reads it): every file
+/// is broadcast as it is written and stored whole when the answer is over. A stream that
+/// fails leaves no half file behind; one that loops is stopped, keeping the files closed
+/// before the loop.
 async fn stream_files(
     room: &ProjectRoom,
     project: &str,
@@ -679,32 +660,24 @@ async fn stream_files(
     llm: &LlmConfig,
     ask: Ask,
     messages: Vec<ChatMessage>,
-) -> Result<std::result::Result<Streamed, Outcome>> {
-    let mut parser = FileParser::new();
-    let mut events: Vec<StreamEvent> = Vec::new();
+) -> Result<std::result::Result<Applied, Outcome>> {
+    let mut file_answer = FileAnswer::new();
     let mut failure: Option<String> = None;
-    let mut guard = RepeatGuard::new();
     let id = g.id.clone();
     let answer = call(room, project, g, llm, ask, messages, |text| {
         if failure.is_some() || cancelled(room, &id) {
             return false;
         }
-        for ev in parser.feed(text.as_bytes()) {
-            let looped = guard.observe(&ev);
-            // The repeat's end still goes out, so clients close the file it reopened.
-            if let Err(e) = live(room, &ev) {
+        let fed = file_answer.feed(text);
+        for ev in &fed.events {
+            if let Err(e) = live(room, ev) {
                 failure = Some(e.to_string());
             }
-            if looped {
-                return false;
-            }
-            events.push(ev);
         }
-        true
+        !fed.stop
     })
     .await?;
-    let looped = guard.looped();
-    if looped && !cancelled(room, &g.id) {
+    if file_answer.looped() && !cancelled(room, &g.id) {
         room.broadcast(ServerEvent::CommandOutput {
             command: ask.role().as_str().into(),
             output: "the model began repeating itself: stopped it there".into(),
@@ -715,48 +688,11 @@ async fn stream_files(
     if let Some(f) = failure {
         return Ok(Err(Outcome::failed(f, true)));
     }
-    let tail_events = if looped { vec![] } else { parser.finish() };
-    if let Some(StreamEvent::Error { message }) = tail_events
-        .iter()
-        .find(|e| matches!(e, StreamEvent::Error { .. }))
-    {
-        // An unclosed block: the answer was cut off. Retry the phase.
-        return Ok(Err(Outcome::failed(message.clone(), true)));
+    match file_answer.finish() {
+        Ok(events) => Ok(Ok(pipeline::apply_answer(&mut AgentTree(room), events)?)),
+        // An unclosed block: the answer was cut off. Retry the step.
+        Err(cut) => Ok(Err(Outcome::failed(cut, true))),
     }
-    events.extend(tail_events);
-    let mut streamed = Streamed {
-        written: vec![],
-        commands: vec![],
-        edit_errors: vec![],
-    };
-    for ev in events {
-        match ev {
-            StreamEvent::FileEnd { path, content } => {
-                write_agent_file(room, &path, content.as_bytes())?;
-                streamed.written.push(path.to_string());
-            }
-            StreamEvent::Edit {
-                path,
-                search,
-                replace,
-            } => {
-                let current = AgentTree(room).read(&path)?;
-                match current.map(|c| apply_edit(&c, &search, &replace)) {
-                    Some(Ok(updated)) => {
-                        write_agent_file(room, &path, updated.as_bytes())?;
-                        streamed.written.push(path.to_string());
-                    }
-                    Some(Err(e)) => streamed.edit_errors.push(format!("edit of {path}: {e}")),
-                    None => streamed
-                        .edit_errors
-                        .push(format!("edit of {path}: no such file")),
-                }
-            }
-            StreamEvent::Command { command } => streamed.commands.push(command),
-            _ => {}
-        }
-    }
-    Ok(Ok(streamed))
 }
 
 /// The working tree as the tool loop sees it (`core::agent::tools` decides what each call
@@ -906,39 +842,15 @@ fn tree_writes(room: &ProjectRoom) -> Result<Vec<FileWrite>> {
     Ok(files)
 }
 
-/// Writes the tree into the sandbox. The proxy bounds one request; send in batches. With
-/// `prune`, the last one removes what is gone from the tree (deleted or renamed files would
-/// otherwise live on in the sandbox, be served and be type-checked), keeping what the
-/// earlier batches wrote.
+/// Writes the tree into the sandbox, in the batches `sandbox::write_batches` plans (with
+/// `may_prune`, the last removes what is gone from the tree).
 async fn push_tree(
     sb: &SandboxClient,
     files: Vec<FileWrite>,
     may_prune: bool,
 ) -> std::result::Result<(), SandboxError> {
-    let batches: Vec<&[FileWrite]> = files.chunks(200).collect();
-    let last = batches.len().saturating_sub(1);
-    let mut written: Vec<ProjectPath> = Vec::new();
-    for (i, batch) in batches.iter().enumerate() {
-        let prune = may_prune && i == last;
-        sb.write_files(WriteFilesRequest {
-            files: batch.to_vec(),
-            prune,
-            keep: if prune {
-                std::mem::take(&mut written)
-            } else {
-                vec![]
-            },
-        })
-        .await?;
-        written.extend(batch.iter().map(|f| f.path.clone()));
-    }
-    if batches.is_empty() && may_prune {
-        sb.write_files(WriteFilesRequest {
-            files: vec![],
-            prune: true,
-            keep: vec![],
-        })
-        .await?;
+    for call in write_batches(files, may_prune) {
+        sb.write_files(call).await?;
     }
     Ok(())
 }
@@ -1090,16 +1002,8 @@ fn project_code(room: &ProjectRoom) -> Result<Code> {
     for meta in room.store().list()? {
         let path = meta.path.as_str();
         if path == "package.json" {
-            let manifest: serde_json::Value = room
-                .store()
-                .content(&meta.path)?
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            for key in ["dependencies", "devDependencies"] {
-                if let Some(m) = manifest[key].as_object() {
-                    deps.extend(m.keys().cloned());
-                }
-            }
+            let manifest = room.store().content(&meta.path)?.unwrap_or_default();
+            deps = autofix::manifest_dependencies(&manifest);
         } else if autofix::is_code(path) && meta.size <= 256 * 1024 {
             if let Some(text) = room
                 .store()
@@ -1215,13 +1119,7 @@ fn preview_url(room: &ProjectRoom, project: &str) -> String {
         .var("KILN_PREVIEW_URL")
         .map(|v| v.to_string())
         .unwrap_or_else(|_| "http://preview.localhost:8787".into());
-    match (
-        kiln_core::origin::PreviewDomain::parse(&domain),
-        kiln_core::ids::ProjectId::parse(project),
-    ) {
-        (Ok(d), Some(id)) => format!("{}/", d.origin_for(&id)),
-        _ => format!("/preview/{project}/"),
-    }
+    kiln_core::origin::preview_url(&domain, project)
 }
 
 /// Starts the app's dev server (a no-op when it runs) and, the first time it is up,

@@ -13,6 +13,7 @@ pub mod file_stream;
 pub mod llm;
 pub mod machine;
 pub mod npm;
+pub mod pipeline;
 pub mod prompts;
 pub mod repeat;
 pub mod roles;
