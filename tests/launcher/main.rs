@@ -192,7 +192,7 @@ fn kiln_up_stops_every_child_when_wrangler_exits_on_its_own() {
     let state = std::env::temp_dir().join(format!("kiln-up-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let port = free_port();
-    let mut up = kiln_up(port, &state, "lw", 215);
+    let mut up = kiln_up(port, &state, "lw", 216);
     let children = descendants(up.group.pid());
     let wrangler: Vec<u32> = children
         .iter()
