@@ -150,9 +150,34 @@ pub fn is_cross_site(origin: Option<&str>, sec_fetch_site: Option<&str>, allowed
     }
 }
 
+/// The URL a project's preview is announced at (`server_started`, `GET …/generation`): the
+/// root of its own origin under `domain` (`KILN_PREVIEW_URL`); with a domain or an id that
+/// does not parse, the path on Kiln's origin that redirects through a preview link.
+pub fn preview_url(domain: &str, project: &str) -> String {
+    match (PreviewDomain::parse(domain), ProjectId::parse(project)) {
+        (Ok(d), Some(id)) => format!("{}/", d.origin_for(&id)),
+        _ => format!("/preview/{project}/"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preview_is_announced_on_its_own_origin_or_through_kiln() {
+        let id = "p_0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            preview_url("http://preview.localhost:8787", id),
+            "http://p-0123456789abcdef0123456789abcdef.preview.localhost:8787/"
+        );
+        assert_eq!(
+            preview_url("https://kiln-preview.dev/", id),
+            "https://p-0123456789abcdef0123456789abcdef.kiln-preview.dev/"
+        );
+        assert_eq!(preview_url("not a url", id), format!("/preview/{id}/"));
+        assert_eq!(preview_url("http://preview.localhost", "x"), "/preview/x/");
+    }
 
     fn id() -> ProjectId {
         ProjectId::from_random([0xab; 16])

@@ -220,9 +220,78 @@ pub struct DevServerStatus {
     pub log: String,
 }
 
+/// Files per `PUT …/files` call: the proxy bounds one request.
+pub const WRITE_BATCH: usize = 200;
+
+/// The calls that write `files` into a sandbox. With `prune`, the last call removes what is
+/// not in the tree (deleted or renamed files would otherwise live on in the sandbox, be
+/// served and be type-checked), keeping what the earlier calls wrote; an empty tree still
+/// prunes.
+pub fn write_batches(files: Vec<FileWrite>, prune: bool) -> Vec<WriteFilesRequest> {
+    let mut batches: Vec<Vec<FileWrite>> = Vec::new();
+    let mut files = files.into_iter().peekable();
+    while files.peek().is_some() {
+        batches.push(files.by_ref().take(WRITE_BATCH).collect());
+    }
+    if batches.is_empty() && prune {
+        batches.push(vec![]);
+    }
+    let last = batches.len().saturating_sub(1);
+    let mut written: Vec<ProjectPath> = Vec::new();
+    batches
+        .into_iter()
+        .enumerate()
+        .map(|(i, batch)| {
+            let prunes = prune && i == last;
+            let keep = if prunes {
+                std::mem::take(&mut written)
+            } else {
+                vec![]
+            };
+            written.extend(batch.iter().map(|f| f.path.clone()));
+            WriteFilesRequest {
+                files: batch,
+                prune: prunes,
+                keep,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_is_written_in_bounded_batches_and_only_the_last_prunes_keeping_the_rest() {
+        let files: Vec<FileWrite> = (0..WRITE_BATCH * 2 + 1)
+            .map(|i| FileWrite {
+                path: ProjectPath::parse(&format!("f{i}.txt")).unwrap(),
+                content: String::new(),
+                encoding: FileEncoding::Utf8,
+            })
+            .collect();
+        let calls = write_batches(files, true);
+        assert_eq!(
+            calls.iter().map(|c| c.files.len()).collect::<Vec<_>>(),
+            vec![WRITE_BATCH, WRITE_BATCH, 1]
+        );
+        assert_eq!(
+            calls.iter().map(|c| c.prune).collect::<Vec<_>>(),
+            vec![false, false, true]
+        );
+        assert_eq!(
+            calls[2].keep.len(),
+            WRITE_BATCH * 2,
+            "what the earlier calls wrote"
+        );
+        assert!(calls[0].keep.is_empty() && calls[1].keep.is_empty());
+        let unpruned = write_batches(vec![], false);
+        assert!(unpruned.is_empty());
+        let empty = write_batches(vec![], true);
+        assert_eq!(empty.len(), 1, "an empty tree still prunes");
+        assert!(empty[0].prune && empty[0].files.is_empty());
+    }
 
     #[test]
     fn exec_frames_have_the_documented_shape() {

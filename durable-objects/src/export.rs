@@ -8,8 +8,9 @@ use std::rc::Rc;
 use futures::stream::{self, StreamExt};
 use kiln_core::error::ErrorCode;
 use kiln_core::path::ProjectPath;
-use kiln_core::tree::blob_key;
-use worker::{Bucket, Response, Result};
+use worker::{Response, Result};
+
+use crate::repo::Blobs;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
@@ -20,7 +21,7 @@ use crate::versions;
 /// Where the next file's bytes come from.
 enum Source {
     Tree(RoomStore),
-    Blobs(Bucket),
+    Blobs(Blobs),
 }
 
 /// A `Write` whose bytes the stream takes after each file.
@@ -70,7 +71,7 @@ pub async fn zip(room: &ProjectRoom, project: &str, version: Option<u64>) -> Res
                 .collect();
             (
                 files,
-                Source::Blobs(room.env().bucket("ARTIFACTS")?),
+                Source::Blobs(versions::blobs(room)?),
                 format!("v{n}"),
             )
         }
@@ -118,18 +119,7 @@ async fn next_chunk(z: &mut Zipper) -> Result<Option<Vec<u8>>> {
         Some((path, sha)) => {
             let bytes = match &z.source {
                 Source::Tree(store) => store.content(&path)?.unwrap_or_default(),
-                Source::Blobs(bucket) => {
-                    let object = bucket
-                        .get(blob_key(&sha))
-                        .execute()
-                        .await?
-                        .ok_or_else(|| worker::Error::from(format!("blob {sha} missing")))?;
-                    object
-                        .body()
-                        .ok_or_else(|| worker::Error::from("blob without body"))?
-                        .bytes()
-                        .await?
-                }
+                Source::Blobs(blobs) => blobs.blob(&sha).await?,
             };
             let options = SimpleFileOptions::default()
                 .compression_method(CompressionMethod::Deflated)

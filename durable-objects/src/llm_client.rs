@@ -18,25 +18,7 @@ use kiln_core::agent::llm::{
 use wasm_bindgen::JsValue;
 use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Planner,
-    Coder,
-    Fixer,
-    /// Writes acceptance checks; runs on the coder's model.
-    Tester,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Planner => "planner",
-            Role::Coder => "coder",
-            Role::Fixer => "fixer",
-            Role::Tester => "tester",
-        }
-    }
-}
+pub use kiln_core::agent::roles::Role;
 
 #[derive(Debug, Clone)]
 pub struct LlmConfig {

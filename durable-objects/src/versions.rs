@@ -1,27 +1,19 @@
 //! Versions: immutable snapshots of the working tree. Each file's bytes go once to R2 at
 //! `blobs/<sha256>`; the manifest `{path → sha256}` to `manifests/<sha256>`; a row to D1
-//! `versions`, whose number is allocated inside the INSERT (one statement, no race).
+//! `versions` (the SQL and the keys are in `repo`).
 
 use std::collections::HashMap;
 
 use kiln_core::error::ErrorCode;
 use kiln_core::protocol::{ServerEvent, VersionInfo};
-use kiln_core::tree::{blob_key, manifest_key, sha256_hex, Manifest, ManifestEntry};
-use serde::Deserialize;
-use wasm_bindgen::JsValue;
+use kiln_core::tree::{Manifest, ManifestEntry};
 use worker::{Response, Result};
 
+use crate::repo::{Blobs, NewVersion, Versions};
 use crate::room::{error, now, ProjectRoom};
 
-#[derive(Deserialize)]
-struct NumberRow {
-    number: i64,
-    parent: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct ManifestRow {
-    manifest_key: String,
+pub fn blobs(room: &ProjectRoom) -> Result<Blobs> {
+    Ok(Blobs(room.env().bucket("ARTIFACTS")?))
 }
 
 /// Snapshots the working tree as the next version and announces it to every client.
@@ -51,48 +43,24 @@ pub async fn create(
             },
         );
     }
-    let manifest_json = serde_json::to_vec(&manifest)?;
-    let key = manifest_key(&sha256_hex(&manifest_json));
-
-    let bucket = room.env().bucket("ARTIFACTS")?;
+    let blobs = blobs(room)?;
     for (sha, bytes) in uploads {
-        bucket.put(blob_key(&sha), bytes).execute().await?;
+        blobs.put_blob(&sha, bytes).await?;
         store.mark_blob_uploaded(&sha)?;
     }
-    bucket.put(&key, manifest_json).execute().await?;
-
-    let created_at = now();
-    let file_count = manifest.files.len() as u64;
-    let size = manifest.size();
+    let key = blobs.put_manifest(&manifest).await?;
     let db = room.env().d1("DB")?;
-    let row: Option<NumberRow> = db
-        .prepare(
-            "INSERT INTO versions (project_id, number, message, author, parent, manifest_key, \
-             file_count, size, created_at) \
-             SELECT ?1, COALESCE(MAX(number), 0) + 1, ?2, ?3, MAX(number), ?4, ?5, ?6, ?7 \
-             FROM versions WHERE project_id = ?1 RETURNING number, parent",
-        )
-        .bind(&[
-            project.into(),
-            message.into(),
-            author.into(),
-            key.as_str().into(),
-            JsValue::from_f64(file_count as f64),
-            JsValue::from_f64(size as f64),
-            JsValue::from_f64(created_at as f64),
-        ])?
-        .first(None)
+    let version = Versions(&db)
+        .insert_next(&NewVersion {
+            project,
+            message,
+            author,
+            manifest_key: &key,
+            file_count: manifest.files.len() as u64,
+            size: manifest.size(),
+            created_at: now(),
+        })
         .await?;
-    let row = row.ok_or_else(|| worker::Error::from("versions insert returned no row"))?;
-    let version = VersionInfo {
-        number: row.number as u64,
-        message: message.to_owned(),
-        author: author.to_owned(),
-        parent: row.parent.map(|p| p as u64),
-        file_count,
-        size,
-        created_at,
-    };
     room.broadcast(ServerEvent::VersionCreated {
         version: version.clone(),
     })?;
@@ -101,27 +69,11 @@ pub async fn create(
 
 /// Loads a version's manifest; `None` if the project has no such version.
 pub async fn manifest(room: &ProjectRoom, project: &str, number: u64) -> Result<Option<Manifest>> {
-    let row: Option<ManifestRow> = room
-        .env()
-        .d1("DB")?
-        .prepare("SELECT manifest_key FROM versions WHERE project_id = ?1 AND number = ?2")
-        .bind(&[project.into(), JsValue::from_f64(number as f64)])?
-        .first(None)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let object = room
-        .env()
-        .bucket("ARTIFACTS")?
-        .get(&row.manifest_key)
-        .execute()
-        .await?
-        .ok_or_else(|| worker::Error::from(format!("manifest {} missing", row.manifest_key)))?;
-    let bytes = object
-        .body()
-        .ok_or_else(|| worker::Error::from("manifest without body"))?
-        .bytes()
-        .await?;
-    Ok(Some(serde_json::from_slice(&bytes)?))
+    let db = room.env().d1("DB")?;
+    let Some((_, key)) = Versions(&db).get(project, number).await? else {
+        return Ok(None);
+    };
+    Ok(Some(blobs(room)?.manifest(&key).await?))
 }
 
 /// A blob's bytes: from the working tree if a live file has them, else from R2.
@@ -129,18 +81,7 @@ pub async fn blob(room: &ProjectRoom, sha256: &str) -> Result<Vec<u8>> {
     if let Some(bytes) = room.store().content_by_sha(sha256)? {
         return Ok(bytes);
     }
-    let object = room
-        .env()
-        .bucket("ARTIFACTS")?
-        .get(blob_key(sha256))
-        .execute()
-        .await?
-        .ok_or_else(|| worker::Error::from(format!("blob {sha256} missing")))?;
-    object
-        .body()
-        .ok_or_else(|| worker::Error::from("blob without body"))?
-        .bytes()
-        .await
+    blobs(room)?.blob(sha256).await
 }
 
 /// Makes the working tree equal to version `number` (every client sees each change as an

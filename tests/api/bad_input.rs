@@ -264,6 +264,38 @@ fn unknown_routes_are_404_and_wrong_methods_405_as_json() {
 }
 
 #[test]
+fn the_generation_routes_answer_a_wrong_method_with_405_naming_the_right_one() {
+    let kiln = shared();
+    let user = register(kiln, "methods");
+    let project = create_project(kiln, &user, "methods");
+    let id = project["id"].as_str().unwrap();
+    for (method, route, allowed) in [
+        ("GET", "generate", "POST"),
+        ("PUT", "generate", "POST"),
+        ("POST", "generation", "GET"),
+        ("DELETE", "generation", "GET"),
+        ("GET", "cancel", "POST"),
+        ("PATCH", "cancel", "POST"),
+    ] {
+        let path = format!("/api/projects/{id}/{route}");
+        let body = (method != "GET").then(|| json!({}));
+        let error = kiln
+            .send(method, &path, user.token(), body)
+            .expect_error(405, "method_not_allowed");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(allowed), "{method} {route}: {message}");
+    }
+    // A path no route has stays 404, whatever the method.
+    kiln.send(
+        "POST",
+        &format!("/api/projects/{id}/generations"),
+        user.token(),
+        None,
+    )
+    .expect_error(404, "not_found");
+}
+
+#[test]
 fn sql_looking_names_are_stored_and_returned_verbatim() {
     let kiln = shared();
     let user = register(kiln, "sqlish");

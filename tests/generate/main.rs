@@ -1290,6 +1290,32 @@ fn rate_limits_malformed_and_stalled_streams_are_retried() {
     assert!(errors[2].contains("stalled"), "{errors:?}");
 }
 
+#[test]
+fn a_429s_retry_after_is_waited_out_before_the_call_is_repeated() {
+    let run = setup(
+        Script::new()
+            .turn(plan_turn().fail(Fault::RateLimitedFor {
+                retry_after_secs: 3,
+            }))
+            .turn(code_turn()),
+        &[],
+    );
+    generate_to_completion(&run);
+    let plans: Vec<_> = run
+        .llm
+        .requests()
+        .into_iter()
+        .filter(|r| r.turn == Some(0))
+        .collect();
+    assert_eq!(plans.len(), 2, "429, then the plan");
+    let waited = plans[1].received - plans[0].received;
+    // Without the header the first retry comes after 1 s.
+    assert!(
+        waited >= Duration::from_secs(3),
+        "the plan was asked again after {waited:?}, before the server's Retry-After: 3"
+    );
+}
+
 /// A sandbox-proxy of its own ("e2a", subnet octet 214) for the Anthropic test, so it never
 /// shares sandboxes or a subnet with the other tests' proxies.
 fn anthropic_sandbox() -> &'static Sandbox {

@@ -1,5 +1,5 @@
 //! `./kiln up` itself: brings Kiln to ready, serves the API, persists state across runs, and
-//! stops every child on SIGINT/SIGTERM.
+//! stops every child on SIGINT/SIGTERM, or when `wrangler dev` exits on its own.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -16,16 +16,17 @@ struct Up {
     sandbox_url: String,
 }
 
-/// Runs `./kiln up` on `port` and `state`, and waits for its ready line.
-fn kiln_up(port: u16, state: &std::path::Path) -> Up {
+/// Runs `./kiln up` on `port` and `state` (its sandbox-proxy as `instance` on subnet octet
+/// `octet`, so two tests never share one), and waits for its ready line.
+fn kiln_up(port: u16, state: &std::path::Path, instance: &str, octet: u8) -> Up {
     let sandbox_port = free_port();
     let mut group = Group::spawn(
         Command::new(repo_root().join("kiln"))
             .arg("up")
             .env("KILN_PORT", port.to_string())
             .env("KILN_STATE_DIR", state)
-            .env("KILN_SANDBOX_INSTANCE", "lt")
-            .env("KILN_SANDBOX_SUBNET_OCTET", "213")
+            .env("KILN_SANDBOX_INSTANCE", instance)
+            .env("KILN_SANDBOX_SUBNET_OCTET", octet.to_string())
             .env("KILN_SANDBOX_PORT", sandbox_port.to_string())
             // Building llama.cpp and fetching 1.1 GB of weights is no part of a test run; the
             // embedded model is shown in docs/BENCHMARKS.md.
@@ -82,7 +83,7 @@ fn kiln_up_serves_persists_and_stops_cleanly() {
     let _ = std::fs::remove_dir_all(&state);
     let port = free_port();
 
-    let mut up = kiln_up(port, &state);
+    let mut up = kiln_up(port, &state, "lt", 213);
     let (status, body) = call("GET", &format!("{}/api/me", up.url), None);
     assert_eq!(status, 401);
     // The sandbox-proxy that runs generated apps is up too (the tests run as root).
@@ -120,7 +121,7 @@ fn kiln_up_serves_persists_and_stops_cleanly() {
     );
 
     // Same state dir: the account is still there. SIGTERM stops it as well.
-    let mut again = kiln_up(port, &state);
+    let mut again = kiln_up(port, &state, "lt", 213);
     let (status, body) = call(
         "POST",
         &format!("{}/api/auth/login", again.url),
@@ -138,4 +139,101 @@ fn kiln_up_serves_persists_and_stops_cleanly() {
         "children of kiln up survived SIGTERM"
     );
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Every live process below `root` (its children, theirs, …), from /proc: children that
+/// `setsid` moved into sessions of their own are still found by their parent.
+fn descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Some((comm, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        if let Some(ppid) = fields.get(1).and_then(|f| f.parse::<u32>().ok()) {
+            let name = comm.split_once('(').map_or("", |(_, n)| n).to_owned();
+            parent_of.push((pid, ppid, name));
+        }
+    }
+    let mut found: Vec<(u32, String)> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (pid, ppid, name) in &parent_of {
+            if *ppid == p && !found.iter().any(|(f, _)| f == pid) {
+                found.push((*pid, name.clone()));
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn kiln_up_stops_every_child_when_wrangler_exits_on_its_own() {
+    let state = std::env::temp_dir().join(format!("kiln-up-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let port = free_port();
+    let mut up = kiln_up(port, &state, "lw", 216);
+    let children = descendants(up.group.pid());
+    let wrangler: Vec<u32> = children
+        .iter()
+        .filter(|(pid, _)| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains("wrangler") && c.contains("\0dev\0"))
+        })
+        .map(|(pid, _)| *pid)
+        .collect();
+    assert!(!wrangler.is_empty(), "no wrangler dev among {children:?}");
+    assert!(
+        // comm is cut at 15 bytes: "kiln-sandbox-pr".
+        children.iter().any(|(_, n)| n.starts_with("kiln-sandbox")),
+        "no sandbox-proxy among {children:?}"
+    );
+    // wrangler dies (as on a crash, with the workerd it started) while `up` waits for it.
+    for pid in &wrangler {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+    }
+    let status = up.group.wait_timeout(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let left: Vec<&(u32, String)> = children.iter().filter(|(pid, _)| alive(*pid)).collect();
+    // Whatever survived is stopped here, so a failure leaves no root sandbox-proxy behind.
+    for (pid, _) in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(&state);
+    let status = status.expect("kiln up did not exit after wrangler dev died");
+    assert!(!status.success(), "wrangler's failure is up's: {status:?}");
+    assert!(
+        left.is_empty(),
+        "children of kiln up left running: {left:?}"
+    );
+    assert!(
+        ureq::get(&format!("{}/healthz", up.sandbox_url))
+            .call()
+            .is_err(),
+        "the sandbox-proxy still answers"
+    );
 }

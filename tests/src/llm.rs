@@ -76,6 +76,7 @@
 //! - `server_error`: 500 with an OpenAI `server_error` body (Anthropic: `api_error`).
 //! - `rate_limited`: 429, `retry-after: 1`, code `rate_limit_exceeded` (Anthropic:
 //!   `rate_limit_error`).
+//! - `rate_limited_for {retry_after_secs}`: the same 429 with `retry-after: <retry_after_secs>`.
 //! - `overloaded`: 503 `server_error` (Anthropic: 529 `overloaded_error`).
 //! - `stall {after_chunks}`: headers, the opening events (OpenAI: the role chunk; Anthropic:
 //!   `message_start`, `content_block_start`, `ping`) and `after_chunks` content deltas, then
@@ -234,6 +235,8 @@ pub enum Fault {
     ServerError,
     /// HTTP 429 with `retry-after: 1`.
     RateLimited,
+    /// HTTP 429 with `retry-after: <retry_after_secs>`.
+    RateLimitedFor { retry_after_secs: u64 },
     /// Overloaded: HTTP 529 `overloaded_error` (Anthropic), 503 (chat completions).
     Overloaded,
     /// Some deltas, then silence with the connection open.
@@ -495,6 +498,8 @@ pub struct Recorded {
     /// Time from receiving the request to the end of the response; `None` while it is still
     /// being written.
     pub elapsed: Option<Duration>,
+    /// When the request was received (to check how long a client waited between calls).
+    pub received: Instant,
 }
 
 /// What the fixture did with a request.
@@ -1311,6 +1316,7 @@ fn handle(shared: &Shared, w: &mut TcpStream, req: Request) -> bool {
         status: 0,
         outcome: Outcome::NotFound,
         elapsed: None,
+        received: started,
     };
     let path = req.path();
     // Answers a request that is not a model call with a JSON body, recorded first.
@@ -1691,7 +1697,7 @@ fn estimate_tokens(bytes: usize) -> u64 {
 fn fault_status(api: Api, fault: &Fault) -> u16 {
     match (fault, api) {
         (Fault::ServerError, _) => 500,
-        (Fault::RateLimited, _) => 429,
+        (Fault::RateLimited | Fault::RateLimitedFor { .. }, _) => 429,
         (Fault::Overloaded, Api::OpenAi) => 503,
         (Fault::Overloaded, Api::Anthropic) => 529,
         _ => 200,
@@ -1936,6 +1942,10 @@ fn serve_fault(
     let error = |w: &mut TcpStream, body: Value, extra: &[(&str, String)]| {
         respond_json(w, status, extra, &body, keep_alive).is_ok() && keep_alive
     };
+    let retry_after = match fault {
+        Fault::RateLimitedFor { retry_after_secs } => retry_after_secs.to_string(),
+        _ => "1".to_owned(),
+    };
     match (fault, api) {
         (Fault::ServerError, Api::OpenAi) => error(
             w,
@@ -1951,23 +1961,25 @@ fn serve_fault(
             api.error("Internal server error (scripted fault)", "api_error", None),
             &[ctx.id_header()],
         ),
-        (Fault::RateLimited, Api::OpenAi) => error(
+        (Fault::RateLimited | Fault::RateLimitedFor { .. }, Api::OpenAi) => error(
             w,
             error_body(
-                "Rate limit reached for requests (scripted fault). Please try again in 1s.",
+                &format!(
+                    "Rate limit reached for requests (scripted fault). Please try again in {retry_after}s."
+                ),
                 "requests",
                 Some("rate_limit_exceeded"),
             ),
-            &[("retry-after", "1".to_owned())],
+            &[("retry-after", retry_after.clone())],
         ),
-        (Fault::RateLimited, Api::Anthropic) => error(
+        (Fault::RateLimited | Fault::RateLimitedFor { .. }, Api::Anthropic) => error(
             w,
             api.error(
                 "This request would exceed the rate limit for your organization (scripted fault).",
                 "rate_limit_error",
                 None,
             ),
-            &[("retry-after", "1".to_owned()), ctx.id_header()],
+            &[("retry-after", retry_after.clone()), ctx.id_header()],
         ),
         (Fault::Overloaded, Api::OpenAi) => error(
             w,

@@ -1,5 +1,7 @@
-//! The route table. It reads like the API: each path shape, then the methods it takes.
-//! A known path with another method is 405; anything else is 404 — both as JSON errors.
+//! The route table. It reads like the API: each path shape, the method it takes, and its
+//! handler — as data (`routes()`), which drives dispatch and both misses: a path the table
+//! knows under other methods is 405 (naming the methods it takes), anything else 404, both
+//! as JSON errors. So a new route cannot be left out of the 405 answers.
 //!
 //! First the request's host decides which site it is for (invariant 10): a preview host
 //! reaches only its project's preview, never `/api`; the app's host never serves a preview.
@@ -10,6 +12,7 @@ use crate::http::json;
 use crate::routes::{
     self, auth, files, orgs, preview, projects, tokens, usage, versions, webhooks,
 };
+use futures::future::LocalBoxFuture;
 use kiln_core::origin::{is_cross_site, Site};
 use kiln_core::ErrorCode;
 use worker::{Method, Request, Response};
@@ -73,159 +76,153 @@ fn refuse_cross_site(ctx: &Ctx, req: &Request, own_origin: &str) -> ApiResult<()
     Ok(())
 }
 
-async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
-    use Method::*;
-    let path = req.path();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method();
-    let segments = segments.as_slice();
-    match (segments, method) {
-        (["api", "health"], Get) => json(200, &serde_json::json!({ "ok": true })),
+/// A route's handler: the path's `:params` in order, and what `*rest` matched.
+type Handler =
+    for<'a> fn(&'a Ctx, Request, &'a Params<'a>) -> LocalBoxFuture<'a, ApiResult<Response>>;
 
-        (["api", "auth", "register"], Post) => auth::register(ctx, req).await,
-        (["api", "auth", "login"], Post) => auth::login(ctx, req).await,
-        (["api", "auth", "logout"], Post) => auth::logout(ctx, req).await,
-        (["api", "me"], Get) => auth::me(ctx, req).await,
-        (["api", "tokens"], Get) => tokens::list(ctx, req).await,
-        (["api", "tokens"], Post) => tokens::create(ctx, req).await,
-        (["api", "tokens", id], Delete) => tokens::revoke(ctx, req, id).await,
+/// What a pattern captured from a path.
+struct Params<'a> {
+    named: Vec<&'a str>,
+    rest: &'a [&'a str],
+}
 
-        (["api", "orgs"], Get) => orgs::list(ctx, req).await,
-        (["api", "orgs"], Post) => orgs::create(ctx, req).await,
-        (["api", "orgs", org], Get) => orgs::get(ctx, req, org).await,
-        (["api", "orgs", org, "members"], Get) => orgs::members(ctx, req, org).await,
-        (["api", "orgs", org, "usage"], Get) => usage::org(ctx, req, org).await,
-        (["api", "orgs", org, "members"], Post) => orgs::invite(ctx, req, org).await,
-        (["api", "orgs", org, "invitations"], Get) => orgs::org_invitations(ctx, req, org).await,
-        (["api", "orgs", org, "invitations", id], Delete) => {
-            orgs::revoke_invitation(ctx, req, org, id).await
-        }
-        (["api", "invitations"], Get) => orgs::my_invitations(ctx, req).await,
-        (["api", "invitations", id, "accept"], Post) => orgs::accept_invitation(ctx, req, id).await,
-        (["api", "invitations", id, "decline"], Post) => {
-            orgs::decline_invitation(ctx, req, id).await
-        }
-        (["api", "orgs", org, "members", user], Patch) => {
-            orgs::update_member(ctx, req, org, user).await
-        }
-        (["api", "orgs", org, "members", user], Delete) => {
-            orgs::remove_member(ctx, req, org, user).await
-        }
-
-        (["api", "projects"], Get) => projects::list(ctx, req).await,
-        (["api", "projects"], Post) => projects::create(ctx, req).await,
-        (["api", "projects", id], Get) => projects::get(ctx, req, id).await,
-        (["api", "projects", id], Patch) => projects::update(ctx, req, id).await,
-        (["api", "projects", id], Delete) => projects::delete(ctx, req, id).await,
-        (["api", "projects", id, "state"], Get) => projects::room_state(ctx, req, id).await,
-        (["api", "projects", id, "ws"], Get) => files::ws(ctx, req, id).await,
-        (["api", "projects", id, "ws-ticket"], Post) => files::ws_ticket(ctx, req, id).await,
-        (["api", "projects", id, "preview-link"], Post) => preview::link(ctx, req, id).await,
-        (["api", "projects", id, "terminal"], Get) => preview::terminal(ctx, req, id).await,
-        (["api", "projects", id, "dev-server", "restart"], Post) => {
-            preview::restart_dev_server(ctx, req, id).await
-        }
-        (["api", "projects", id, "files"], Get) => files::list(ctx, req, id).await,
-        (["api", "projects", id, "files", path @ ..], Get) => files::read(ctx, req, id, path).await,
-        (["api", "projects", id, "files", path @ ..], Put) => {
-            files::write(ctx, req, id, path).await
-        }
-        (["api", "projects", id, "files", path @ ..], Delete) => {
-            files::delete(ctx, req, id, path).await
-        }
-        (["api", "projects", id, "versions"], Get) => versions::list(ctx, req, id).await,
-        (["api", "projects", id, "versions"], Post) => files::create_version(ctx, req, id).await,
-        (["api", "projects", id, "versions", n, "files"], Get) => {
-            versions::files(ctx, req, id, n).await
-        }
-        (["api", "projects", id, "versions", n, "files", path @ ..], Get) => {
-            versions::file(ctx, req, id, n, path).await
-        }
-        (["api", "projects", id, "versions", a, "diff", b], Get) => {
-            versions::diff(ctx, req, id, a, b).await
-        }
-        (["api", "projects", id, "versions", n, "restore"], Post) => {
-            files::restore(ctx, req, id, n).await
-        }
-        (["api", "projects", id, "export.zip"], Get) => files::export(ctx, req, id).await,
-        (["api", "projects", id, "generate"], Post) => files::generate(ctx, req, id).await,
-        (["api", "projects", id, "generation"], Get) => files::generation(ctx, req, id).await,
-        (["api", "projects", id, "cancel"], Post) => files::cancel(ctx, req, id).await,
-
-        (["api", "projects", id, "usage"], Get) => usage::project(ctx, req, id).await,
-        (["api", "projects", id, "webhooks"], Get) => webhooks::list(ctx, req, id).await,
-        (["api", "projects", id, "webhooks"], Post) => webhooks::create(ctx, req, id).await,
-        (["api", "projects", id, "webhooks", hook], Delete) => {
-            webhooks::delete(ctx, req, id, hook).await
-        }
-        (["api", "projects", id, "webhooks", hook, "rotate"], Post) => {
-            webhooks::rotate(ctx, req, id, hook).await
-        }
-        (["api", "projects", id, "webhooks", hook, "deliveries"], Get) => {
-            webhooks::deliveries(ctx, req, id, hook).await
-        }
-        (["hooks", hook], Post) => webhooks::receive(ctx, req, hook).await,
-
-        (["preview", id] | ["preview", id, ""], Get) => preview::redirect(ctx, req, id).await,
-
-        (segments, method) => Err(unmatched(segments, method)),
+impl<'a> Params<'a> {
+    fn at(&self, i: usize) -> &'a str {
+        self.named[i]
     }
 }
 
-/// 405 for a path the table knows under other methods, 404 otherwise.
-fn unmatched(segments: &[&str], method: Method) -> ApiError {
-    let known = matches!(
-        segments,
-        ["api", "health"]
-            | ["api", "auth", "register" | "login" | "logout"]
-            | ["api", "me"]
-            | ["api", "tokens"]
-            | ["api", "tokens", _]
-            | ["api", "orgs"]
-            | ["api", "orgs", _]
-            | ["api", "orgs", _, "members"]
-            | ["api", "orgs", _, "usage"]
-            | ["api", "orgs", _, "members", _]
-            | ["api", "orgs", _, "invitations"]
-            | ["api", "orgs", _, "invitations", _]
-            | ["api", "invitations"]
-            | ["api", "invitations", _, "accept" | "decline"]
-            | ["preview", _]
-            | ["preview", _, ""]
-            | ["api", "projects"]
-            | ["api", "projects", _]
-            | [
-                "api",
-                "projects",
-                _,
-                "state"
-                    | "ws"
-                    | "ws-ticket"
-                    | "preview-link"
-                    | "terminal"
-                    | "files"
-                    | "versions"
-                    | "export.zip"
-                    | "generate"
-                    | "generation"
-                    | "cancel"
-            ]
-            | ["api", "projects", _, "files", ..]
-            | ["api", "projects", _, "dev-server", "restart"]
-            | ["api", "projects", _, "webhooks" | "usage"]
-            | ["api", "projects", _, "webhooks", _]
-            | ["api", "projects", _, "webhooks", _, "rotate" | "deliveries"]
-            | ["hooks", _]
-            | ["api", "projects", _, "versions", _, "files", ..]
-            | ["api", "projects", _, "versions", _, "diff", _]
-            | ["api", "projects", _, "versions", _, "restore"]
-    );
-    if known {
-        ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("method {method} is not allowed here"),
-        )
-    } else {
-        ApiError::new(ErrorCode::NotFound, "no such route")
+struct Route {
+    method: Method,
+    /// `/`-separated segments: literals, `:name` for one segment, a last `*name` for the
+    /// remaining segments (none included).
+    pattern: &'static str,
+    handler: Handler,
+}
+
+/// Builds a `Route` from a method, pattern and handler body (`ctx`, `req`, `p` in scope).
+macro_rules! route {
+    ($method:ident $pattern:literal => |$ctx:ident, $req:ident, $p:ident| $body:expr) => {
+        Route {
+            method: Method::$method,
+            pattern: $pattern,
+            handler: |$ctx, $req, $p| Box::pin(async move { $body.await }),
+        }
+    };
+}
+
+/// Every API route. Order matters only where patterns overlap (`files` before `files/*`).
+fn routes() -> Vec<Route> {
+    vec![
+        route!(Get "/api/health" => |_ctx, _req, _p| async { json(200, &serde_json::json!({ "ok": true })) }),
+        route!(Post "/api/auth/register" => |ctx, req, _p| auth::register(ctx, req)),
+        route!(Post "/api/auth/login" => |ctx, req, _p| auth::login(ctx, req)),
+        route!(Post "/api/auth/logout" => |ctx, req, _p| auth::logout(ctx, req)),
+        route!(Get "/api/me" => |ctx, req, _p| auth::me(ctx, req)),
+        route!(Get "/api/tokens" => |ctx, req, _p| tokens::list(ctx, req)),
+        route!(Post "/api/tokens" => |ctx, req, _p| tokens::create(ctx, req)),
+        route!(Delete "/api/tokens/:id" => |ctx, req, p| tokens::revoke(ctx, req, p.at(0))),
+        route!(Get "/api/orgs" => |ctx, req, _p| orgs::list(ctx, req)),
+        route!(Post "/api/orgs" => |ctx, req, _p| orgs::create(ctx, req)),
+        route!(Get "/api/orgs/:org" => |ctx, req, p| orgs::get(ctx, req, p.at(0))),
+        route!(Get "/api/orgs/:org/members" => |ctx, req, p| orgs::members(ctx, req, p.at(0))),
+        route!(Get "/api/orgs/:org/usage" => |ctx, req, p| usage::org(ctx, req, p.at(0))),
+        route!(Post "/api/orgs/:org/members" => |ctx, req, p| orgs::invite(ctx, req, p.at(0))),
+        route!(Patch "/api/orgs/:org/members/:user" => |ctx, req, p| orgs::update_member(ctx, req, p.at(0), p.at(1))),
+        route!(Delete "/api/orgs/:org/members/:user" => |ctx, req, p| orgs::remove_member(ctx, req, p.at(0), p.at(1))),
+        route!(Get "/api/orgs/:org/invitations" => |ctx, req, p| orgs::org_invitations(ctx, req, p.at(0))),
+        route!(Delete "/api/orgs/:org/invitations/:id" => |ctx, req, p| orgs::revoke_invitation(ctx, req, p.at(0), p.at(1))),
+        route!(Get "/api/invitations" => |ctx, req, _p| orgs::my_invitations(ctx, req)),
+        route!(Post "/api/invitations/:id/accept" => |ctx, req, p| orgs::accept_invitation(ctx, req, p.at(0))),
+        route!(Post "/api/invitations/:id/decline" => |ctx, req, p| orgs::decline_invitation(ctx, req, p.at(0))),
+        route!(Get "/api/projects" => |ctx, req, _p| projects::list(ctx, req)),
+        route!(Post "/api/projects" => |ctx, req, _p| projects::create(ctx, req)),
+        route!(Get "/api/projects/:id" => |ctx, req, p| projects::get(ctx, req, p.at(0))),
+        route!(Patch "/api/projects/:id" => |ctx, req, p| projects::update(ctx, req, p.at(0))),
+        route!(Delete "/api/projects/:id" => |ctx, req, p| projects::delete(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/state" => |ctx, req, p| projects::room_state(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/ws" => |ctx, req, p| files::ws(ctx, req, p.at(0))),
+        route!(Post "/api/projects/:id/ws-ticket" => |ctx, req, p| files::ws_ticket(ctx, req, p.at(0))),
+        route!(Post "/api/projects/:id/preview-link" => |ctx, req, p| preview::link(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/terminal" => |ctx, req, p| preview::terminal(ctx, req, p.at(0))),
+        route!(Post "/api/projects/:id/dev-server/restart" => |ctx, req, p| preview::restart_dev_server(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/files" => |ctx, req, p| files::list(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/files/*path" => |ctx, req, p| files::read(ctx, req, p.at(0), p.rest)),
+        route!(Put "/api/projects/:id/files/*path" => |ctx, req, p| files::write(ctx, req, p.at(0), p.rest)),
+        route!(Delete "/api/projects/:id/files/*path" => |ctx, req, p| files::delete(ctx, req, p.at(0), p.rest)),
+        route!(Get "/api/projects/:id/versions" => |ctx, req, p| versions::list(ctx, req, p.at(0))),
+        route!(Post "/api/projects/:id/versions" => |ctx, req, p| files::create_version(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/versions/:n/files" => |ctx, req, p| versions::files(ctx, req, p.at(0), p.at(1))),
+        route!(Get "/api/projects/:id/versions/:n/files/*path" => |ctx, req, p| versions::file(ctx, req, p.at(0), p.at(1), p.rest)),
+        route!(Get "/api/projects/:id/versions/:a/diff/:b" => |ctx, req, p| versions::diff(ctx, req, p.at(0), p.at(1), p.at(2))),
+        route!(Post "/api/projects/:id/versions/:n/restore" => |ctx, req, p| files::restore(ctx, req, p.at(0), p.at(1))),
+        route!(Get "/api/projects/:id/export.zip" => |ctx, req, p| files::export(ctx, req, p.at(0))),
+        route!(Post "/api/projects/:id/generate" => |ctx, req, p| files::generate(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/generation" => |ctx, req, p| files::generation(ctx, req, p.at(0))),
+        route!(Post "/api/projects/:id/cancel" => |ctx, req, p| files::cancel(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/usage" => |ctx, req, p| usage::project(ctx, req, p.at(0))),
+        route!(Get "/api/projects/:id/webhooks" => |ctx, req, p| webhooks::list(ctx, req, p.at(0))),
+        route!(Post "/api/projects/:id/webhooks" => |ctx, req, p| webhooks::create(ctx, req, p.at(0))),
+        route!(Delete "/api/projects/:id/webhooks/:hook" => |ctx, req, p| webhooks::delete(ctx, req, p.at(0), p.at(1))),
+        route!(Post "/api/projects/:id/webhooks/:hook/rotate" => |ctx, req, p| webhooks::rotate(ctx, req, p.at(0), p.at(1))),
+        route!(Get "/api/projects/:id/webhooks/:hook/deliveries" => |ctx, req, p| webhooks::deliveries(ctx, req, p.at(0), p.at(1))),
+        route!(Post "/hooks/:hook" => |ctx, req, p| webhooks::receive(ctx, req, p.at(0))),
+        route!(Get "/preview/:id" => |ctx, req, p| preview::redirect(ctx, req, p.at(0))),
+        route!(Get "/preview/:id/" => |ctx, req, p| preview::redirect(ctx, req, p.at(0))),
+    ]
+}
+
+/// Matches `segments` against a pattern.
+fn capture<'a>(pattern: &str, segments: &'a [&'a str]) -> Option<Params<'a>> {
+    let mut named = Vec::new();
+    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.starts_with('*') {
+            return Some(Params {
+                named,
+                rest: segments.get(i..)?,
+            });
+        }
+        let segment = segments.get(i)?;
+        if part.starts_with(':') {
+            named.push(*segment);
+        } else if part != segment {
+            return None;
+        }
     }
+    (segments.len() == parts.len()).then_some(Params { named, rest: &[] })
+}
+
+async fn app(req: Request, ctx: &Ctx) -> ApiResult<Response> {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method();
+    let mut allowed: Vec<Method> = Vec::new();
+    for route in routes() {
+        let Some(params) = capture(route.pattern, &segments) else {
+            continue;
+        };
+        if route.method == method {
+            return (route.handler)(ctx, req, &params).await;
+        }
+        if !allowed.contains(&route.method) {
+            allowed.push(route.method);
+        }
+    }
+    Err(unmatched(&method, &allowed))
+}
+
+/// 405 (naming the methods the path takes) for a path the table knows, 404 otherwise.
+fn unmatched(method: &Method, allowed: &[Method]) -> ApiError {
+    if allowed.is_empty() {
+        return ApiError::new(ErrorCode::NotFound, "no such route");
+    }
+    let names: Vec<String> = allowed.iter().map(|m| m.to_string()).collect();
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "method {method} is not allowed here (allowed: {})",
+            names.join(", ")
+        ),
+    )
 }

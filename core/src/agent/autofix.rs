@@ -631,9 +631,33 @@ fn is_ident(s: &str) -> bool {
     !s.is_empty() && ident_prefix(s) == s && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// The package names `package.json` depends on (`dependencies` and `devDependencies`);
+/// none for a manifest that does not parse.
+pub fn manifest_dependencies(package_json: &[u8]) -> std::collections::BTreeSet<String> {
+    let manifest: serde_json::Value = serde_json::from_slice(package_json).unwrap_or_default();
+    ["dependencies", "devDependencies"]
+        .iter()
+        .filter_map(|key| manifest[key].as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifests_dependencies_are_both_kinds_and_a_broken_one_has_none() {
+        let deps = manifest_dependencies(
+            br#"{"dependencies":{"react":"^18"},"devDependencies":{"vite":"^5","typescript":"^5"}}"#,
+        );
+        assert_eq!(
+            deps.into_iter().collect::<Vec<_>>(),
+            vec!["react", "typescript", "vite"]
+        );
+        assert!(manifest_dependencies(b"{ not json").is_empty());
+        assert!(manifest_dependencies(br#"{"dependencies":[]}"#).is_empty());
+    }
 
     fn project(files: &[(&str, &str)]) -> BTreeMap<String, String> {
         files

@@ -413,9 +413,187 @@ pub fn json_schema() -> serde_json::Value {
     })
 }
 
+/// How much of a command's output is kept for people and the fixer: its end, where the
+/// errors are.
+pub const TAIL_CHARS: usize = 3000;
+
+/// The last `TAIL_CHARS` characters of `s`.
+pub fn output_tail(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    chars[chars.len().saturating_sub(TAIL_CHARS)..]
+        .iter()
+        .collect()
+}
+
+/// What a command run in the sandbox did (the check runner, a type-check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ran<'a> {
+    pub output: &'a str,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+}
+
+/// The runner's exit code when no browser can be started on the sandbox host.
+pub const EXIT_NO_BROWSER: i32 = 3;
+
+/// What the acceptance-check run says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunVerdict {
+    /// One report per check, in the file's order.
+    Reports(Vec<CheckReport>),
+    /// The checks cannot say anything (no browser, the runner broke, out of memory): skipped.
+    Unavailable(String),
+    /// The app does not start or hangs the browser: the app's failure, for the fixer.
+    AppDoesNotRun(String),
+}
+
+/// Interprets the check runner (`/opt/kiln/check.mjs`): it prints one JSON line (anything
+/// else on its streams is noise) and exits 0 with a report per check, or 3 with
+/// `{"error"}` when there is no browser.
+pub fn interpret_run(ran: &Ran, expected: usize) -> RunVerdict {
+    if ran.timed_out {
+        return RunVerdict::AppDoesNotRun("the acceptance checks timed out: the app hangs".into());
+    }
+    let line = ran
+        .output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    match (ran.exit_code, serde_json::from_str::<RunReport>(line)) {
+        (Some(0), Ok(report)) if report.results.len() == expected => {
+            RunVerdict::Reports(report.results)
+        }
+        (Some(EXIT_NO_BROWSER), _) => RunVerdict::Unavailable(
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| output_tail(ran.output)),
+        ),
+        _ if ran.oom_killed => {
+            RunVerdict::Unavailable("the sandbox ran out of memory running the browser".into())
+        }
+        _ => RunVerdict::Unavailable(format!(
+            "the check runner failed: {}",
+            output_tail(ran.output)
+        )),
+    }
+}
+
+/// The errors of a reported run, one per failed check, for the fixer.
+pub fn failures(file: &CheckFile, reports: &[CheckReport]) -> Vec<String> {
+    file.checks
+        .iter()
+        .zip(reports)
+        .filter(|(_, r)| !r.passed)
+        .map(|(c, r)| failure_text(c, r))
+        .collect()
+}
+
+/// A type-check or syntax check: `None` when it passed, else what the fixer is told.
+pub fn compile_error(ran: &Ran) -> Option<String> {
+    if ran.timed_out {
+        Some("the check timed out".into())
+    } else if ran.exit_code != Some(0) {
+        Some(output_tail(ran.output))
+    } else {
+        None
+    }
+}
+
+/// The dev server's answer to a start: `None` when it is ready, else why the app does not
+/// start.
+pub fn dev_server_failure(state: &str, log: &str) -> Option<String> {
+    (state != "ready").then(|| {
+        format!(
+            "the app's dev server does not start ({state}): {}",
+            output_tail(log)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ran(output: &str, exit_code: Option<i32>) -> Ran<'_> {
+        Ran {
+            output,
+            exit_code,
+            timed_out: false,
+            oom_killed: false,
+        }
+    }
+
+    #[test]
+    fn the_runners_report_and_exit_codes_are_interpreted() {
+        let report = r#"{"results":[{"name":"a","passed":true},{"name":"b","passed":false,"error":"no button"}]}"#;
+        let noisy = format!("chromium says hi\n{report}\nbye");
+        match interpret_run(&ran(&noisy, Some(0)), 2) {
+            RunVerdict::Reports(r) => {
+                assert_eq!(r.len(), 2);
+                assert!(r[0].passed && !r[1].passed);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A report for other checks than those in the file says nothing about them.
+        assert!(matches!(
+            interpret_run(&ran(report, Some(0)), 3),
+            RunVerdict::Unavailable(why) if why.starts_with("the check runner failed")
+        ));
+        assert_eq!(
+            interpret_run(&ran(r#"{"error":"no chromium"}"#, Some(3)), 1),
+            RunVerdict::Unavailable("no chromium".into())
+        );
+        assert_eq!(
+            interpret_run(&ran("segfault", Some(3)), 1),
+            RunVerdict::Unavailable("segfault".into())
+        );
+        let oom = Ran {
+            oom_killed: true,
+            ..ran("", None)
+        };
+        assert_eq!(
+            interpret_run(&oom, 1),
+            RunVerdict::Unavailable("the sandbox ran out of memory running the browser".into())
+        );
+        let hung = Ran {
+            timed_out: true,
+            ..ran(report, None)
+        };
+        assert!(matches!(
+            interpret_run(&hung, 2),
+            RunVerdict::AppDoesNotRun(_)
+        ));
+        assert!(matches!(
+            interpret_run(&ran(report, Some(1)), 2),
+            RunVerdict::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn compile_checks_and_the_dev_server_say_what_failed() {
+        assert_eq!(compile_error(&ran("fine", Some(0))), None);
+        assert_eq!(
+            compile_error(&ran("src/App.tsx(3,1): error TS2304", Some(2))),
+            Some("src/App.tsx(3,1): error TS2304".into())
+        );
+        let slow = Ran {
+            timed_out: true,
+            ..ran("", None)
+        };
+        assert_eq!(compile_error(&slow), Some("the check timed out".into()));
+        let long = "x".repeat(TAIL_CHARS + 10) + "END";
+        let tail = compile_error(&ran(&long, Some(1))).unwrap();
+        assert_eq!(tail.chars().count(), TAIL_CHARS);
+        assert!(tail.ends_with("END"));
+        assert_eq!(dev_server_failure("ready", "log"), None);
+        assert_eq!(
+            dev_server_failure("crashed", "boom"),
+            Some("the app's dev server does not start (crashed): boom".into())
+        );
+    }
 
     const ANSWER: &str = r#"Here are the checks:
 ```json

@@ -5,6 +5,8 @@
 //! finished step (whose outcome was applied and persisted) is never run again.
 
 use super::blueprint::Blueprint;
+use super::llm::{backoff_ms, ChatMessage, Usage};
+use super::tools;
 use crate::sandbox::Template;
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +112,16 @@ pub struct Generation {
     /// Phases whose acceptance checks are written.
     #[serde(default)]
     pub tested: Vec<usize>,
+    /// How long to wait before the next step (a retry's backoff); set by `apply`, read by
+    /// the shell for its next alarm. Not persisted: a resumed step runs at once.
+    #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    retry_in_ms: u64,
+    /// Queued prompts the running step took into its request, so that the prompts `start`
+    /// stored meanwhile can be kept without these (`Outcome::QueueSeen`). Not persisted.
+    #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    taken: usize,
 }
 
 /// What the room must do next.
@@ -138,18 +150,48 @@ pub enum Next {
     Idle,
 }
 
-/// What happened.
+/// What happened. Besides the step outcomes, the facts a step learns on the way (a model
+/// call's usage, the folded prompts, a published preview) come in as outcomes too: `apply` is
+/// the only code that changes a `Generation`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// A model call ended (either way); its usage counts towards the totals.
+    ModelCalled {
+        usage: Usage,
+        cost_micros: u64,
+    },
+    /// The step about to call the model takes the queued prompts (unless a retry of it
+    /// already carries some).
+    QueueTaken,
+    /// The queue as stored now (`start` adds to it while a step runs); the prompts this step
+    /// took are dropped from it.
+    QueueSeen {
+        stored: Vec<String>,
+    },
+    /// The tool loop begins: the queued prompts are taken and the conversation opens with
+    /// the request and the project's `files`. Ignored once it has begun (a retried round).
+    ToolLoopOpened {
+        files: Vec<String>,
+    },
+    /// The app's preview is up for the first time (published mid-step).
+    PreviewPublished {
+        url: String,
+    },
     Planned(Blueprint),
-    /// One tool round of a follow-up; `finished` when the model called `finish`.
+    /// One tool round of a follow-up: the model's `answer`, the `reply` it was given, an
+    /// install it asked for, and `finished` when it called `finish`.
     ToolRound {
+        answer: String,
+        reply: String,
+        command: Option<String>,
         finished: bool,
     },
     PlanRejected(Vec<String>),
-    /// Every file of the phase is written; `commands` were asked for.
+    /// Every file of the phase is written; `commands` were asked for; `edit_errors` are the
+    /// edits that did not apply (kept for the fixer).
     PhaseWritten {
         commands: Vec<String>,
+        edit_errors: Vec<String>,
     },
     Installed,
     /// The phase's checks are written (or the tester gave none usable).
@@ -157,19 +199,34 @@ pub enum Outcome {
     Checked {
         errors: Vec<String>,
     },
-    Fixed,
+    Fixed {
+        edit_errors: Vec<String>,
+    },
     Served {
         url: String,
     },
     Snapshotted {
         version: u64,
     },
-    /// A step failed; `retryable` for transient failures.
+    /// A step failed; `retryable` for transient failures; `retry_after_secs` is the
+    /// server's `Retry-After`, honoured by the backoff.
     StepFailed {
         reason: String,
         retryable: bool,
+        retry_after_secs: Option<u64>,
     },
     Cancel,
+}
+
+impl Outcome {
+    /// A failure with no server-given wait.
+    pub fn failed(reason: impl Into<String>, retryable: bool) -> Outcome {
+        Outcome::StepFailed {
+            reason: reason.into(),
+            retryable,
+            retry_after_secs: None,
+        }
+    }
 }
 
 impl Generation {
@@ -196,6 +253,8 @@ impl Generation {
             transcript: vec![],
             tool_rounds: 0,
             tested: vec![],
+            retry_in_ms: 0,
+            taken: 0,
         }
     }
 
@@ -277,14 +336,44 @@ impl Generation {
         if self.step.is_terminal() {
             return;
         }
+        self.retry_in_ms = 0;
         match (self.step.clone(), outcome) {
+            (_, Outcome::ModelCalled { usage, cost_micros }) => {
+                self.totals.llm_calls += 1;
+                self.totals.input_tokens += usage.input_tokens;
+                self.totals.output_tokens += usage.output_tokens;
+                self.totals.cost_micros += cost_micros;
+            }
+            (_, Outcome::QueueTaken) => self.take_queued(),
+            (_, Outcome::QueueSeen { stored }) => {
+                self.queued = stored.into_iter().skip(self.taken).collect();
+                self.taken = 0;
+            }
+            (_, Outcome::PreviewPublished { url }) => {
+                self.preview_url.get_or_insert(url);
+            }
+            // Once begun (a retried round), it is not opened again.
+            (Step::Edit, Outcome::ToolLoopOpened { files }) if self.transcript.is_empty() => {
+                self.take_queued();
+                self.transcript = tools::start(self.template, &self.request(), &files);
+            }
             (_, Outcome::Cancel) => self.goto(Step::Cancelled),
-            (_, Outcome::StepFailed { reason, retryable }) => {
+            (
+                _,
+                Outcome::StepFailed {
+                    reason,
+                    retryable,
+                    retry_after_secs,
+                },
+            ) => {
+                let delay = backoff_ms(self.attempts, retry_after_secs);
                 self.attempts += 1;
                 if !retryable || self.attempts >= MAX_STEP_ATTEMPTS {
                     self.goto(Step::Failed {
                         reason: format!("{} failed: {reason}", self.step.name()),
                     });
+                } else {
+                    self.retry_in_ms = delay;
                 }
             }
             (Step::Plan, Outcome::Planned(bp)) => {
@@ -303,10 +392,21 @@ impl Generation {
                     self.plan_errors = errors;
                 }
             }
-            (Step::Edit, Outcome::ToolRound { finished }) => {
+            (
+                Step::Edit,
+                Outcome::ToolRound {
+                    answer,
+                    reply,
+                    command,
+                    finished,
+                },
+            ) => {
+                self.transcript.push(ChatMessage::assistant(answer));
+                self.transcript.push(ChatMessage::user(reply));
+                self.commands.extend(command);
                 self.tool_rounds += 1;
                 self.attempts = 0;
-                if finished || self.tool_rounds >= super::tools::MAX_TOOL_ROUNDS {
+                if finished || self.tool_rounds >= tools::MAX_TOOL_ROUNDS {
                     self.folding.clear();
                     if self.commands.is_empty() {
                         self.written();
@@ -315,7 +415,14 @@ impl Generation {
                     }
                 }
             }
-            (Step::Implement, Outcome::PhaseWritten { commands }) => {
+            (
+                Step::Implement,
+                Outcome::PhaseWritten {
+                    commands,
+                    edit_errors,
+                },
+            ) => {
+                self.check_errors.extend(edit_errors);
                 self.fix_round = 0;
                 self.commands = commands;
                 self.folding.clear();
@@ -347,7 +454,8 @@ impl Generation {
                     self.phase_done();
                 }
             }
-            (Step::Fix, Outcome::Fixed) => {
+            (Step::Fix, Outcome::Fixed { edit_errors }) => {
+                self.check_errors.extend(edit_errors);
                 self.fix_round += 1;
                 self.goto(Step::Check);
             }
@@ -366,13 +474,43 @@ impl Generation {
     }
 
     /// Moves the queued prompts into the step about to call the model (unless a retry of
-    /// that step already carries some); returns how many were taken.
-    pub fn take_queued(&mut self) -> usize {
-        if !self.folding.is_empty() {
-            return 0;
+    /// that step already carries some).
+    fn take_queued(&mut self) {
+        if self.folding.is_empty() {
+            self.folding = std::mem::take(&mut self.queued);
+            self.taken += self.folding.len();
         }
-        self.folding = std::mem::take(&mut self.queued);
-        self.folding.len()
+    }
+
+    /// Whether the tool round under way is the loop's last (the model finished, or the
+    /// rounds are used up): the shell then syncs the sandbox for the check.
+    pub fn closes_tool_loop(&self, finished: bool) -> bool {
+        finished || self.tool_rounds + 1 >= tools::MAX_TOOL_ROUNDS
+    }
+
+    /// The change request the tool loop works on: the prompt, and the prompts folded in.
+    pub fn request(&self) -> String {
+        let mut request = self.prompt.clone();
+        for q in &self.folding {
+            request += &format!("\nAlso: {q}");
+        }
+        request
+    }
+
+    /// Once done, the prompts that came in during its last phase, merged into the prompt of
+    /// the follow-up that carries them out; `None` when there is none to run.
+    pub fn follow_up_prompt(&self) -> Option<String> {
+        (self.step == Step::Done && !self.queued.is_empty()).then(|| self.queued.join("\n"))
+    }
+
+    /// How long the shell waits before the next step: a failed step's backoff (the server's
+    /// `Retry-After` when it gave one), else nothing.
+    pub fn retry_in_ms(&self) -> u64 {
+        if self.step.is_terminal() {
+            0
+        } else {
+            self.retry_in_ms
+        }
     }
 
     /// A change to an existing app (the tool loop ran), not a first build.
@@ -414,6 +552,90 @@ impl std::fmt::Display for QueueFull {
     }
 }
 
+/// The format of a stored `Generation`; bump it (and add a step to `migrate`) whenever a
+/// change to the record would not read the old one as meant.
+pub const STORED_VERSION: u32 = 1;
+
+/// A stored record that cannot be read (another shape, a newer Kiln, broken JSON). What
+/// could still be read of it is kept, so the failure is reported for the right generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub id: Option<String>,
+    pub prompt: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the stored generation cannot be read: {}", self.reason)
+    }
+}
+
+impl Unreadable {
+    /// The generation it was, failed: shown and reported, never silently gone.
+    pub fn into_failed(self, now: i64) -> Generation {
+        let mut g = Generation::new(
+            self.id.clone().unwrap_or_else(|| "unreadable".into()),
+            self.prompt.clone().unwrap_or_default(),
+            Template::ReactVite,
+            now,
+        );
+        g.step = Step::Failed {
+            reason: self.to_string(),
+        };
+        g
+    }
+}
+
+impl Generation {
+    /// The record as stored: `{"format": STORED_VERSION, "generation": {…}}` (`version` is
+    /// the generation's own field: the app version it made).
+    pub fn to_stored(&self) -> String {
+        serde_json::json!({ "format": STORED_VERSION, "generation": self }).to_string()
+    }
+
+    /// Reads a stored record of any known version, migrating it to this one.
+    pub fn from_stored(text: &str) -> Result<Generation, Unreadable> {
+        let unreadable = |value: Option<&serde_json::Value>, reason: String| {
+            let field = |name: &str| {
+                value
+                    .and_then(|v| v.get("generation").unwrap_or(v).get(name))
+                    .and_then(|f| f.as_str())
+                    .map(str::to_owned)
+            };
+            Unreadable {
+                id: field("id"),
+                prompt: field("prompt"),
+                reason,
+            }
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| unreadable(None, format!("not JSON: {e}")))?;
+        let current = migrate(value.clone()).map_err(|why| unreadable(Some(&value), why))?;
+        serde_json::from_value(current).map_err(|e| unreadable(Some(&value), e.to_string()))
+    }
+}
+
+/// Brings a stored record to `STORED_VERSION`'s shape; returns the generation object.
+fn migrate(mut value: serde_json::Value) -> Result<serde_json::Value, String> {
+    // Version 0: the bare generation, before records had a version. Its later fields
+    // (`folding`, `transcript`, `tool_rounds`, `tested`) read as their defaults.
+    let version = match value.get("format") {
+        None if value.get("generation").is_none() => 0,
+        None => return Err("a record without its format".into()),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| format!("version {v} is not a number"))?,
+    };
+    match version {
+        0 => Ok(value),
+        1 => Ok(value["generation"].take()),
+        v => Err(format!(
+            "written in format {v}, this Kiln reads up to {STORED_VERSION}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,6 +665,22 @@ mod tests {
         .unwrap()
     }
 
+    fn written(commands: Vec<String>) -> Outcome {
+        Outcome::PhaseWritten {
+            commands,
+            edit_errors: vec![],
+        }
+    }
+
+    fn round(finished: bool) -> Outcome {
+        Outcome::ToolRound {
+            answer: "{}".into(),
+            reply: "ok".into(),
+            command: None,
+            finished,
+        }
+    }
+
     fn gen() -> Generation {
         Generation::new("g1".into(), "a todo app".into(), Template::Static, 0)
     }
@@ -453,9 +691,7 @@ mod tests {
         assert_eq!(g.next(), Next::CallPlanner);
         g.apply(Outcome::Planned(bp(2)));
         assert_eq!(g.next(), Next::CallCoder { phase: 0 });
-        g.apply(Outcome::PhaseWritten {
-            commands: vec!["npm install zustand".into()],
-        });
+        g.apply(written(vec!["npm install zustand".into()]));
         assert_eq!(
             g.next(),
             Next::Install {
@@ -466,7 +702,7 @@ mod tests {
         assert_eq!(g.next(), Next::Check { phase: 0 });
         g.apply(Outcome::Checked { errors: vec![] });
         assert_eq!(g.next(), Next::CallCoder { phase: 1 });
-        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        g.apply(written(vec![]));
         assert_eq!(g.next(), Next::Check { phase: 1 });
         g.apply(Outcome::Checked { errors: vec![] });
         assert_eq!(g.next(), Next::Serve);
@@ -485,9 +721,7 @@ mod tests {
         plan.phases[0].acceptance = vec!["Enter adds a task".into()];
         let mut g = gen();
         g.apply(Outcome::Planned(plan.clone()));
-        g.apply(Outcome::PhaseWritten {
-            commands: vec!["npm install zustand".into()],
-        });
+        g.apply(written(vec!["npm install zustand".into()]));
         g.apply(Outcome::Installed);
         assert_eq!(g.next(), Next::CallTester { phase: 0 });
         g.apply(Outcome::TestsWritten);
@@ -497,17 +731,19 @@ mod tests {
             errors: vec!["Browser check \"Enter adds a task\" failed".into()],
         });
         assert_eq!(g.next(), Next::CallFixer { phase: 0 });
-        g.apply(Outcome::Fixed);
+        g.apply(Outcome::Fixed {
+            edit_errors: vec![],
+        });
         assert_eq!(g.next(), Next::Check { phase: 0 });
         g.apply(Outcome::Checked { errors: vec![] });
         // Phase 1 has no acceptance points: straight to the check.
-        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        g.apply(written(vec![]));
         assert_eq!(g.next(), Next::Check { phase: 1 });
         assert_eq!(g.tested, vec![0]);
         // A follow-up runs the existing checks and writes none.
         let mut f = Generation::follow_up("g2".into(), "x".into(), Template::Static, Some(plan), 0);
         f.phase = 0;
-        f.apply(Outcome::ToolRound { finished: true });
+        f.apply(round(true));
         assert_eq!(f.next(), Next::Check { phase: 0 });
     }
 
@@ -525,14 +761,16 @@ mod tests {
     fn failing_checks_loop_through_bounded_fixes() {
         let mut g = gen();
         g.apply(Outcome::Planned(bp(1)));
-        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        g.apply(written(vec![]));
         for round in 0..MAX_FIX_ROUNDS {
             g.apply(Outcome::Checked {
                 errors: vec![format!("error {round}")],
             });
             assert_eq!(g.next(), Next::CallFixer { phase: 0 });
             assert_eq!(g.check_errors, vec![format!("error {round}")]);
-            g.apply(Outcome::Fixed);
+            g.apply(Outcome::Fixed {
+                edit_errors: vec![],
+            });
             assert_eq!(g.next(), Next::Check { phase: 0 });
         }
         g.apply(Outcome::Checked {
@@ -547,22 +785,13 @@ mod tests {
         let mut g = gen();
         g.apply(Outcome::Planned(bp(1)));
         for _ in 0..MAX_STEP_ATTEMPTS - 1 {
-            g.apply(Outcome::StepFailed {
-                reason: "HTTP 500".into(),
-                retryable: true,
-            });
+            g.apply(Outcome::failed("HTTP 500", true));
             assert_eq!(g.next(), Next::CallCoder { phase: 0 });
         }
-        g.apply(Outcome::StepFailed {
-            reason: "HTTP 500".into(),
-            retryable: true,
-        });
+        g.apply(Outcome::failed("HTTP 500", true));
         assert!(matches!(&g.step, Step::Failed { reason } if reason.contains("implementing")));
         let mut h = gen();
-        h.apply(Outcome::StepFailed {
-            reason: "HTTP 401".into(),
-            retryable: false,
-        });
+        h.apply(Outcome::failed("HTTP 401", false));
         assert!(matches!(h.step, Step::Failed { .. }));
     }
 
@@ -577,15 +806,15 @@ mod tests {
         );
         assert_eq!(g.next(), Next::CallEditor);
         assert_eq!(g.phase, 1, "fixes refer to the last phase");
-        g.apply(Outcome::ToolRound { finished: false });
+        g.apply(round(false));
         assert_eq!(g.next(), Next::CallEditor);
-        g.apply(Outcome::ToolRound { finished: true });
+        g.apply(round(true));
         assert_eq!(g.next(), Next::Check { phase: 1 });
         g.apply(Outcome::Checked { errors: vec![] });
         assert_eq!(g.next(), Next::Serve);
         let mut capped = Generation::follow_up("g3".into(), "x".into(), Template::Static, None, 0);
         for _ in 0..crate::agent::tools::MAX_TOOL_ROUNDS {
-            capped.apply(Outcome::ToolRound { finished: false });
+            capped.apply(round(false));
         }
         assert_eq!(
             capped.next(),
@@ -600,7 +829,7 @@ mod tests {
         g.apply(Outcome::Planned(bp(1)));
         g.apply(Outcome::Cancel);
         assert_eq!(g.step, Step::Cancelled);
-        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        g.apply(written(vec![]));
         assert_eq!(g.step, Step::Cancelled);
         assert_eq!(g.next(), Next::Idle);
     }
@@ -615,21 +844,226 @@ mod tests {
         g.enqueue("make it dark".into()).unwrap();
         let json = serde_json::to_string(&g).unwrap();
         assert_eq!(serde_json::from_str::<Generation>(&json).unwrap(), g);
-        assert_eq!(g.take_queued(), 1);
+        g.apply(Outcome::QueueTaken);
+        assert_eq!(g.folding, vec!["make it dark".to_owned()]);
         g.enqueue("and round corners".into()).unwrap();
         // A retry of the step keeps what it carries and takes nothing new.
-        g.apply(Outcome::StepFailed {
-            reason: "cut".into(),
-            retryable: true,
-        });
-        assert_eq!(g.take_queued(), 0);
+        g.apply(Outcome::failed("cut", true));
+        g.apply(Outcome::QueueTaken);
         assert_eq!(g.folding, vec!["make it dark".to_owned()]);
-        g.apply(Outcome::PhaseWritten { commands: vec![] });
+        g.apply(written(vec![]));
         assert!(g.folding.is_empty(), "folded into that phase");
         assert_eq!(
             g.queued,
             vec!["and round corners".to_owned()],
             "waits for the next"
         );
+    }
+    #[test]
+    fn a_retry_waits_for_the_servers_retry_after_else_backs_off() {
+        let mut g = gen();
+        g.apply(Outcome::StepFailed {
+            reason: "HTTP 429".into(),
+            retryable: true,
+            retry_after_secs: Some(3),
+        });
+        assert_eq!(g.retry_in_ms(), 3000, "Retry-After: 3");
+        assert_eq!(g.next(), Next::CallPlanner);
+        g.apply(Outcome::failed("HTTP 500", true));
+        assert_eq!(
+            g.retry_in_ms(),
+            backoff_ms(1, None),
+            "no header: exponential"
+        );
+        // A step that then goes through runs the next one at once.
+        g.apply(Outcome::Planned(bp(1)));
+        assert_eq!(g.retry_in_ms(), 0);
+        // A failure that ends the generation schedules nothing.
+        g.apply(Outcome::StepFailed {
+            reason: "HTTP 401".into(),
+            retryable: false,
+            retry_after_secs: Some(3),
+        });
+        assert_eq!(g.retry_in_ms(), 0);
+    }
+
+    #[test]
+    fn model_calls_add_up_in_the_totals_whatever_the_step_does() {
+        let mut g = gen();
+        let usage = Usage {
+            input_tokens: 100,
+            output_tokens: 20,
+        };
+        g.apply(Outcome::ModelCalled {
+            usage,
+            cost_micros: 7,
+        });
+        g.apply(Outcome::failed("cut", true));
+        g.apply(Outcome::ModelCalled {
+            usage,
+            cost_micros: 7,
+        });
+        assert_eq!(
+            g.totals,
+            Totals {
+                llm_calls: 2,
+                input_tokens: 200,
+                output_tokens: 40,
+                cost_micros: 14
+            }
+        );
+    }
+
+    #[test]
+    fn prompts_stored_during_a_step_are_kept_without_those_it_took() {
+        let mut g = gen();
+        g.enqueue("dark mode".into()).unwrap();
+        // What `start` stored while the step ran: the queue it saw, plus one.
+        let mut stored = g.clone();
+        stored.enqueue("round corners".into()).unwrap();
+        g.apply(Outcome::QueueTaken);
+        g.apply(Outcome::QueueSeen {
+            stored: stored.queued.clone(),
+        });
+        assert_eq!(g.folding, vec!["dark mode".to_owned()]);
+        assert_eq!(g.queued, vec!["round corners".to_owned()]);
+        // The next step took nothing: it keeps the whole stored queue.
+        g.apply(Outcome::QueueSeen {
+            stored: vec!["round corners".into(), "bigger font".into()],
+        });
+        assert_eq!(g.queued.len(), 2);
+    }
+
+    #[test]
+    fn the_tool_loop_opens_with_the_folded_request_and_records_each_turn() {
+        let mut g = Generation::follow_up(
+            "g2".into(),
+            "count by two".into(),
+            Template::Static,
+            Some(bp(1)),
+            0,
+        );
+        g.enqueue("and reset".into()).unwrap();
+        g.apply(Outcome::ToolLoopOpened {
+            files: vec!["main.js".into()],
+        });
+        assert_eq!(g.request(), "count by two\nAlso: and reset");
+        assert_eq!(g.transcript.len(), 2);
+        assert!(g.transcript[1]
+            .content
+            .contains("count by two\nAlso: and reset"));
+        assert!(g.transcript[1].content.contains("main.js"));
+        assert!(g.queued.is_empty());
+        // A retried round does not open it again.
+        g.apply(Outcome::ToolLoopOpened { files: vec![] });
+        assert_eq!(g.transcript.len(), 2);
+        g.apply(Outcome::ToolRound {
+            answer: r#"{"tool":"exec","command":"npm install ms"}"#.into(),
+            reply: "npm install ms will run before the check".into(),
+            command: Some("npm install ms".into()),
+            finished: false,
+        });
+        assert_eq!(g.transcript.len(), 4);
+        assert_eq!(g.transcript[2].role, "assistant");
+        assert_eq!(g.commands, vec!["npm install ms".to_owned()]);
+        g.apply(round(true));
+        assert_eq!(
+            g.next(),
+            Next::Install {
+                commands: vec!["npm install ms".into()]
+            }
+        );
+        assert!(g.folding.is_empty());
+    }
+
+    #[test]
+    fn edit_errors_reach_the_fixer_and_a_preview_is_published_once() {
+        let mut g = gen();
+        g.apply(Outcome::Planned(bp(1)));
+        g.apply(Outcome::PhaseWritten {
+            commands: vec![],
+            edit_errors: vec!["edit of a.js: no such file".into()],
+        });
+        assert_eq!(
+            g.check_errors,
+            vec!["edit of a.js: no such file".to_owned()]
+        );
+        g.apply(Outcome::PreviewPublished {
+            url: "http://a/".into(),
+        });
+        g.apply(Outcome::PreviewPublished {
+            url: "http://b/".into(),
+        });
+        assert_eq!(g.preview_url.as_deref(), Some("http://a/"));
+    }
+
+    #[test]
+    fn queued_prompts_become_one_follow_up_once_done() {
+        let mut g = gen();
+        g.enqueue("dark mode".into()).unwrap();
+        g.enqueue("round corners".into()).unwrap();
+        assert_eq!(g.follow_up_prompt(), None, "not while it runs");
+        g.apply(Outcome::Planned(bp(1)));
+        g.apply(written(vec![]));
+        g.apply(Outcome::Checked { errors: vec![] });
+        g.apply(Outcome::Served { url: "/p/".into() });
+        g.apply(Outcome::Snapshotted { version: 1 });
+        assert_eq!(
+            g.follow_up_prompt().as_deref(),
+            Some("dark mode\nround corners")
+        );
+        let mut idle = gen();
+        idle.apply(Outcome::Cancel);
+        assert_eq!(idle.follow_up_prompt(), None);
+    }
+
+    #[test]
+    fn a_stored_record_carries_its_version_and_reads_back() {
+        let mut g = gen();
+        g.apply(Outcome::Planned(bp(1)));
+        let text = g.to_stored();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["format"], STORED_VERSION);
+        assert_eq!(Generation::from_stored(&text), Ok(g));
+    }
+
+    #[test]
+    fn a_record_from_before_versions_migrates() {
+        // The bare shape stored before records had a version, without its later fields.
+        let v0 = r#"{"id":"g3","prompt":"a todo app","template":"static","step":{"step":"implement"},
+            "blueprint":null,"phase":0,"attempts":1,"fix_round":0,"plan_errors":[],"check_errors":[],
+            "unresolved":[],"commands":[],"queued":["dark"],"totals":{"llm_calls":1,"input_tokens":5,
+            "output_tokens":6,"cost_micros":0},"preview_url":null,"version":null,"started_at":42}"#;
+        let g = Generation::from_stored(v0).unwrap();
+        assert_eq!(
+            (g.id.as_str(), g.step.clone(), g.attempts),
+            ("g3", Step::Implement, 1)
+        );
+        assert_eq!(g.queued, vec!["dark".to_owned()]);
+        assert!(g.transcript.is_empty() && g.tested.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_record_is_an_error_that_fails_its_generation() {
+        let newer = r#"{"format":9,"generation":{"id":"g7","prompt":"p"}}"#;
+        let broken =
+            r#"{"format":1,"generation":{"id":"g8","prompt":"q","step":{"step":"teleport"}}}"#;
+        for (text, id) in [
+            (newer, Some("g7")),
+            (broken, Some("g8")),
+            ("{not json", None),
+        ] {
+            let e = Generation::from_stored(text).unwrap_err();
+            assert_eq!(e.id.as_deref(), id, "{text}");
+            let failed = e.clone().into_failed(5);
+            assert!(
+                matches!(&failed.step, Step::Failed { reason } if reason.contains("cannot be read")),
+                "{failed:?}"
+            );
+            assert_eq!(failed.next(), Next::Idle);
+        }
+        let e = Generation::from_stored(newer).unwrap_err();
+        assert!(e.reason.contains("format 9"), "{}", e.reason);
+        assert_eq!(e.into_failed(0).prompt, "p");
     }
 }

@@ -1,13 +1,20 @@
 //! The agent's pure parts: what it plans (`blueprint`), how it reads model output
-//! (`file_stream`), the LLM wire formats (`llm`), the pipeline's state machine (`machine`)
-//! and what it asks the models (`prompts`). No I/O: the room performs effects and feeds
-//! results back.
+//! (`file_stream`, `repeat`), the LLM wire formats (`llm`), who is asked with which
+//! parameters (`roles`), what a prompt quotes (`context`), the pipeline's state machine
+//! (`machine`), the follow-up tool loop (`tools`), the acceptance checks and how the check
+//! runner's answers read (`checks`), `npm install` requests (`npm`) and what it asks the
+//! models (`prompts`). No I/O: the room performs effects and feeds results back.
 
 pub mod autofix;
 pub mod blueprint;
 pub mod checks;
+pub mod context;
 pub mod file_stream;
 pub mod llm;
 pub mod machine;
+pub mod npm;
+pub mod pipeline;
 pub mod prompts;
+pub mod repeat;
+pub mod roles;
 pub mod tools;

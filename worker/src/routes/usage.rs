@@ -6,9 +6,9 @@ use crate::auth::authenticate;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, query_param};
-use crate::store::usage::AiCalls;
 use kiln_core::usage::{aggregate, period, UsageGroup};
 use kiln_core::{Action, ErrorCode};
+use kiln_durable_objects::repo::AiCalls;
 use worker::Request;
 use worker::Response;
 
@@ -35,7 +35,7 @@ pub async fn org(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let org = access::org(ctx, &caller, org, Action::ReadUsage).await?;
     let (from, to, group) = params(ctx, &req)?;
-    let calls = AiCalls(&ctx.db).for_org(&org.id, from, to).await?;
+    let calls = AiCalls(&ctx.db).for_org(org.id.as_str(), from, to).await?;
     json(200, &aggregate(&calls, group, from, to))
 }
 
@@ -43,6 +43,8 @@ pub async fn project(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadUsage).await?;
     let (from, to, group) = params(ctx, &req)?;
-    let calls = AiCalls(&ctx.db).for_project(&project.id, from, to).await?;
+    let calls = AiCalls(&ctx.db)
+        .for_project(project.id.as_str(), from, to)
+        .await?;
     json(200, &aggregate(&calls, group, from, to))
 }

@@ -8,17 +8,17 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json_sorted;
 use crate::routes::files::{parse_path, parse_version};
-use crate::store::versions::Versions;
 use kiln_core::api::{Items, Project, VersionDiff};
 use kiln_core::diff::{unified, Change, FileDiff};
-use kiln_core::tree::{blob_key, Manifest};
+use kiln_core::tree::Manifest;
 use kiln_core::Action;
-use worker::{Bucket, Request, Response};
+use kiln_durable_objects::repo::{Blobs, Versions};
+use worker::{Request, Response};
 
 pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
-    let items = Versions(&ctx.db).list(&project.id).await?;
+    let items = Versions(&ctx.db).list(project.id.as_str()).await?;
     json_sorted(200, &Items { items })
 }
 
@@ -54,7 +54,7 @@ pub async fn file(
         .files
         .get(&path)
         .ok_or_else(|| ApiError::not_found("file in this version"))?;
-    let bytes = blob(&ctx.env.bucket("ARTIFACTS")?, &entry.sha256).await?;
+    let bytes = blobs(ctx)?.blob(&entry.sha256).await?;
     let mut resp = Response::from_bytes(bytes)?;
     for (k, v) in kiln_core::tree::stored_file_headers(&path) {
         resp.headers_mut().set(k, &v)?;
@@ -73,7 +73,7 @@ pub async fn diff(ctx: &Ctx, req: Request, id: &str, a: &str, b: &str) -> ApiRes
     let (from, to) = (parse_version(a)?, parse_version(b)?);
     let old = manifest(ctx, &project, from).await?;
     let new = manifest(ctx, &project, to).await?;
-    let bucket = ctx.env.bucket("ARTIFACTS")?;
+    let blobs = blobs(ctx)?;
     let paths: BTreeSet<_> = old.files.keys().chain(new.files.keys()).collect();
     let mut files = Vec::new();
     for path in paths {
@@ -86,12 +86,12 @@ pub async fn diff(ctx: &Ctx, req: Request, id: &str, a: &str, b: &str) -> ApiRes
             (None, None) => continue,
         };
         let text = |e: Option<&kiln_core::tree::ManifestEntry>| {
-            let bucket = bucket.clone();
+            let blobs = blobs.clone();
             let sha = e.map(|e| e.sha256.clone());
             async move {
                 match sha {
                     None => Ok::<_, ApiError>(Some(String::new())),
-                    Some(sha) => Ok(String::from_utf8(blob(&bucket, &sha).await?).ok()),
+                    Some(sha) => Ok(String::from_utf8(blobs.blob(&sha).await?).ok()),
                 }
             }
         };
@@ -110,25 +110,12 @@ pub async fn diff(ctx: &Ctx, req: Request, id: &str, a: &str, b: &str) -> ApiRes
 
 async fn manifest(ctx: &Ctx, project: &Project, number: u64) -> ApiResult<Manifest> {
     let (_, key) = Versions(&ctx.db)
-        .get(&project.id, number)
+        .get(project.id.as_str(), number)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
-    let bytes = object(&ctx.env.bucket("ARTIFACTS")?, &key).await?;
-    serde_json::from_slice(&bytes).map_err(ApiError::internal)
+    Ok(blobs(ctx)?.manifest(&key).await?)
 }
 
-async fn blob(bucket: &Bucket, sha256: &str) -> ApiResult<Vec<u8>> {
-    object(bucket, &blob_key(sha256)).await
-}
-
-async fn object(bucket: &Bucket, key: &str) -> ApiResult<Vec<u8>> {
-    let obj = bucket
-        .get(key)
-        .execute()
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("R2 object {key} is missing")))?;
-    let body = obj
-        .body()
-        .ok_or_else(|| ApiError::internal(format!("R2 object {key} has no body")))?;
-    Ok(body.bytes().await?)
+fn blobs(ctx: &Ctx) -> ApiResult<Blobs> {
+    Ok(Blobs(ctx.env.bucket("ARTIFACTS")?))
 }

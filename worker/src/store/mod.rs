@@ -1,4 +1,6 @@
-//! Typed repositories over D1. Handlers call these; SQL strings live only here.
+//! Typed repositories over D1. Handlers call these; SQL strings live only here and, for the
+//! tables the room writes too (`versions`, `ai_calls`) and the R2 bucket, in
+//! `kiln_durable_objects::repo`.
 //!
 //! Multi-row writes go through `D1Database::batch`, which D1 runs as one transaction: a
 //! registration, an org with its owner, never half of either.
@@ -10,9 +12,7 @@ pub mod projects;
 pub mod sessions;
 pub mod sockets;
 pub mod tokens;
-pub mod usage;
 pub mod users;
-pub mod versions;
 pub mod webhooks;
 
 use wasm_bindgen::JsValue;

@@ -1,0 +1,243 @@
+//! The D1 tables and R2 objects that both the Worker and the room touch, each behind one
+//! typed repository, so their SQL and their R2 keys are written once: `Versions` (the
+//! `versions` table), `AiCalls` (the `ai_calls` cost log) and `Blobs` (the `ARTIFACTS`
+//! bucket: file blobs and version manifests, content-addressed). The Worker's other tables
+//! are in `kiln-worker`'s `store`.
+
+use kiln_core::agent::llm::Usage;
+use kiln_core::protocol::VersionInfo;
+use kiln_core::tree::{blob_key, manifest_key, sha256_hex, Manifest};
+use kiln_core::usage::Call;
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+use worker::{Bucket, D1Database, Error, Result};
+
+fn int(v: u64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+
+#[derive(Deserialize)]
+struct VersionRow {
+    number: i64,
+    message: String,
+    author: String,
+    parent: Option<i64>,
+    file_count: i64,
+    size: i64,
+    created_at: i64,
+    manifest_key: String,
+}
+
+impl VersionRow {
+    fn info(self) -> (VersionInfo, String) {
+        (
+            VersionInfo {
+                number: self.number as u64,
+                message: self.message,
+                author: self.author,
+                parent: self.parent.map(|p| p as u64),
+                file_count: self.file_count as u64,
+                size: self.size as u64,
+                created_at: self.created_at,
+            },
+            self.manifest_key,
+        )
+    }
+}
+
+const VERSION_COLUMNS: &str =
+    "number, message, author, parent, file_count, size, created_at, manifest_key";
+
+/// A version about to be recorded; its number and parent are allocated by the insert.
+pub struct NewVersion<'a> {
+    pub project: &'a str,
+    pub message: &'a str,
+    pub author: &'a str,
+    pub manifest_key: &'a str,
+    pub file_count: u64,
+    pub size: u64,
+    pub created_at: i64,
+}
+
+pub struct Versions<'a>(pub &'a D1Database);
+
+impl Versions<'_> {
+    /// Records the project's next version. The number is allocated inside the INSERT (one
+    /// statement, so two snapshots at once never get the same one).
+    pub async fn insert_next(&self, v: &NewVersion<'_>) -> Result<VersionInfo> {
+        let row: Option<VersionRow> = self
+            .0
+            .prepare(format!(
+                "INSERT INTO versions (project_id, number, message, author, parent, manifest_key, \
+                 file_count, size, created_at) \
+                 SELECT ?1, COALESCE(MAX(number), 0) + 1, ?2, ?3, MAX(number), ?4, ?5, ?6, ?7 \
+                 FROM versions WHERE project_id = ?1 RETURNING {VERSION_COLUMNS}"
+            ))
+            .bind(&[
+                v.project.into(),
+                v.message.into(),
+                v.author.into(),
+                v.manifest_key.into(),
+                int(v.file_count),
+                int(v.size),
+                JsValue::from_f64(v.created_at as f64),
+            ])?
+            .first(None)
+            .await?;
+        let row = row.ok_or_else(|| Error::from("versions insert returned no row"))?;
+        Ok(row.info().0)
+    }
+
+    /// Newest first.
+    pub async fn list(&self, project: &str) -> Result<Vec<VersionInfo>> {
+        let rows: Vec<VersionRow> = self
+            .0
+            .prepare(format!(
+                "SELECT {VERSION_COLUMNS} FROM versions WHERE project_id = ?1 ORDER BY number DESC"
+            ))
+            .bind(&[project.into()])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows.into_iter().map(|r| r.info().0).collect())
+    }
+
+    /// A version and the R2 key of its manifest; `None` if the project has no such version.
+    pub async fn get(&self, project: &str, number: u64) -> Result<Option<(VersionInfo, String)>> {
+        let row: Option<VersionRow> = self
+            .0
+            .prepare(format!(
+                "SELECT {VERSION_COLUMNS} FROM versions WHERE project_id = ?1 AND number = ?2"
+            ))
+            .bind(&[project.into(), int(number)])?
+            .first(None)
+            .await?;
+        Ok(row.map(VersionRow::info))
+    }
+}
+
+/// One model call, for the cost log.
+pub struct AiCall<'a> {
+    pub project: &'a str,
+    pub generation: &'a str,
+    pub role: &'a str,
+    pub model: &'a str,
+    pub usage: Usage,
+    pub cost_micros: u64,
+    pub latency_ms: u64,
+    /// `None` for a call that answered.
+    pub error: Option<&'a str>,
+    pub created_at: i64,
+}
+
+pub struct AiCalls<'a>(pub &'a D1Database);
+
+impl AiCalls<'_> {
+    pub async fn log(&self, c: &AiCall<'_>) -> Result<()> {
+        self.0
+            .prepare(
+                "INSERT INTO ai_calls (project_id, generation_id, role, model, input_tokens, \
+                 output_tokens, cost_micros, latency_ms, status, error, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .bind(&[
+                c.project.into(),
+                c.generation.into(),
+                c.role.into(),
+                c.model.into(),
+                int(c.usage.input_tokens),
+                int(c.usage.output_tokens),
+                int(c.cost_micros),
+                int(c.latency_ms),
+                if c.error.is_none() { "ok" } else { "error" }.into(),
+                c.error.map_or(JsValue::NULL, JsValue::from_str),
+                JsValue::from_f64(c.created_at as f64),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// An org's model calls in `[from, to)`, deleted projects included (they were paid
+    /// for), at most `MAX_USAGE_ROWS`.
+    pub async fn for_org(&self, org: &str, from: i64, to: i64) -> Result<Vec<Call>> {
+        self.calls(
+            "JOIN projects p ON p.id = c.project_id WHERE p.org_id = ?1",
+            org,
+            from,
+            to,
+        )
+        .await
+    }
+
+    pub async fn for_project(&self, project: &str, from: i64, to: i64) -> Result<Vec<Call>> {
+        self.calls("WHERE c.project_id = ?1", project, from, to)
+            .await
+    }
+
+    async fn calls(&self, scope: &str, key: &str, from: i64, to: i64) -> Result<Vec<Call>> {
+        self.0
+            .prepare(format!(
+                "SELECT c.project_id, c.role, c.model, c.input_tokens, c.output_tokens, \
+                 c.cost_micros, c.latency_ms, c.created_at FROM ai_calls c {scope} \
+                 AND c.created_at >= ?2 AND c.created_at < ?3 LIMIT ?4"
+            ))
+            .bind(&[
+                key.into(),
+                JsValue::from_f64(from as f64),
+                JsValue::from_f64(to as f64),
+                int(MAX_USAGE_ROWS),
+            ])?
+            .all()
+            .await?
+            .results()
+    }
+}
+
+/// The most calls one usage question reads (a year of a busy org is far below).
+const MAX_USAGE_ROWS: u64 = 200_000;
+
+/// The `ARTIFACTS` bucket: `blobs/<sha256>` and `manifests/<sha256>`, written once and never
+/// changed.
+#[derive(Clone)]
+pub struct Blobs(pub Bucket);
+
+impl Blobs {
+    /// An object's bytes; a key that was written and is gone is an error (nothing deletes
+    /// them).
+    async fn read(&self, key: &str) -> Result<Vec<u8>> {
+        let object = self
+            .0
+            .get(key)
+            .execute()
+            .await?
+            .ok_or_else(|| Error::from(format!("R2 object {key} is missing")))?;
+        object
+            .body()
+            .ok_or_else(|| Error::from(format!("R2 object {key} has no body")))?
+            .bytes()
+            .await
+    }
+
+    pub async fn blob(&self, sha256: &str) -> Result<Vec<u8>> {
+        self.read(&blob_key(sha256)).await
+    }
+
+    pub async fn put_blob(&self, sha256: &str, bytes: Vec<u8>) -> Result<()> {
+        self.0.put(blob_key(sha256), bytes).execute().await?;
+        Ok(())
+    }
+
+    /// The manifest stored under `key` (a version row's `manifest_key`).
+    pub async fn manifest(&self, key: &str) -> Result<Manifest> {
+        Ok(serde_json::from_slice(&self.read(key).await?)?)
+    }
+
+    /// Stores a manifest under its own hash; returns its key.
+    pub async fn put_manifest(&self, manifest: &Manifest) -> Result<String> {
+        let json = serde_json::to_vec(manifest)?;
+        let key = manifest_key(&sha256_hex(&json));
+        self.0.put(&key, json).execute().await?;
+        Ok(key)
+    }
+}
