@@ -419,3 +419,54 @@ fn a_github_issue_delivery_works_and_its_filters_pick_events() {
     );
     wrong.expect_error(401, "invalid_signature");
 }
+
+/// The webhooks page and the usage page, in Chromium.
+#[test]
+fn webhooks_and_usage_are_managed_and_seen_in_the_ui() {
+    let kiln = shared();
+    let owner = register(kiln, "hook-ui");
+    let project = kiln
+        .post("/api/projects", owner.token(), json!({ "name": "hooked" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = now() * 1000;
+    kiln.d1(&format!(
+        "INSERT INTO ai_calls (project_id, generation_id, role, model, input_tokens, \
+         output_tokens, cost_micros, latency_ms, status, created_at) VALUES \
+         ('{project}', 'g1', 'planner', 'm', 1200, 300, 0, 2000, 'ok', {t}), \
+         ('{project}', 'g1', 'coder', 'm', 3400, 1500, 0, 9000, 'ok', {t})"
+    ));
+    let shots = kiln_e2e::screenshot_dir();
+    let report = kiln_e2e::browser_script(
+        "hooks.mjs",
+        &json!({
+            "app": kiln.url, "email": owner.email, "password": owner.password,
+            "project": project, "org": owner.personal_org, "shots": shots,
+        }),
+    );
+    assert!(report.get("error").is_none(), "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["delivery_status"], 202, "{report}");
+    let log = report["log"][0].as_str().unwrap_or_default();
+    assert!(log.contains("ui-1") && log.contains("202"), "{report}");
+    assert!(
+        report["test_note"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Started generation"),
+        "{report}"
+    );
+    assert_eq!(report["log_after_test"], 2, "{report}");
+    assert_eq!(report["rotated"], true, "{report}");
+    let totals = report["totals"].as_str().unwrap_or_default();
+    assert!(
+        totals.contains("2 model calls") && totals.contains("4,600 tokens in"),
+        "{report}"
+    );
+    assert!(report["bars"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["agents"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["contrast"], json!([]), "{report}");
+    assert_eq!(report["unlabelled"], json!([]), "{report}");
+}

@@ -10,6 +10,10 @@ use kiln_e2e::process::Group;
 use kiln_e2e::{free_port, repo_root};
 use serde_json::json;
 
+/// One `./kiln up` at a time: two starting at once share the checkout's `.dev.vars`,
+/// builds and stamps, which a person never does.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Up {
     group: Group,
     url: String,
@@ -20,6 +24,8 @@ struct Up {
 /// `octet`, so two tests never share one), and waits for its ready line.
 fn kiln_up(port: u16, state: &std::path::Path, instance: &str, octet: u8) -> Up {
     let sandbox_port = free_port();
+    // What `up` says on stderr, kept beside the state for when it does not come up.
+    let err_log = std::env::temp_dir().join(format!("kiln-up-{instance}-{port}.err"));
     let mut group = Group::spawn(
         Command::new(repo_root().join("kiln"))
             .arg("up")
@@ -34,7 +40,7 @@ fn kiln_up(port: u16, state: &std::path::Path, instance: &str, octet: u8) -> Up 
             .env_remove("KILN_LLM_BASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
+            .stderr(std::fs::File::create(&err_log).expect("stderr log")),
         None,
     );
     let stdout = group
@@ -53,7 +59,10 @@ fn kiln_up(port: u16, state: &std::path::Path, instance: &str, octet: u8) -> Up 
         match rx.recv_timeout(Duration::from_secs(1800)) {
             Ok(line) if line.trim() == want => break,
             Ok(_) => continue,
-            Err(e) => panic!("no ready line from ./kiln up: {e}"),
+            Err(e) => panic!(
+                "no ready line from ./kiln up: {e}\n{}",
+                std::fs::read_to_string(&err_log).unwrap_or_default()
+            ),
         }
     }
     Up {
@@ -79,6 +88,7 @@ fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, serde
 
 #[test]
 fn kiln_up_serves_persists_and_stops_cleanly() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let state = std::env::temp_dir().join(format!("kiln-up-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let port = free_port();
@@ -189,6 +199,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn kiln_up_stops_every_child_when_wrangler_exits_on_its_own() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let state = std::env::temp_dir().join(format!("kiln-up-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let port = free_port();

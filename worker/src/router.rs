@@ -166,6 +166,7 @@ fn routes() -> Vec<Route> {
         route!(Delete "/api/projects/:id/webhooks/:hook" => |ctx, req, p| webhooks::delete(ctx, req, p.at(0), p.at(1))),
         route!(Post "/api/projects/:id/webhooks/:hook/rotate" => |ctx, req, p| webhooks::rotate(ctx, req, p.at(0), p.at(1))),
         route!(Get "/api/projects/:id/webhooks/:hook/deliveries" => |ctx, req, p| webhooks::deliveries(ctx, req, p.at(0), p.at(1))),
+        route!(Post "/api/projects/:id/webhooks/:hook/test" => |ctx, req, p| webhooks::test(ctx, req, p.at(0), p.at(1))),
         route!(Post "/hooks/:hook" => |ctx, req, p| webhooks::receive(ctx, req, p.at(0))),
         route!(Get "/preview/:id" => |ctx, req, p| preview::redirect(ctx, req, p.at(0))),
         route!(Get "/preview/:id/" => |ctx, req, p| preview::redirect(ctx, req, p.at(0))),

@@ -6,6 +6,8 @@ import { Dashboard } from './Dashboard'
 import { Workspace } from './Workspace'
 import { OrgPage } from './OrgPage'
 import { Tokens } from './Tokens'
+import { Usage } from './Usage'
+import { Webhooks } from './Webhooks'
 import { TopBar } from './TopBar'
 
 export function App() {
@@ -28,10 +30,22 @@ export function App() {
   const project = path.match(/^\/projects\/(p_[0-9a-f]{32})\/?$/)
   if (project) return <Workspace projectId={project[1]} />
   const org = path.match(/^\/orgs\/(o_[0-9a-f]{32})\/?$/)
+  const usage = path.match(/^\/orgs\/(o_[0-9a-f]{32})\/usage\/?$/)
+  const hooks = path.match(/^\/projects\/(p_[0-9a-f]{32})\/webhooks\/?$/)
   return (
     <div class="page">
       <TopBar />
-      {org ? <OrgPage orgId={org[1]} /> : path === '/tokens' ? <Tokens /> : <Dashboard />}
+      {org ? (
+        <OrgPage orgId={org[1]} />
+      ) : usage ? (
+        <Usage orgId={usage[1]} />
+      ) : hooks ? (
+        <Webhooks projectId={hooks[1]} />
+      ) : path === '/tokens' ? (
+        <Tokens />
+      ) : (
+        <Dashboard />
+      )}
     </div>
   )
 }

@@ -31,6 +31,11 @@ export function Dashboard() {
               Members
             </a>
           )}
+          {org && org.role !== 'client' && (
+            <a href={`/orgs/${org.id}/usage`} onClick={(e) => (e.preventDefault(), go(`/orgs/${org.id}/usage`))}>
+              Usage
+            </a>
+          )}
         </div>
         {org && <ProjectList org={org} />}
       </section>

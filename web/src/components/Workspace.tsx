@@ -79,6 +79,11 @@ export function Workspace({ projectId }: { projectId: string }) {
         <strong class="project-name">{project?.name ?? '…'}</strong>
         <ConnectionStatus room={room} />
         <Presence room={room} />
+        {(project?.role === 'owner' || project?.role === 'admin') && (
+          <a href={`/projects/${projectId}/webhooks`} class="small" onClick={(e) => (e.preventDefault(), go(`/projects/${projectId}/webhooks`))}>
+            Webhooks
+          </a>
+        )}
       </TopBar>
       <div class="workspace">
         <Chat room={room} writer={writer} />

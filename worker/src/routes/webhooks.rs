@@ -198,7 +198,40 @@ pub async fn receive(ctx: &Ctx, mut req: Request, hook_id: &str) -> ApiResult<Re
     if !store.claim(&hook.info.id, &delivery, ctx.now).await? {
         return duplicate(ctx, &hook.info.id, &delivery).await;
     }
-    let outcome = start(ctx, &hook, &body, event.as_deref()).await;
+    run(ctx, &hook, delivery, &body, event.as_deref()).await
+}
+
+/// `POST …/webhooks/:hook/test {payload, event?}`: what a delivery of `payload` would do,
+/// from the hook's page — a real delivery (it starts a generation), logged as `test-…`,
+/// with the manager's session instead of a signature.
+pub async fn test(ctx: &Ctx, mut req: Request, id: &str, hook: &str) -> ApiResult<Response> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Test {
+        payload: Value,
+        #[serde(default)]
+        event: Option<String>,
+    }
+    let h = managed(ctx, &req, id, hook).await?;
+    let t: Test = read_json(&mut req).await?;
+    let delivery = format!("test-{}", hex(&crate::random::bytes::<8>()?));
+    Webhooks(&ctx.db)
+        .claim(&h.info.id, &delivery, ctx.now)
+        .await?;
+    let body = serde_json::to_vec(&t.payload).map_err(ApiError::internal)?;
+    run(ctx, &h, delivery, &body, t.event.as_deref()).await
+}
+
+/// A claimed delivery: started (or refused), logged, answered.
+async fn run(
+    ctx: &Ctx,
+    hook: &crate::store::webhooks::Hook,
+    delivery: String,
+    body: &[u8],
+    event: Option<&str>,
+) -> ApiResult<Response> {
+    let store = Webhooks(&ctx.db);
+    let outcome = start(ctx, hook, body, event).await;
     let (status, generation, error) = match &outcome {
         Ok(Some(g)) => (202, Some(g.as_str()), None),
         Ok(None) => (200, None, Some("skipped by the hook's filters".to_owned())),

@@ -1,0 +1,220 @@
+import { useEffect, useState } from 'preact/hooks'
+import type { Delivery, HookKind, Project, WebhookCreated, WebhookInfo, WebhookSecret } from '../gen'
+import { api, ApiError } from '../api'
+import { go } from '../router'
+
+const when = (ms: number | null | undefined) => (ms ? new Date(ms).toLocaleString() : '—')
+
+/** A project's webhooks: signed POSTs from other systems that start generations. */
+export function Webhooks({ projectId }: { projectId: string }) {
+  const [project, setProject] = useState<Project | null>(null)
+  const [hooks, setHooks] = useState<WebhookInfo[] | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [secret, setSecret] = useState<{ hook: string; secret: string } | null>(null)
+  const [template, setTemplate] = useState('Add this feature: {{/title}}\n\n{{/body}}')
+  const [kind, setKind] = useState<HookKind>('kiln')
+  const [event, setEvent] = useState('')
+  const [open, setOpen] = useState<string | null>(null)
+  const base = `/api/projects/${projectId}/webhooks`
+  const fail = (e: unknown) => setError(e instanceof ApiError ? e.message : String(e))
+  const load = () => api.get<{ items: WebhookInfo[] }>(base).then((r) => setHooks(r.items), fail)
+  useEffect(() => {
+    api.get<Project>(`/api/projects/${projectId}`).then(setProject, fail)
+    load()
+  }, [projectId])
+
+  const create = async (e: Event) => {
+    e.preventDefault()
+    setError(null)
+    try {
+      const body: Record<string, unknown> = { prompt_template: template, kind }
+      if (event.trim()) body.filters = { event: event.trim() }
+      const made = await api.post<WebhookCreated>(base, body)
+      setSecret({ hook: made.id, secret: made.secret })
+      await load()
+    } catch (err) {
+      fail(err)
+    }
+  }
+  const rotate = async (h: WebhookInfo) => {
+    try {
+      const s = await api.post<WebhookSecret>(`${base}/${h.id}/rotate`, {})
+      setSecret({ hook: h.id, secret: s.secret })
+      await load()
+    } catch (err) {
+      fail(err)
+    }
+  }
+  const remove = async (h: WebhookInfo) => {
+    if (!confirm('Remove this webhook? Deliveries to it will be refused.')) return
+    try {
+      await api.del(`${base}/${h.id}`)
+      await load()
+    } catch (err) {
+      fail(err)
+    }
+  }
+
+  return (
+    <main class="dashboard">
+      <div class="row">
+        <h1>Webhooks{project ? ` — ${project.name}` : ''}</h1>
+        <span class="spacer" />
+        <a href={`/projects/${projectId}`} onClick={(e) => (e.preventDefault(), go(`/projects/${projectId}`))}>
+          Back to the project
+        </a>
+      </div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <section class="card" aria-labelledby="hook-new">
+        <h2 id="hook-new">New webhook</h2>
+        <p class="muted small">
+          Another system POSTs JSON to the webhook's URL, signed with its secret; Kiln turns it into a prompt (fields by JSON pointer, like{' '}
+          <code>{'{{/issue/title}}'}</code>) and starts a generation.
+        </p>
+        <form onSubmit={create} class="token-form">
+          <label>
+            Prompt template
+            <textarea rows={3} value={template} onInput={(e) => setTemplate(e.currentTarget.value)} />
+          </label>
+          <label>
+            Sender
+            <select value={kind} onChange={(e) => setKind(e.currentTarget.value as HookKind)}>
+              <option value="kiln">Kiln signature (Kiln-Signature, Kiln-Delivery)</option>
+              <option value="github">GitHub (X-Hub-Signature-256, X-GitHub-Delivery)</option>
+            </select>
+          </label>
+          <label>
+            Only this event (optional)
+            <input value={event} placeholder={kind === 'github' ? 'issues' : 'deploy'} onInput={(e) => setEvent(e.currentTarget.value)} />
+          </label>
+          <button type="submit" class="primary" disabled={!template.trim()}>
+            Create webhook
+          </button>
+        </form>
+        {secret && (
+          <div class="card new-token" role="status">
+            <p>The webhook's secret: copy it now — it is not shown again.</p>
+            <code class="token-secret" aria-label="Webhook secret">
+              {secret.secret}
+            </code>{' '}
+            <button type="button" onClick={() => navigator.clipboard?.writeText(secret.secret)}>
+              Copy
+            </button>
+          </div>
+        )}
+      </section>
+      <section aria-labelledby="hooks-title">
+        <h2 id="hooks-title">This project's webhooks</h2>
+        {!hooks ? (
+          <p class="muted" aria-busy="true">
+            Loading webhooks…
+          </p>
+        ) : hooks.length === 0 ? (
+          <p class="muted empty">No webhooks yet.</p>
+        ) : (
+          <ul class="projects">
+            {hooks.map((h) => (
+              <li class="project hook">
+                <div class="hook-main">
+                  <code class="small">{h.url}</code>
+                  <div class="muted small">
+                    {h.kind} · made {when(h.created_at)}
+                    {h.filters.event && ` · only “${h.filters.event}”`}
+                    {h.previous_valid_until && h.previous_valid_until > Date.now() && ` · the previous secret works until ${when(h.previous_valid_until)}`}
+                  </div>
+                  <pre class="small">{h.prompt_template}</pre>
+                </div>
+                <button type="button" class="small" onClick={() => setOpen(open === h.id ? null : h.id)} aria-expanded={open === h.id}>
+                  Deliveries
+                </button>
+                <button type="button" class="small" onClick={() => rotate(h)}>
+                  Rotate secret
+                </button>
+                <button type="button" class="ghost small danger" onClick={() => remove(h)} aria-label="Remove webhook">
+                  Remove
+                </button>
+                {open === h.id && <HookLog base={`${base}/${h.id}`} />}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </main>
+  )
+}
+
+/** A hook's delivery log, and a test delivery of a payload one writes here. */
+function HookLog({ base }: { base: string }) {
+  const [items, setItems] = useState<Delivery[] | null>(null)
+  const [payload, setPayload] = useState('{"title": "a dark mode", "body": "switchable from the header"}')
+  const [note, setNote] = useState<string | null>(null)
+  const load = () => api.get<{ items: Delivery[] }>(`${base}/deliveries`).then((r) => setItems(r.items))
+  useEffect(() => {
+    load()
+  }, [base])
+  const test = async (e: Event) => {
+    e.preventDefault()
+    setNote(null)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(payload)
+    } catch {
+      setNote('The payload is not JSON.')
+      return
+    }
+    if (!confirm('Send it? A test delivery starts a real generation.')) return
+    try {
+      const r = await api.post<{ generation_id: string | null; skipped: boolean }>(`${base}/test`, { payload: parsed })
+      setNote(r.skipped ? 'The filters passed it over.' : `Started generation ${r.generation_id}.`)
+    } catch (err) {
+      setNote(err instanceof ApiError ? err.message : String(err))
+    }
+    await load()
+  }
+  return (
+    <div class="hook-log">
+      <form onSubmit={test} class="token-form">
+        <label>
+          Test payload
+          <textarea rows={2} value={payload} onInput={(e) => setPayload(e.currentTarget.value)} />
+        </label>
+        <button type="submit">Send a test delivery</button>
+        {note && <p role="status">{note}</p>}
+      </form>
+      {!items ? (
+        <p class="muted">Loading deliveries…</p>
+      ) : items.length === 0 ? (
+        <p class="muted empty">No deliveries yet.</p>
+      ) : (
+        <table class="tokens">
+          <thead>
+            <tr>
+              <th>When</th>
+              <th>Delivery</th>
+              <th>Status</th>
+              <th>Generation</th>
+              <th>Error</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((d) => (
+              <tr>
+                <td>{when(d.received_at)}</td>
+                <td>
+                  <code class="small">{d.delivery_id}</code>
+                </td>
+                <td>{d.status}</td>
+                <td>{d.generation_id ?? '—'}</td>
+                <td>{d.error ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  )
+}
