@@ -1,7 +1,7 @@
 // The dashboard as a person with many projects uses it: newest first, 20 to a page with
 // "Load more", rename (a bad name is refused and said why), delete after a confirmation.
 // Driven by tests/api/dashboard.rs, which made the projects; prints one JSON report.
-import { contrastIssues, launch, unlabelledControls } from './launch.mjs'
+import { contrastIssues, launch, signIn, unlabelledControls } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
@@ -9,14 +9,10 @@ const out = { steps: [], errors: [], contrast: [], unlabelled: [] }
 const step = (name) => out.steps.push(name)
 const names = (page) => page.locator('.projects > li > a').allTextContents()
 try {
-  const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
-  page.on('pageerror', (e) => out.errors.push(String(e)))
   const dialogs = []
-  page.on('dialog', (d) => (dialogs.push(d.message()), d.accept()))
-  await page.goto(`${cfg.app}/signin`)
-  await page.getByLabel('Email').fill(cfg.email)
-  await page.getByLabel('Password').fill(cfg.password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  const { page } = await signIn(browser, { ...cfg, errors: out.errors, viewport: { width: 1100, height: 800 } })
+  // Record the confirmations too (signIn accepts them).
+  page.on('dialog', (d) => dialogs.push(d.message()))
   await page.getByRole('link', { name: cfg.newest }).waitFor()
   out.first_page = await names(page)
   await page.getByRole('button', { name: 'Load more' }).click()

@@ -3,7 +3,7 @@
 // from the page and a secret rotation; then the org's usage page. Driven by
 // tests/api/webhooks.rs; prints one JSON report.
 import { createHmac } from 'node:crypto'
-import { contrastIssues, launch, unlabelledControls } from './launch.mjs'
+import { contrastIssues, launch, signIn, unlabelledControls } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
@@ -13,14 +13,7 @@ const audit = async (page, where) => {
   for (const c of await unlabelledControls(page)) out.unlabelled.push(`${where}: ${c}`)
 }
 try {
-  const page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage()
-  page.on('pageerror', (e) => out.errors.push(String(e)))
-  page.on('dialog', (d) => d.accept())
-  await page.goto(`${cfg.app}/signin`)
-  await page.getByLabel('Email').fill(cfg.email)
-  await page.getByLabel('Password').fill(cfg.password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByText('Projects', { exact: true }).waitFor()
+  const { page } = await signIn(browser, { ...cfg, errors: out.errors, viewport: { width: 1100, height: 900 } })
   await page.goto(`${cfg.app}/projects/${cfg.project}`)
   await page.getByRole('link', { name: 'Webhooks' }).click()
   await page.getByText('No webhooks yet.').waitFor()

@@ -19,16 +19,26 @@ export function launch() {
   })
 }
 
-/** A person signs in (in a context of their own) and opens a project's workspace. */
-export async function openProject(browser, { app, email, password, project }) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+/**
+ * A person signs in, in a browser context of their own (confirmations accepted, page errors
+ * collected into `errors` if given), and is on the dashboard.
+ */
+export async function signIn(browser, { app, email, password, errors, viewport = { width: 1280, height: 800 } }) {
+  const context = await browser.newContext({ viewport })
   const page = await context.newPage()
   page.on('dialog', (d) => d.accept())
+  if (errors) page.on('pageerror', (e) => errors.push(String(e)))
   await page.goto(`${app}/signin`)
   await page.getByLabel('Email').fill(email)
   await page.getByLabel('Password').fill(password)
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.getByText('Projects', { exact: true }).waitFor()
+  return { context, page }
+}
+
+/** A person signs in (in a context of their own) and opens a project's workspace. */
+export async function openProject(browser, { app, email, password, project }) {
+  const { context, page } = await signIn(browser, { app, email, password })
   await page.goto(`${app}/projects/${project}`)
   await page.getByRole('status').getByText('Live').waitFor()
   return { context, page }

@@ -1,19 +1,13 @@
 // API tokens in the UI: a person makes a read token, sees it once, a script uses it, the
 // person revokes it and the script is refused. Driven by tests/api/tokens.rs.
-import { contrastIssues, launch, unlabelledControls } from './launch.mjs'
+import { contrastIssues, launch, signIn, unlabelledControls } from './launch.mjs'
 
 const cfg = JSON.parse(process.argv[2])
 const browser = await launch()
 const out = { errors: [], contrast: [], unlabelled: [] }
 const script = async (token) => (await fetch(`${cfg.app}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status
 try {
-  const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
-  page.on('pageerror', (e) => out.errors.push(String(e)))
-  page.on('dialog', (d) => d.accept())
-  await page.goto(`${cfg.app}/signin`)
-  await page.getByLabel('Email').fill(cfg.email)
-  await page.getByLabel('Password').fill(cfg.password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  const { page } = await signIn(browser, { ...cfg, errors: out.errors, viewport: { width: 1100, height: 800 } })
   await page.getByRole('link', { name: 'API tokens' }).click()
   await page.getByText('No tokens yet.').waitFor()
   await page.getByLabel('Token name').fill('CI read')
