@@ -117,6 +117,11 @@ impl DurableObject for ProjectRoom {
             }
             ("generate", Method::Post) => {
                 let body: StartGeneration = req.json().await?;
+                if let Err(secs) = self.generation_allowed(&caller.user).await? {
+                    let mut resp = error(ErrorCode::RateLimited, rate_limited(secs))?;
+                    resp.headers_mut().set("retry-after", &secs.to_string())?;
+                    return Ok(resp);
+                }
                 match generation::start(self, body.prompt, body.template, &caller.email).await? {
                     Ok(id) => Ok(
                         Response::from_json(&GenerationStarted { generation_id: id })?
@@ -252,6 +257,12 @@ impl DurableObject for ProjectRoom {
                     return self.reply(
                         &ws,
                         ServerEvent::error("invalid_message", "prompt must be 1 to 20,000 bytes"),
+                    );
+                }
+                if let Err(secs) = self.generation_allowed(&conn.user).await? {
+                    return self.reply(
+                        &ws,
+                        ServerEvent::error(ErrorCode::RateLimited.as_str(), rate_limited(secs)),
                     );
                 }
                 match generation::start(self, prompt, template, &conn.email).await? {
@@ -400,6 +411,46 @@ impl ProjectRoom {
             })?;
         }
         Ok(())
+    }
+
+    /// The per-hour caps on new generations, for the project's org and for the person who
+    /// asks (each a `RateLimiter`); `Err(seconds)` until one is free. A prompt folded into
+    /// the running generation starts none, so it counts for neither.
+    async fn generation_allowed(&self, user: &str) -> Result<std::result::Result<(), u64>> {
+        if generation::load(self)?.is_some_and(|g| !g.step.is_terminal()) {
+            return Ok(Ok(()));
+        }
+        let org = self.store.meta("org_id")?.unwrap_or_default();
+        let var = |name: &str, default: u64| {
+            self.env
+                .var(name)
+                .ok()
+                .and_then(|v| v.to_string().trim().parse().ok())
+                .unwrap_or(default)
+        };
+        for (key, name, default) in [
+            (format!("generations:org:{org}"), "GENERATIONS_PER_ORG", 200),
+            (
+                format!("generations:user:{user}"),
+                "GENERATIONS_PER_USER",
+                60,
+            ),
+        ] {
+            let policy = kiln_core::limits::Policy {
+                limit: var(&format!("KILN_LIMIT_{name}"), default) as u32,
+                window_ms: var(&format!("KILN_LIMIT_{name}_WINDOW_SECS"), 3_600) as i64 * 1000,
+                backoff: false,
+            };
+            let answer =
+                crate::limiter::call(&self.env, &key, &crate::limiter::LimitOp::Hit { policy })
+                    .await?;
+            if !answer.allowed {
+                return Ok(Err(kiln_core::limits::retry_after_secs(
+                    answer.retry_after_ms,
+                )));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// After a person's typing, the running app follows within a second: at most one push
@@ -753,6 +804,10 @@ impl ProjectRoom {
             Err(r) => refusal_response(r),
         }
     }
+}
+
+fn rate_limited(secs: u64) -> String {
+    format!("too many new generations this hour; try again in {secs} s")
 }
 
 pub fn now() -> i64 {

@@ -130,3 +130,71 @@ fn sign_ups_from_one_address_are_limited_while_other_addresses_sign_up() {
     register_from(kiln, &other, "password-123", "203.0.113.8").expect(201);
     login_from(kiln, &other, "password-123", "203.0.113.8").expect(200);
 }
+
+fn project_in(kiln: &Kiln, user: &kiln_e2e::User, org: &str) -> String {
+    kiln.post(
+        "/api/projects",
+        user.token(),
+        json!({ "name": "limited", "org": org }),
+    )
+    .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn generate(kiln: &Kiln, user: &kiln_e2e::User, project: &str) -> Resp {
+    kiln.send(
+        "POST",
+        &format!("/api/projects/{project}/generate"),
+        user.token(),
+        Some(json!({ "prompt": "a counter" })),
+    )
+}
+
+#[test]
+fn new_generations_per_hour_are_capped_per_person_and_per_org() {
+    // New generations: 1 an hour per person, 2 per org.
+    let kiln = &Kiln::start_with(&[
+        ("KILN_LIMIT_GENERATIONS_PER_USER", "1"),
+        ("KILN_LIMIT_GENERATIONS_PER_ORG", "2"),
+    ]);
+    let ann = kiln_e2e::register(kiln, "gen-cap-ann");
+    let (p1, p2) = (
+        project_in(kiln, &ann, &ann.personal_org),
+        project_in(kiln, &ann, &ann.personal_org),
+    );
+    generate(kiln, &ann, &p1).expect(202);
+    // Her second new generation this hour, in another project: 429 with Retry-After.
+    let secs = retry_after(&generate(kiln, &ann, &p2));
+    assert!(secs <= 3600, "{secs}");
+    // The same over the socket.
+    let mut ws = kiln
+        .ws(&p2, kiln_e2e::ws::Auth::Bearer(&ann.token))
+        .unwrap();
+    ws.send(json!({ "type": "hello" }));
+    ws.recv_type("state");
+    ws.send(json!({ "type": "generate", "prompt": "a counter" }));
+    assert_eq!(ws.recv_type("error")["code"], "rate_limited");
+
+    // An org of three: two new generations an hour between them, whoever asks.
+    let owner = kiln_e2e::register(kiln, "gen-cap-owner");
+    let org = kiln
+        .post("/api/orgs", owner.token(), json!({ "name": "Capped" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (bob, cyd) = (
+        kiln_e2e::register(kiln, "gen-cap-bob"),
+        kiln_e2e::register(kiln, "gen-cap-cyd"),
+    );
+    for u in [&bob, &cyd] {
+        kiln_e2e::join_org(kiln, &owner, &org, u, "member");
+    }
+    generate(kiln, &owner, &project_in(kiln, &owner, &org)).expect(202);
+    generate(kiln, &bob, &project_in(kiln, &bob, &org)).expect(202);
+    retry_after(&generate(kiln, &cyd, &project_in(kiln, &cyd, &org)));
+    // Cyd's own allowance is untouched: her personal org is another org.
+    generate(kiln, &cyd, &project_in(kiln, &cyd, &cyd.personal_org)).expect(202);
+}
