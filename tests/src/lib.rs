@@ -389,14 +389,37 @@ impl Kiln {
         if body.is_some() && !has_ct {
             req = req.set("content-type", "application/json");
         }
+        let retry = (method == "GET").then(|| req.clone());
         let result = match body {
             Some(b) => req.send_bytes(b),
             None => req.call(),
         };
+        // A read that got no answer at all (seen once under load, on a pooled connection
+        // through wrangler's local proxy) is asked once more; a second silence fails the test,
+        // with the server's log.
+        let result = match (result, retry) {
+            (Err(ureq::Error::Transport(e)), Some(again)) => {
+                eprintln!("{method} {path}: {e}; asking once more");
+                again.call()
+            }
+            (result, _) => result,
+        };
         let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: transport error: {e}"),
+            Err(e) => {
+                let log = self.log();
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                panic!("{method} {path}: transport error: {e}\nserver log (end):\n{tail}")
+            }
         };
         Resp::read(resp)
     }
