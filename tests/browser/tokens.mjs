@@ -15,6 +15,8 @@ try {
   await page.getByRole('button', { name: 'Create token' }).click()
   const token = (await page.getByLabel('New token').textContent()).trim()
   out.token_shape = /^kiln_pat_[0-9a-f]{64}$/.test(token)
+  // The list reloads after the token is shown.
+  await page.locator('table.tokens tbody tr').first().waitFor()
   out.listed = await page.locator('table.tokens tbody tr').allInnerTexts()
   out.status_with_token = await script(token)
   await page.screenshot({ path: `${cfg.shots}/tokens.png` })
