@@ -327,6 +327,15 @@ impl ProjectRoom {
         &self.store
     }
 
+    /// A numeric setting (a Worker variable), or its default.
+    fn number(&self, name: &str, default: u64) -> u64 {
+        self.env
+            .var(name)
+            .ok()
+            .and_then(|v| v.to_string().trim().parse().ok())
+            .unwrap_or(default)
+    }
+
     pub fn docs(&self) -> &DocCache {
         &self.docs
     }
@@ -421,13 +430,7 @@ impl ProjectRoom {
             return Ok(Ok(()));
         }
         let org = self.store.meta("org_id")?.unwrap_or_default();
-        let var = |name: &str, default: u64| {
-            self.env
-                .var(name)
-                .ok()
-                .and_then(|v| v.to_string().trim().parse().ok())
-                .unwrap_or(default)
-        };
+        let var = |name: &str, default: u64| self.number(name, default);
         for (key, name, default) in [
             (format!("generations:org:{org}"), "GENERATIONS_PER_ORG", 200),
             (
@@ -557,13 +560,7 @@ impl ProjectRoom {
     }
 
     fn limits(&self) -> LogLimits {
-        let var = |name: &str, default: u64| {
-            self.env
-                .var(name)
-                .ok()
-                .and_then(|v| v.to_string().parse().ok())
-                .unwrap_or(default)
-        };
+        let var = |name: &str, default: u64| self.number(name, default);
         LogLimits {
             max_events: var("KILN_EVENT_LOG_MAX_EVENTS", 5_000).max(1),
             max_bytes: var("KILN_EVENT_LOG_MAX_BYTES", 64 * 1024 * 1024),

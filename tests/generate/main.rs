@@ -451,10 +451,8 @@ fn a_prompt_becomes_a_running_checked_versioned_app() {
     assert_eq!(complete["input_tokens"], 3600);
     assert_eq!(complete["unresolved"], json!([]));
     assert_eq!(llm.requests().len(), 3, "no call was repeated");
-    let rows = d1(
-        kiln,
-        "SELECT role, model, input_tokens, output_tokens, status FROM ai_calls ORDER BY id",
-    );
+    let rows = kiln
+        .d1("SELECT role, model, input_tokens, output_tokens, status FROM ai_calls ORDER BY id");
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[0]["role"], "planner");
     assert_eq!(rows[1]["role"], "coder");
@@ -641,24 +639,6 @@ fn a_model_repeating_its_answer_is_stopped_and_its_files_kept() {
 }
 
 /// Rows of a query against the local D1, through wrangler.
-fn d1(kiln: &Kiln, sql: &str) -> Vec<Value> {
-    let root = kiln_e2e::repo_root();
-    let out = Command::new(root.join("node_modules/.bin/wrangler"))
-        .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-        .arg(&kiln.state_dir)
-        .args(["--command", sql])
-        .current_dir(&root)
-        .output()
-        .expect("wrangler d1 execute");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from wrangler");
-    v[0]["results"].as_array().cloned().unwrap_or_default()
-}
-
 #[test]
 fn a_500_is_retried_and_a_cut_stream_leaves_no_half_file() {
     let run = setup(
@@ -696,7 +676,7 @@ fn a_500_is_retried_and_a_cut_stream_leaves_no_half_file() {
         };
         assert_eq!(e["content"], want, "a half file was stored: {e}");
     }
-    let rows = d1(&run.kiln, "SELECT status FROM ai_calls ORDER BY id");
+    let rows = run.kiln.d1("SELECT status FROM ai_calls ORDER BY id");
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
     // The plan, the phase, then the checks.
     assert_eq!(statuses, vec!["error", "ok", "error", "ok", "ok"]);
@@ -1277,7 +1257,9 @@ fn rate_limits_malformed_and_stalled_streams_are_retried() {
         run.owner.token(),
     );
     assert_eq!(main.text, MAIN);
-    let rows = d1(&run.kiln, "SELECT status, error FROM ai_calls ORDER BY id");
+    let rows = run
+        .kiln
+        .d1("SELECT status, error FROM ai_calls ORDER BY id");
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(
         statuses,
@@ -1402,8 +1384,7 @@ fn anthropic_a_prompt_becomes_a_running_versioned_app_through_the_messages_api()
     assert_eq!(complete["llm_calls"], 5);
     assert_eq!(complete["input_tokens"], 900 + 1500 + 1200);
     assert_eq!(complete["output_tokens"], 300 + 700 + 150);
-    let rows = d1(
-        kiln,
+    let rows = kiln.d1(
         "SELECT role, model, input_tokens, output_tokens, cost_micros, status, error \
          FROM ai_calls ORDER BY id",
     );
@@ -1514,7 +1495,7 @@ fn anthropic_without_a_key_sends_the_version_and_fails_fast_on_the_401() {
     assert_eq!(calls[0].status, 401);
     assert!(calls[0].header("x-api-key").is_none());
     assert_eq!(calls[0].header("anthropic-version"), Some("2023-06-01"));
-    let rows = d1(&run.kiln, "SELECT status, error FROM ai_calls");
+    let rows = run.kiln.d1("SELECT status, error FROM ai_calls");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["status"], "error");
     assert!(
