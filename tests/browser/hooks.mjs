@@ -55,6 +55,11 @@ try {
   out.agents = await page.getByRole('heading', { name: 'By agent' }).locator('..').locator('tbody tr').allInnerTexts()
   await page.screenshot({ path: `${cfg.shots}/usage.png`, fullPage: true })
   await audit(page, 'usage')
+  await page.setViewportSize({ width: 375, height: 800 })
+  await page.screenshot({ path: `${cfg.shots}/usage-phone.png`, fullPage: true })
+  await page.goto(`${cfg.app}/projects/${cfg.project}/webhooks`)
+  await page.getByRole('button', { name: 'Deliveries' }).waitFor()
+  await page.screenshot({ path: `${cfg.shots}/webhooks-phone.png`, fullPage: true })
 } catch (e) {
   out.error = String((e && e.stack) || e)
 } finally {
