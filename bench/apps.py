@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Generates the apps of a prompt list on a running Kiln (`./kiln up`, any model) and prints,
 per app: time to preview, LLM calls and tokens, acceptance checks written / still failing, and
-where to open it. Trying each app against its prompt's check in a browser is a person's job
-(docs/BENCHMARKS.md records what was seen).
+whether the app passes its prompt's check (a person's check, written once per prompt:
+bench/prompt-checks/N-*.json or .mjs), tried in Chromium by bench/try-app.sh when the
+generation ends or its cap cancels it (as root; `--no-try` skips it).
 
     python3 bench/apps.py [--url http://127.0.0.1:8787] [--only 1,3] [--cap-min 15] [--jobs 2] PROMPTS.md
 """
+import glob
+import os
+import subprocess
 import argparse
 import concurrent.futures
 import json
@@ -50,6 +54,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--cap-min", type=float, default=15.0)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--no-try", action="store_true")
     a = ap.parse_args()
     only = {int(x) for x in a.only.split(",") if x}
     email = f"bench-{int(time.time())}@kiln.local"
@@ -81,6 +86,7 @@ def main():
         st, f = call(a.url, "GET", f"/api/projects/{pid}/files/.kiln/checks.json", token)
         checks = len(f.get("checks", [])) if st == 200 and isinstance(f, dict) else 0
         totals = g.get("totals", {})
+        worked, why = (None, None) if a.no_try else try_app(pid, n)
         row = {
             "n": n, "app": title, "project": pid, "end": (g.get("step") or {}).get("step", "?"),
             "reason": (g.get("step") or {}).get("reason"),
@@ -88,6 +94,7 @@ def main():
             "total_s": round(time.time() - t0, 1),
             "llm_calls": totals.get("llm_calls"), "tokens_out": totals.get("output_tokens"),
             "checks": checks, "unresolved": len(g.get("unresolved", [])),
+            "input_tokens": totals.get("input_tokens"), "worked": worked, "why": why,
             "preview": f"{a.url}/preview/{pid}/", "check": check,
         }
         print(json.dumps(row), flush=True)
@@ -97,12 +104,37 @@ def main():
     # (install, type-check, browser checks) overlaps another's model calls.
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
         rows = sorted(pool.map(one, todo), key=lambda r: r["n"])
-    print("\n| # | app | end | time to preview | LLM calls | tokens out | checks | still failing |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| # | app | end | time to preview | time to end | LLM calls | tokens in/out | checks | still failing | worked |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         pv = f"{r['preview_s']} s" if r["preview_s"] else "—"
-        print(f"| {r['n']} | {r['app']} | {r['end']} | {pv} | {r['llm_calls']} | {r['tokens_out']} | {r['checks']} | {r['unresolved']} |")
+        w = {True: "yes", False: f"no: {r['why']}", None: "—"}[r["worked"]]
+        print(f"| {r['n']} | {r['app']} | {r['end']} | {pv} | {r['total_s']} s | {r['llm_calls']} | "
+              f"{r['input_tokens']}/{r['tokens_out']} | {r['checks']} | {r['unresolved']} | {w} |")
+    print(f"\nworked: {sum(1 for r in rows if r['worked'])} of {len(rows)}")
     return 0
+
+
+def try_app(pid, n):
+    """The prompt's own check against the app's preview: (passed, why not)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = sorted(glob.glob(os.path.join(here, "prompt-checks", f"{n}-*")))
+    if not found:
+        return None, "no check for this prompt"
+    try:
+        p = subprocess.run(["bash", os.path.join(here, "try-app.sh"), pid, found[0]],
+                           capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return False, "the check did not finish in 5 minutes"
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith('{"results"'):
+            results = json.loads(line)["results"]
+            bad = [r for r in results if not r.get("passed")]
+            if not bad:
+                return True, None
+            r = bad[0]
+            return False, f"{r.get('error') or 'failed'} (step {r.get('step')})"[:160]
+    return False, (p.stderr.strip().splitlines() or ["no result"])[-1][:160]
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ pub enum ErrorCode {
     InvalidSignature,
     /// A webhook payload lacks a field its prompt template uses.
     MissingField,
+    /// A WebSocket frame that is not a client message (or not text, or out of bounds).
+    InvalidMessage,
+    /// A WebSocket message before `hello`.
+    HelloRequired,
+    /// The stored generation has a shape this Kiln cannot read; it was marked failed.
+    GenerationUnreadable,
     Internal,
     Unavailable,
 }
@@ -56,7 +62,8 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidJson | InvalidField | InvalidParameter | InvalidPath => 400,
+            InvalidJson | InvalidField | InvalidParameter | InvalidPath | InvalidMessage
+            | HelloRequired => 400,
             Unauthorized | InvalidCredentials | InvalidSignature => 401,
             Forbidden | CrossSiteRequest => 403,
             NotFound => 404,
@@ -70,7 +77,7 @@ impl ErrorCode {
             MissingField => 422,
             RateLimited | QuotaExceeded => 429,
             DiskQuotaExceeded => 507,
-            Internal => 500,
+            Internal | GenerationUnreadable => 500,
             Unavailable => 503,
         }
     }
@@ -106,6 +113,9 @@ impl ErrorCode {
             CrossSiteRequest => "cross_site_request",
             InvalidSignature => "invalid_signature",
             MissingField => "missing_field",
+            InvalidMessage => "invalid_message",
+            HelloRequired => "hello_required",
+            GenerationUnreadable => "generation_unreadable",
             Internal => "internal",
             Unavailable => "unavailable",
         }

@@ -16,6 +16,7 @@ pub mod origin;
 pub mod path;
 pub mod protocol;
 pub mod role;
+pub mod room_api;
 pub mod sandbox;
 pub mod tokens;
 pub mod tree;

@@ -339,9 +339,11 @@ impl ServerEvent {
         )
     }
 
-    pub fn error(code: &str, message: impl Into<String>) -> ServerEvent {
+    /// An `error` event: its code is one of the API's (`ErrorCode`), so a socket and a
+    /// REST call say the same thing the same way.
+    pub fn error(code: crate::error::ErrorCode, message: impl Into<String>) -> ServerEvent {
         ServerEvent::Error {
-            code: code.to_owned(),
+            code: code.as_str().to_owned(),
             message: message.into(),
         }
     }
@@ -438,6 +440,6 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<Sequenced>(v).unwrap(), ev);
         assert!(ev.event.is_broadcast());
-        assert!(!ServerEvent::error("x", "y").is_broadcast());
+        assert!(!ServerEvent::error(crate::error::ErrorCode::Internal, "y").is_broadcast());
     }
 }

@@ -339,3 +339,33 @@ mod tests {
         assert_eq!(old.pruned, 0);
     }
 }
+
+/// What a command did.
+#[derive(Debug, Clone, Default)]
+pub struct ExecResult {
+    pub output: String,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+}
+
+impl ExecResult {
+    pub fn ok(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// A failed sandbox call. `lost` when the proxy no longer knows the sandbox (it restarted
+/// or its host was replaced): the caller re-creates it from the latest files.
+#[derive(Debug, Clone)]
+pub struct SandboxError {
+    pub message: String,
+    pub status: Option<u16>,
+    pub lost: bool,
+}
+
+impl std::fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}

@@ -1,25 +1,26 @@
 //! Replays recorded generations natively: every recording in `tests/replay/*.json` holds the
-//! model's answers in call order and the sandbox's results, and this harness runs the
-//! pipeline's decisions on them — the state machine (`machine`), the requests
-//! (`prompts`, `roles`, `context`), what the answers do (`pipeline`, `tools`) and what the
-//! checks say (`checks`) — with the tree in memory. It asserts the steps taken and the files
-//! made, in milliseconds. The room's shell performs the same decisions between real effects;
-//! recordings of real model runs belong here as fixtures.
+//! model's answers in call order and the sandbox's results, and this harness drives the
+//! pipeline exactly as the room does — `driver::step` until the generation ends — through a
+//! test double of the room (`Double`: the working tree, the broadcast, the stored state and
+//! a sandbox in memory). It asserts the steps taken, the events every browser would see and
+//! the files made, in milliseconds. Recordings of real model runs belong here as fixtures.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
-use kiln_core::agent::blueprint::placeholder_svg;
-use kiln_core::agent::checks::{self, CheckFile, Ran, CHECKS_PATH};
-use kiln_core::agent::context;
-use kiln_core::agent::llm::{ChatMessage, Usage};
-use kiln_core::agent::machine::{Generation, Next, Outcome};
-use kiln_core::agent::npm::NpmInstall;
-use kiln_core::agent::pipeline::{self, FileAnswer};
-use kiln_core::agent::prompts;
-use kiln_core::agent::roles::Ask;
-use kiln_core::agent::tools::{self, ToolTree};
+use kiln_core::agent::driver::{self, AfterStep, CallRecord, Host, HostResult};
+use kiln_core::agent::llm::{CallError, CallResult, ChatRequest, Usage};
+use kiln_core::agent::machine::Generation;
+use kiln_core::agent::roles::Role;
 use kiln_core::path::ProjectPath;
-use kiln_core::sandbox::Template;
+use kiln_core::protocol::ServerEvent;
+use kiln_core::sandbox::{
+    DevServerAction, DevServerStatus, ExecRequest, ExecResult, FileEncoding, FileWrite,
+    SandboxError, Template, WriteFilesRequest,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -29,10 +30,13 @@ struct Recording {
     about: String,
     prompt: String,
     template: Template,
+    /// What a new sandbox holds before the tree is written (the template's scaffolding).
+    #[serde(default)]
+    template_files: BTreeMap<String, String>,
     /// The model's answers, in call order.
     calls: VecDeque<Call>,
-    /// The sandbox's results, in order: the template's compile check (one per check step)
-    /// and the acceptance-check runner.
+    /// The sandbox's command results, in order: `compile` (a type or syntax check),
+    /// `checks` (the acceptance-check runner) or `install` (`npm install`).
     sandbox: VecDeque<SandboxResult>,
     expect: Expect,
 }
@@ -46,12 +50,14 @@ struct Call {
     #[serde(default)]
     asked: Option<String>,
     answer: String,
+    /// The call fails instead (`"429 retry-after 3"`: a rate limit with its wait).
+    #[serde(default)]
+    fails: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SandboxResult {
-    /// `compile` or `checks`.
     #[serde(rename = "for")]
     purpose: String,
     exit_code: i32,
@@ -63,6 +69,9 @@ struct SandboxResult {
 struct Expect {
     /// `Step::name()` after every step's outcome (a retried step shows twice).
     steps: Vec<String>,
+    /// Event types every browser sees, in this order (others may come between).
+    #[serde(default)]
+    events: Vec<String>,
     /// Every path of the final tree.
     paths: Vec<String>,
     /// Final contents of these files.
@@ -70,98 +79,44 @@ struct Expect {
     unresolved: Vec<String>,
 }
 
-/// The working tree in memory.
-#[derive(Default)]
-struct Tree(BTreeMap<String, String>);
-
-impl ToolTree for Tree {
-    type Error = std::convert::Infallible;
-    fn files(&self) -> Result<Vec<(ProjectPath, u64)>, Self::Error> {
-        Ok(self
-            .0
-            .iter()
-            .map(|(p, c)| (ProjectPath::parse(p).unwrap(), c.len() as u64))
-            .collect())
-    }
-    fn read(&self, path: &ProjectPath) -> Result<Option<String>, Self::Error> {
-        Ok(self.0.get(path.as_str()).cloned())
-    }
-    fn write(&mut self, path: &ProjectPath, content: &str) -> Result<(), String> {
-        self.0.insert(path.to_string(), content.to_owned());
-        Ok(())
-    }
-}
-
-impl Tree {
-    fn paths(&self) -> Vec<String> {
-        self.0.keys().cloned().collect()
-    }
-
-    /// What the shell's `context_files` gives a prompt.
-    fn quoted<'a>(&self, first: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
-        context::select(first, &self.paths())
-            .into_iter()
-            .filter_map(|p| self.0.get(&p).map(|c| (p, c.clone())))
-            .collect()
-    }
-
-    fn checks(&self) -> CheckFile {
-        self.0
-            .get(CHECKS_PATH)
-            .and_then(|c| CheckFile::parse(c.as_bytes()).ok())
-            .unwrap_or_default()
-    }
-}
-
-struct Replay {
+/// The room, in memory: what the driver reads and writes, and everything it sent.
+struct Double {
     name: String,
-    recording: Recording,
-    g: Generation,
-    tree: Tree,
-    steps: Vec<String>,
+    recording: RefCell<Recording>,
+    tree: RefCell<BTreeMap<String, Vec<u8>>>,
+    sandbox: RefCell<Option<BTreeMap<String, Vec<u8>>>>,
+    stored: RefCell<Option<Generation>>,
+    memo: RefCell<BTreeMap<String, String>>,
+    events: RefCell<Vec<ServerEvent>>,
+    calls: RefCell<Vec<ChatRequest>>,
+    logged: Cell<u32>,
+    cancel_after_chunks: Cell<Option<usize>>,
+    cancelled: Cell<bool>,
+    versions: Cell<u64>,
 }
 
-impl Replay {
-    /// The next recorded answer, for a request that must be of kind `ask`.
-    fn answer(&mut self, ask: Ask, messages: &[ChatMessage]) -> String {
-        let call = self
-            .recording
-            .calls
-            .pop_front()
-            .unwrap_or_else(|| panic!("{}: no recorded answer left for {ask:?}", self.name));
-        let kind = match ask {
-            Ask::Plan => "plan",
-            Ask::Edit => "edit",
-            Ask::Code => "code",
-            Ask::Test => "test",
-            Ask::Fix => "fix",
-        };
-        assert_eq!(
-            call.ask, kind,
-            "{}: the pipeline asked another role",
-            self.name
-        );
-        let request = ask.request("recorded".into(), messages.to_vec());
-        if let Some(needle) = &call.asked {
-            assert!(
-                request.messages.iter().any(|m| m.content.contains(needle)),
-                "{}: the {kind} request lacks {needle:?}",
-                self.name
-            );
+impl Double {
+    fn new(name: &str, recording: Recording) -> Double {
+        Double {
+            name: name.to_owned(),
+            recording: RefCell::new(recording),
+            tree: Default::default(),
+            sandbox: Default::default(),
+            stored: Default::default(),
+            memo: Default::default(),
+            events: Default::default(),
+            calls: Default::default(),
+            logged: Cell::new(0),
+            cancel_after_chunks: Cell::new(None),
+            cancelled: Cell::new(false),
+            versions: Cell::new(0),
         }
-        self.g.apply(Outcome::ModelCalled {
-            usage: Usage {
-                input_tokens: 1,
-                output_tokens: 1,
-            },
-            cost_micros: 0,
-        });
-        call.answer
     }
 
-    fn sandbox(&mut self, purpose: &str) -> SandboxResult {
+    fn result(&self, purpose: &str) -> ExecResult {
         let r = self
             .recording
+            .borrow_mut()
             .sandbox
             .pop_front()
             .unwrap_or_else(|| panic!("{}: no sandbox result left for {purpose}", self.name));
@@ -170,182 +125,324 @@ impl Replay {
             "{}: the pipeline ran something else",
             self.name
         );
-        r
-    }
-
-    /// A streamed file answer, fed in small pieces as a stream arrives.
-    /// `Err` is the cut-off error (the step is retried).
-    fn stream(&mut self, text: &str) -> Result<pipeline::Applied, String> {
-        let mut answer = FileAnswer::new();
-        for piece in text.as_bytes().chunks(7) {
-            if answer.feed(&String::from_utf8_lossy(piece)).stop {
-                break;
-            }
-        }
-        match answer.finish() {
-            Ok(events) => Ok(pipeline::apply_answer(&mut self.tree, events).unwrap()),
-            Err(cut) => Err(cut),
+        ExecResult {
+            output: r.output,
+            exit_code: Some(r.exit_code),
+            timed_out: false,
+            oom_killed: false,
         }
     }
 
-    fn step(&mut self) -> Option<Outcome> {
-        let g = self.g.clone();
-        Some(match g.next() {
-            Next::Idle => return None,
-            Next::CallPlanner => {
-                let messages = match self.g.plan_errors.is_empty() {
-                    true => prompts::planner(&g.prompt, g.template),
-                    false => prompts::plan_repair(
-                        &g.prompt,
-                        g.template,
-                        "the previous answer",
-                        &g.plan_errors,
-                    ),
-                };
-                let text = self.answer(Ask::Plan, &messages);
-                pipeline::planned(&text, g.template)
-            }
-            Next::CallEditor => {
-                self.g.apply(Outcome::ToolLoopOpened {
-                    files: self.tree.paths(),
-                });
-                let messages = self.g.transcript.clone();
-                let text = self.answer(Ask::Edit, &messages);
-                let result = tools::answer(&mut self.tree, &text).unwrap();
-                Outcome::ToolRound {
-                    answer: text,
-                    reply: result.reply,
-                    command: result.command,
-                    finished: result.finished,
-                }
-            }
-            Next::CallCoder { phase } => {
-                let bp = g.blueprint.clone().unwrap();
-                if phase == 0 {
-                    for img in &bp.images {
-                        self.tree.0.insert(
-                            img.path.to_string(),
-                            placeholder_svg(img, &bp.design.palette),
-                        );
-                    }
-                }
-                let files = self
-                    .tree
-                    .quoted(bp.phases[phase].files.iter().map(|p| p.as_str()));
-                self.g.apply(Outcome::QueueTaken);
-                let messages = prompts::coder(&bp, phase, &files, &self.g.folding);
-                let text = self.answer(Ask::Code, &messages);
-                match self.stream(&text) {
-                    Ok(applied) => Outcome::PhaseWritten {
-                        commands: applied.commands,
-                        edit_errors: applied.edit_errors,
-                    },
-                    Err(cut) => Outcome::failed(cut, true),
-                }
-            }
-            Next::Install { commands } => {
-                for command in &commands {
-                    assert!(
-                        NpmInstall::parse(command).is_ok(),
-                        "{}: {command}",
-                        self.name
-                    );
-                }
-                Outcome::Installed
-            }
-            Next::CallTester { phase } => {
-                let bp = g.blueprint.clone().unwrap();
-                let files = self
-                    .tree
-                    .quoted(bp.phases[phase].files.iter().map(|p| p.as_str()));
-                let text = self.answer(Ask::Test, &prompts::tester(&bp, phase, &files));
-                let mut file = self.tree.checks();
-                pipeline::tested(&text, phase, &mut file);
-                if !file.checks.is_empty() {
-                    self.tree.0.insert(CHECKS_PATH.into(), file.to_pretty());
-                }
-                Outcome::TestsWritten
-            }
-            Next::Check { .. } => {
-                let compiled = self.sandbox("compile");
-                let compile_errors: Vec<String> =
-                    checks::compile_error(&ran(&compiled)).into_iter().collect();
-                let file = self.tree.checks();
-                let verdict = (compile_errors.is_empty() && !file.checks.is_empty()).then(|| {
-                    let r = self.sandbox("checks");
-                    checks::interpret_run(&ran(&r), file.checks.len())
-                });
-                let found = pipeline::checked(compile_errors, verdict.map(|v| (&file, v)));
-                Outcome::Checked {
-                    errors: found.errors,
-                }
-            }
-            Next::CallFixer { phase } => {
-                let bp = g.blueprint.clone().unwrap();
-                let all = self.tree.paths();
-                let files = self.tree.quoted(all.iter().map(String::as_str));
-                let checks_now = self.tree.checks().to_pretty();
-                let change = g
-                    .is_follow_up()
-                    .then_some((g.prompt.as_str(), checks_now.as_str()));
-                let messages = prompts::fixer(&bp, phase, &g.check_errors, &files, change);
-                let text = self.answer(Ask::Fix, &messages);
-                match self.stream(&text) {
-                    Ok(applied) => Outcome::Fixed {
-                        edit_errors: applied.edit_errors,
-                    },
-                    Err(cut) => Outcome::failed(cut, true),
-                }
-            }
-            Next::Serve => Outcome::Served {
-                url: "http://p-replay.preview.localhost/".into(),
-            },
-            Next::Snapshot => Outcome::Snapshotted { version: 1 },
-        })
+    fn paths(&self) -> Vec<String> {
+        self.tree.borrow().keys().cloned().collect()
+    }
+
+    fn event_types(&self) -> Vec<String> {
+        self.events
+            .borrow()
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
     }
 }
 
-fn ran(r: &SandboxResult) -> Ran<'_> {
-    Ran {
-        output: &r.output,
-        exit_code: Some(r.exit_code),
-        timed_out: false,
-        oom_killed: false,
+impl Host for Double {
+    fn files(&self) -> HostResult<Vec<(ProjectPath, u64)>> {
+        Ok(self
+            .tree
+            .borrow()
+            .iter()
+            .map(|(p, c)| (ProjectPath::parse(p).unwrap(), c.len() as u64))
+            .collect())
     }
+    fn read(&self, path: &ProjectPath) -> HostResult<Option<Vec<u8>>> {
+        Ok(self.tree.borrow().get(path.as_str()).cloned())
+    }
+    fn write(&self, path: &ProjectPath, content: &[u8]) -> HostResult<()> {
+        self.tree
+            .borrow_mut()
+            .insert(path.to_string(), content.to_vec());
+        Ok(())
+    }
+    fn tree_writes(&self) -> HostResult<Vec<FileWrite>> {
+        Ok(self
+            .tree
+            .borrow()
+            .iter()
+            .map(|(p, c)| FileWrite {
+                path: ProjectPath::parse(p).unwrap(),
+                content: String::from_utf8(c.clone()).unwrap(),
+                encoding: FileEncoding::Utf8,
+            })
+            .collect())
+    }
+    fn broadcast(&self, event: ServerEvent) -> HostResult<()> {
+        self.events.borrow_mut().push(event);
+        Ok(())
+    }
+    fn config(&self, name: &str) -> Option<String> {
+        (name == "KILN_PREVIEW_URL").then(|| "http://preview.localhost".into())
+    }
+    fn project(&self) -> &str {
+        "p-replay"
+    }
+    fn now(&self) -> i64 {
+        1_000
+    }
+    fn stored(&self) -> HostResult<Option<Generation>> {
+        Ok(self.stored.borrow().clone())
+    }
+    fn save(&self, g: &Generation) -> HostResult<()> {
+        *self.stored.borrow_mut() = Some(g.clone());
+        Ok(())
+    }
+    fn cancelled(&self, _id: &str) -> bool {
+        self.cancelled.get()
+    }
+    fn memo(&self, key: &str) -> HostResult<Option<String>> {
+        Ok(self.memo.borrow().get(key).cloned())
+    }
+    fn set_memo(&self, key: &str, value: &str) -> HostResult<()> {
+        self.memo.borrow_mut().insert(key.into(), value.into());
+        Ok(())
+    }
+    fn model(&self, role: Role, _attempt: u32) -> Option<String> {
+        Some(format!("recorded-{}", role.as_str()))
+    }
+    async fn stream(
+        &self,
+        req: &ChatRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<CallResult, CallError> {
+        self.calls.borrow_mut().push(req.clone());
+        let call = self
+            .recording
+            .borrow_mut()
+            .calls
+            .pop_front()
+            .unwrap_or_else(|| panic!("{}: no recorded answer left for {}", self.name, req.model));
+        let asked = ask_of(req);
+        assert_eq!(
+            call.ask, asked,
+            "{}: the pipeline asked another role",
+            self.name
+        );
+        if let Some(needle) = &call.asked {
+            assert!(
+                req.messages.iter().any(|m| m.content.contains(needle)),
+                "{}: the {asked} request lacks {needle:?}",
+                self.name
+            );
+        }
+        if let Some(how) = &call.fails {
+            let retry_after_secs = how
+                .split("retry-after ")
+                .nth(1)
+                .and_then(|s| s.trim().parse().ok());
+            return Err(CallError {
+                reason: how.clone(),
+                retryable: true,
+                retry_after_secs,
+                status: how.split(' ').next().and_then(|s| s.parse().ok()),
+                latency_ms: 5,
+            });
+        }
+        // Fed in small pieces, as a stream arrives.
+        let mut text = String::new();
+        for (i, piece) in call.answer.as_bytes().chunks(7).enumerate() {
+            if asked == "code" && self.cancel_after_chunks.get() == Some(i) {
+                self.cancelled.set(true);
+            }
+            let piece = String::from_utf8_lossy(piece);
+            text.push_str(&piece);
+            if !on_text(&piece) {
+                break;
+            }
+        }
+        Ok(CallResult {
+            text,
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+            },
+            latency_ms: 5,
+            model: req.model.clone(),
+        })
+    }
+    async fn log_call(&self, _call: &CallRecord<'_>) -> HostResult<()> {
+        self.logged.set(self.logged.get() + 1);
+        Ok(())
+    }
+    fn has_sandbox(&self) -> bool {
+        true
+    }
+    async fn ensure_sandbox(&self, _template: Template) -> Result<bool, SandboxError> {
+        let mut sb = self.sandbox.borrow_mut();
+        if sb.is_some() {
+            return Ok(false);
+        }
+        let scaffold = self.recording.borrow().template_files.clone();
+        *sb = Some(
+            scaffold
+                .into_iter()
+                .map(|(p, c)| (p, c.into_bytes()))
+                .collect(),
+        );
+        Ok(true)
+    }
+    async fn write_files(&self, req: WriteFilesRequest) -> Result<(), SandboxError> {
+        let mut sb = self.sandbox.borrow_mut();
+        let files = sb.as_mut().expect("a sandbox is made before it is written");
+        if req.prune {
+            let keep: Vec<String> = req.files.iter().map(|f| f.path.to_string()).collect();
+            files.retain(|p, _| keep.contains(p));
+        }
+        for f in req.files {
+            files.insert(f.path.to_string(), f.content.into_bytes());
+        }
+        Ok(())
+    }
+    async fn exec(
+        &self,
+        req: &ExecRequest,
+        on_output: &mut dyn FnMut(&str),
+    ) -> Result<ExecResult, SandboxError> {
+        let purpose = match (req.cmd.as_str(), req.args.first().map(String::as_str)) {
+            ("npx", Some("tsc")) | ("node", Some("--check")) => "compile",
+            ("node", Some("/opt/kiln/check.mjs")) => "checks",
+            ("npm", Some("install")) => "install",
+            other => panic!("{}: unexpected command {other:?}", self.name),
+        };
+        let r = self.result(purpose);
+        on_output(&r.output);
+        Ok(r)
+    }
+    async fn dev_server(&self, _action: DevServerAction) -> Result<DevServerStatus, SandboxError> {
+        Ok(
+            serde_json::from_value(serde_json::json!({"state": "ready", "port": 5173, "log": ""}))
+                .unwrap(),
+        )
+    }
+    async fn sandbox_files(&self) -> Result<Vec<ProjectPath>, SandboxError> {
+        let sb = self.sandbox.borrow();
+        Ok(sb
+            .iter()
+            .flat_map(|f| f.keys())
+            .map(|p| ProjectPath::parse(p).unwrap())
+            .collect())
+    }
+    async fn sandbox_read(&self, path: &ProjectPath) -> Result<Vec<u8>, SandboxError> {
+        self.sandbox
+            .borrow()
+            .as_ref()
+            .and_then(|f| f.get(path.as_str()).cloned())
+            .ok_or(SandboxError {
+                message: "no such file".into(),
+                status: Some(404),
+                lost: false,
+            })
+    }
+    async fn snapshot(&self, _message: &str) -> HostResult<u64> {
+        self.versions.set(self.versions.get() + 1);
+        Ok(self.versions.get())
+    }
+}
+
+/// Which kind of call a request is: by its role's model, and for the coder's two kinds,
+/// whether the answer is a JSON tool call.
+fn ask_of(req: &ChatRequest) -> &'static str {
+    match req.model.trim_start_matches("recorded-") {
+        "planner" => "plan",
+        "fixer" => "fix",
+        "tester" => "test",
+        _ if req.json_schema.is_some() => "edit",
+        _ => "code",
+    }
+}
+
+/// The futures of the double are always ready: one poll each.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// Steps `g` to its end as the room's alarms would; the step names after each step.
+fn drive(host: &Double, g: &mut Generation) -> (Vec<String>, AfterStep) {
+    host.save(g).unwrap();
+    let mut steps = Vec::new();
+    // A bound on steps, so a recording that makes the pipeline loop fails instead of hanging.
+    for _ in 0..200 {
+        let after = block_on(driver::step(host, g)).unwrap();
+        if after != AfterStep::Cancelled {
+            steps.push(g.step.name().to_owned());
+        }
+        if !matches!(after, AfterStep::Again { .. }) {
+            return (steps, after);
+        }
+    }
+    panic!("{}: the pipeline did not end", host.name);
+}
+
+/// `want` appears in `seen` in this order.
+fn in_order(seen: &[String], want: &[String]) -> bool {
+    let mut it = seen.iter();
+    want.iter().all(|w| it.any(|s| s == w))
 }
 
 fn replay(name: &str, text: &str) {
     let recording: Recording =
         serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: not a recording: {e}"));
     assert!(!recording.about.is_empty());
-    let g = Generation::new("g1".into(), recording.prompt.clone(), recording.template, 0);
+    let mut g = Generation::new("g1".into(), recording.prompt.clone(), recording.template, 0);
     let calls = recording.calls.len() as u32;
-    let mut r = Replay {
-        name: name.to_owned(),
-        recording,
-        g,
-        tree: Tree::default(),
-        steps: vec![],
-    };
-    // A bound on steps, so a recording that makes the pipeline loop fails instead of hanging.
-    for _ in 0..200 {
-        let Some(outcome) = r.step() else { break };
-        r.g.apply(outcome);
-        r.steps.push(r.g.step.name().to_owned());
-    }
-    let expect = &r.recording.expect;
-    assert_eq!(r.steps, expect.steps, "{name}: steps");
-    assert_eq!(r.tree.paths(), expect.paths, "{name}: paths");
-    for (path, content) in &expect.files {
-        assert_eq!(r.tree.0.get(path), Some(content), "{name}: {path}");
-    }
-    assert_eq!(r.g.unresolved, expect.unresolved, "{name}: unresolved");
-    assert!(r.recording.calls.is_empty(), "{name}: answers left unasked");
-    assert!(
-        r.recording.sandbox.is_empty(),
-        "{name}: sandbox results left unused"
+    let host = Double::new(name, recording);
+    let (steps, after) = drive(&host, &mut g);
+    let r = host.recording.borrow();
+    let expect = &r.expect;
+    assert_eq!(steps, expect.steps, "{name}: steps");
+    assert_eq!(
+        after,
+        AfterStep::Done { follow_up: None },
+        "{name}: the end"
     );
-    assert_eq!(r.g.totals.llm_calls, calls, "{name}: every call counted");
+    let events = host.event_types();
+    assert!(
+        in_order(&events, &expect.events),
+        "{name}: events {events:?} lack {:?} in order",
+        expect.events
+    );
+    assert_eq!(host.paths(), expect.paths, "{name}: paths");
+    for (path, content) in &expect.files {
+        let have = host.tree.borrow().get(path).cloned();
+        assert_eq!(have.as_deref(), Some(content.as_bytes()), "{name}: {path}");
+    }
+    // The sandbox holds what the tree holds (the scaffolding the tree took included).
+    let sandbox = host.sandbox.borrow().clone().unwrap_or_default();
+    assert_eq!(
+        sandbox,
+        *host.tree.borrow(),
+        "{name}: the sandbox and the tree"
+    );
+    assert_eq!(g.unresolved, expect.unresolved, "{name}: unresolved");
+    assert!(r.calls.is_empty(), "{name}: answers left unasked");
+    assert!(r.sandbox.is_empty(), "{name}: sandbox results left unused");
+    assert_eq!(g.totals.llm_calls, calls, "{name}: every call counted");
+    assert_eq!(host.logged.get(), calls, "{name}: every call logged");
+    assert_eq!(
+        host.stored.borrow().as_ref(),
+        Some(&g),
+        "{name}: the stored state"
+    );
 }
 
 #[test]
@@ -376,4 +473,139 @@ fn a_recording_the_pipeline_does_not_follow_fails_the_replay() {
     );
     let outcome = std::panic::catch_unwind(|| replay("changed", &recording.to_string()));
     assert!(outcome.is_err());
+}
+
+fn recording(name: &str) -> Recording {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay");
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
+fn new_generation(r: &Recording) -> Generation {
+    Generation::new("g1".into(), r.prompt.clone(), r.template, 0)
+}
+
+#[test]
+fn a_cancel_mid_stream_drops_the_steps_outcome_and_writes_no_file() {
+    let host = Double::new("cancel", recording("tally_fixed_by_a_check.json"));
+    let mut g = new_generation(&host.recording.borrow());
+    host.save(&g).unwrap();
+    // The plan, then the coder's answer cancelled a few pieces in.
+    assert!(matches!(
+        block_on(driver::step(&host, &mut g)),
+        Ok(AfterStep::Again { .. })
+    ));
+    host.cancel_after_chunks.set(Some(40));
+    assert_eq!(
+        block_on(driver::step(&host, &mut g)),
+        Ok(AfterStep::Cancelled)
+    );
+    let paths = host.paths();
+    assert!(
+        !paths.iter().any(|p| p == "index.html" || p == "main.js"),
+        "{paths:?}"
+    );
+    // The stored state is the one before the step: the room's cancel writes its own.
+    assert_eq!(
+        host.stored.borrow().as_ref().unwrap().step.name(),
+        "implementing"
+    );
+    assert_eq!(
+        host.calls.borrow().len(),
+        2,
+        "the stream was abandoned, not asked again"
+    );
+}
+
+#[test]
+fn a_rate_limit_is_waited_out_as_long_as_the_server_asked() {
+    let mut r = recording("tally_fixed_by_a_check.json");
+    r.calls.push_front(Call {
+        ask: "plan".into(),
+        asked: None,
+        answer: String::new(),
+        fails: Some("429 retry-after 3".into()),
+    });
+    let host = Double::new("429", r);
+    let mut g = new_generation(&host.recording.borrow());
+    host.save(&g).unwrap();
+    match block_on(driver::step(&host, &mut g)).unwrap() {
+        AfterStep::Again { in_ms } => assert!(in_ms >= 3_000, "{in_ms}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(g.step.name(), "planning");
+    assert_eq!(host.logged.get(), 1, "the failed call is in the cost log");
+    // The retry goes on to the end, as without the 429.
+    let (steps, after) = drive(&host, &mut g);
+    assert_eq!(after, AfterStep::Done { follow_up: None });
+    assert_eq!(steps.first().map(String::as_str), Some("implementing"));
+}
+
+#[test]
+fn a_follow_up_edits_the_app_through_the_tool_loop_and_rechecks_it() {
+    let host = Double::new("follow-up", recording("tally_fixed_by_a_check.json"));
+    let mut g = new_generation(&host.recording.borrow());
+    drive(&host, &mut g);
+    let edit = |answer: &str, asked: Option<&str>| Call {
+        ask: "edit".into(),
+        asked: asked.map(Into::into),
+        answer: answer.into(),
+        fails: None,
+    };
+    {
+        let mut r = host.recording.borrow_mut();
+        r.calls.extend([
+            edit(r#"{"tool":"read_file","path":"index.html"}"#, Some("say Add")),
+            edit(
+                r#"{"tool":"edit_file","path":"index.html","search":"<button id=\"plus\">+</button>","replace":"<button id=\"plus\">Add</button>"}"#,
+                Some("<h1>Tally</h1>"),
+            ),
+            edit(r#"{"tool":"finish","summary":"The button says Add."}"#, None),
+        ]);
+        let ok = |purpose: &str, output: &str| SandboxResult {
+            purpose: purpose.into(),
+            exit_code: 0,
+            output: output.into(),
+        };
+        r.sandbox.extend([
+            ok("compile", ""),
+            ok(
+                "checks",
+                r#"{"results":[{"name":"clicking + adds one","passed":true},{"name":"the count survives a reload","passed":true}]}"#,
+            ),
+        ]);
+    }
+    let mut next = Generation::follow_up(
+        "g2".into(),
+        "make the button say Add".into(),
+        g.template,
+        g.blueprint.clone(),
+        2_000,
+    );
+    let (steps, after) = drive(&host, &mut next);
+    assert_eq!(after, AfterStep::Done { follow_up: None });
+    // The step after each of the three rounds: two more rounds, then the check.
+    let want = [
+        "editing",
+        "editing",
+        "checking",
+        "serving",
+        "snapshotting",
+        "done",
+    ];
+    assert_eq!(steps, want, "{steps:?}");
+    assert!(
+        host.recording.borrow().calls.is_empty(),
+        "every round was asked"
+    );
+    let html = host.tree.borrow()["index.html"].clone();
+    assert!(String::from_utf8(html)
+        .unwrap()
+        .contains(r#"<button id="plus">Add</button>"#));
+    // The existing checks ran again as regressions; the sandbox has the edit.
+    assert!(host.recording.borrow().sandbox.is_empty());
+    assert_eq!(
+        *host.sandbox.borrow().as_ref().unwrap(),
+        *host.tree.borrow()
+    );
+    assert_eq!(next.version, Some(2));
 }

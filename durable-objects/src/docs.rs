@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use kiln_core::doc::{DocError, FileDoc};
+use kiln_core::error::ErrorCode;
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::{Sequenced, ServerEvent};
 use kiln_core::tree::{self, MAX_FILE_BYTES};
@@ -314,14 +315,17 @@ impl ProjectRoom {
         if update.len() > MAX_AWARENESS_BYTES {
             return self.reply(
                 ws,
-                ServerEvent::error("payload_too_large", "awareness update too large"),
+                ServerEvent::error(ErrorCode::PayloadTooLarge, "awareness update too large"),
             );
         }
         if !conn.yjs_clients.contains(&client_id) {
             if conn.yjs_clients.len() >= MAX_CLIENTS_PER_SOCKET {
                 return self.reply(
                     ws,
-                    ServerEvent::error("invalid_message", "too many Yjs clients on one socket"),
+                    ServerEvent::error(
+                        ErrorCode::InvalidMessage,
+                        "too many Yjs clients on one socket",
+                    ),
                 );
             }
             conn.yjs_clients.push(client_id);

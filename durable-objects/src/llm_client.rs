@@ -32,24 +32,7 @@ pub struct LlmConfig {
     pub idle_timeout: Duration,
 }
 
-/// A finished call.
-#[derive(Debug, Clone)]
-pub struct CallResult {
-    pub text: String,
-    pub usage: Usage,
-    pub latency_ms: u64,
-    pub model: String,
-}
-
-/// A failed call; `retryable` for rate limits, 5xx, timeouts and cut streams.
-#[derive(Debug, Clone)]
-pub struct CallError {
-    pub reason: String,
-    pub retryable: bool,
-    pub retry_after_secs: Option<u64>,
-    pub status: Option<u16>,
-    pub latency_ms: u64,
-}
+pub use kiln_core::agent::llm::{CallError, CallResult};
 
 fn var(env: &Env, name: &str) -> Option<String> {
     env.secret(name)

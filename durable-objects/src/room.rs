@@ -11,11 +11,13 @@ use kiln_core::api::{GenerationStarted, Items, StartGeneration};
 use kiln_core::error::{ErrorBody, ErrorCode};
 use kiln_core::path::ProjectPath;
 use kiln_core::protocol::{ClientMsg, Encoding, Sequenced, ServerEvent};
+use kiln_core::room_api::{
+    header, AccessChanged, NewVersion, NoRoute, RestoreVersion, RoomOp, SessionEnded,
+};
 use kiln_core::tree::{self, FileMeta, Refusal};
 use kiln_core::{Action, Role};
-use serde::Deserialize;
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
@@ -68,7 +70,7 @@ impl DurableObject for ProjectRoom {
             return resp;
         }
         // Projects never change org; the room keeps it for the per-org caps.
-        if let Some(org) = req.headers().get("x-kiln-org")? {
+        if let Some(org) = req.headers().get(header::ORG)? {
             if self.store.meta("org_id")?.as_deref() != Some(org.as_str()) {
                 self.store.set_meta("org_id", &org)?;
             }
@@ -76,37 +78,37 @@ impl DurableObject for ProjectRoom {
         let Some(caller) = caller(&req) else {
             return error(ErrorCode::Unauthorized, "no caller");
         };
-        match (op.as_str(), req.method()) {
-            ("state", Method::Get) => Response::from_json(&self.state_event(&project)?),
-            ("ws", Method::Get) => self.accept(caller),
-            ("files", Method::Get) => {
+        let method = req.method().to_string();
+        let op = match RoomOp::route(&op, &method) {
+            Ok(op) => op,
+            Err(NoRoute::NotFound) => return error(ErrorCode::NotFound, "no such room route"),
+            Err(NoRoute::MethodNotAllowed) => {
+                return error(ErrorCode::MethodNotAllowed, "method not allowed")
+            }
+        };
+        match op {
+            RoomOp::State => Response::from_json(&self.state_event(&project)?),
+            RoomOp::Socket => self.accept(caller),
+            RoomOp::Files => {
                 // Through a `Value`: sorted keys, the bytes this answer always had.
                 let items = serde_json::to_value(Items {
                     items: self.store.list()?,
                 })?;
                 Response::from_json(&items)
             }
-            ("file", Method::Get) => self.read_file(&req),
-            ("file", Method::Put) => {
+            RoomOp::ReadFile => self.read_file(&req),
+            RoomOp::WriteFile => {
                 let body = req.bytes().await?;
                 self.put_file(&req, &caller, &body).await
             }
-            ("file", Method::Delete) => self.delete_file_rest(&req, &caller).await,
-            ("versions", Method::Post) => {
-                #[derive(Deserialize)]
-                struct Body {
-                    message: String,
-                }
-                let body: Body = req.json().await?;
+            RoomOp::DeleteFile => self.delete_file_rest(&req, &caller).await,
+            RoomOp::CreateVersion => {
+                let body: NewVersion = req.json().await?;
                 let v = versions::create(self, &project, &caller.user, &body.message).await?;
                 Ok(Response::from_json(&v)?.with_status(201))
             }
-            ("restore", Method::Post) => {
-                #[derive(Deserialize)]
-                struct Body {
-                    number: u64,
-                }
-                let body: Body = req.json().await?;
+            RoomOp::Restore => {
+                let body: RestoreVersion = req.json().await?;
                 match versions::restore(self, &project, &caller.user, body.number).await? {
                     Ok(v) => {
                         self.follow_people().await?;
@@ -115,7 +117,7 @@ impl DurableObject for ProjectRoom {
                     Err(resp) => Ok(resp),
                 }
             }
-            ("generate", Method::Post) => {
+            RoomOp::Generate => {
                 let body: StartGeneration = req.json().await?;
                 if let Err(secs) = self.generation_allowed(&caller.user).await? {
                     let mut resp = error(ErrorCode::RateLimited, rate_limited(secs))?;
@@ -130,45 +132,35 @@ impl DurableObject for ProjectRoom {
                     Err(why) => error(ErrorCode::QuotaExceeded, why.to_string()),
                 }
             }
-            ("generation", Method::Get) => match generation::load(self)? {
+            RoomOp::Generation => match generation::load(self)? {
                 Some(g) => Response::from_json(&g),
                 None => error(ErrorCode::NotFound, "no generation yet"),
             },
-            ("cancel", Method::Post) => {
+            RoomOp::Cancel => {
                 generation::cancel(self).await?;
                 Ok(Response::empty()?.with_status(204))
             }
             // Rights changed elsewhere take effect on open sockets at once (the Worker tells
             // the room after the change is stored).
-            ("access", Method::Post) => {
-                #[derive(Deserialize)]
-                struct Body {
-                    user: String,
-                    role: Option<Role>,
-                }
-                let body: Body = req.json().await?;
+            RoomOp::Access => {
+                let body: AccessChanged = req.json().await?;
                 self.set_access(&body.user, body.role)?;
                 Ok(Response::empty()?.with_status(204))
             }
-            ("revoke-session", Method::Post) => {
-                #[derive(Deserialize)]
-                struct Body {
-                    session: String,
-                }
-                let body: Body = req.json().await?;
+            RoomOp::RevokeSession => {
+                let body: SessionEnded = req.json().await?;
                 self.close_where(|c| c.session == body.session, "signed out")?;
                 Ok(Response::empty()?.with_status(204))
             }
-            ("deleted", Method::Post) => {
+            RoomOp::Deleted => {
                 self.close_where(|_| true, "the project was deleted")?;
                 generation::project_deleted(self, &project).await?;
                 Ok(Response::empty()?.with_status(204))
             }
-            ("export", Method::Get) => {
+            RoomOp::Export => {
                 let version = query(&req, "version").and_then(|v| v.parse().ok());
                 export::zip(self, &project, version).await
             }
-            _ => error(ErrorCode::NotFound, "no such room route"),
         }
     }
 
@@ -189,20 +181,23 @@ impl DurableObject for ProjectRoom {
             WebSocketIncomingMessage::Binary(_) => {
                 return self.reply(
                     &ws,
-                    ServerEvent::error("invalid_message", "frames must be JSON text"),
+                    ServerEvent::error(ErrorCode::InvalidMessage, "frames must be JSON text"),
                 );
             }
         };
         if text.len() > MAX_FRAME_BYTES {
             return self.reply(
                 &ws,
-                ServerEvent::error("payload_too_large", "frame too large"),
+                ServerEvent::error(ErrorCode::PayloadTooLarge, "frame too large"),
             );
         }
         let msg: ClientMsg = match serde_json::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
-                return self.reply(&ws, ServerEvent::error("invalid_message", e.to_string()));
+                return self.reply(
+                    &ws,
+                    ServerEvent::error(ErrorCode::InvalidMessage, e.to_string()),
+                );
             }
         };
         if let ClientMsg::Hello { last_seq } = msg {
@@ -211,7 +206,7 @@ impl DurableObject for ProjectRoom {
         if !conn.live {
             return self.reply(
                 &ws,
-                ServerEvent::error("hello_required", "send hello first"),
+                ServerEvent::error(ErrorCode::HelloRequired, "send hello first"),
             );
         }
         // Watching takes reading a document and showing where you are; the rest is writing.
@@ -221,13 +216,13 @@ impl DurableObject for ProjectRoom {
         );
         if !reads && !conn.role.allows(Action::WriteProject) {
             let text = format!("your role ({}) may watch but not write", conn.role);
-            return self.reply(&ws, ServerEvent::error(ErrorCode::Forbidden.as_str(), text));
+            return self.reply(&ws, ServerEvent::error(ErrorCode::Forbidden, text));
         }
         if matches!(msg, ClientMsg::Generate { .. } | ClientMsg::Cancel) && !conn.can_generate {
             return self.reply(
                 &ws,
                 ServerEvent::error(
-                    ErrorCode::Forbidden.as_str(),
+                    ErrorCode::Forbidden,
                     "this token's scopes do not allow generating",
                 ),
             );
@@ -256,20 +251,23 @@ impl DurableObject for ProjectRoom {
                 if prompt.trim().is_empty() || prompt.len() > 20_000 {
                     return self.reply(
                         &ws,
-                        ServerEvent::error("invalid_message", "prompt must be 1 to 20,000 bytes"),
+                        ServerEvent::error(
+                            ErrorCode::InvalidMessage,
+                            "prompt must be 1 to 20,000 bytes",
+                        ),
                     );
                 }
                 if let Err(secs) = self.generation_allowed(&conn.user).await? {
                     return self.reply(
                         &ws,
-                        ServerEvent::error(ErrorCode::RateLimited.as_str(), rate_limited(secs)),
+                        ServerEvent::error(ErrorCode::RateLimited, rate_limited(secs)),
                     );
                 }
                 match generation::start(self, prompt, template, &conn.email).await? {
                     Ok(_) => Ok(()),
                     Err(why) => self.reply(
                         &ws,
-                        ServerEvent::error(ErrorCode::QuotaExceeded.as_str(), why.to_string()),
+                        ServerEvent::error(ErrorCode::QuotaExceeded, why.to_string()),
                     ),
                 }
             }
@@ -513,10 +511,7 @@ impl ProjectRoom {
             conn.live = false;
             conn.revoked = true;
             let _ = ws.serialize_attachment(&conn);
-            let _ = self.reply(
-                &ws,
-                ServerEvent::error(ErrorCode::Forbidden.as_str(), reason),
-            );
+            let _ = self.reply(&ws, ServerEvent::error(ErrorCode::Forbidden, reason));
             let _ = ws.close(Some(4003), Some(reason));
             closed = true;
         }
@@ -608,10 +603,7 @@ impl ProjectRoom {
                     },
                 )
             }
-            other => self.reply(
-                ws,
-                ServerEvent::error(other.error_code().as_str(), other.message()),
-            ),
+            other => self.reply(ws, ServerEvent::error(other.error_code(), other.message())),
         }
     }
 
@@ -743,8 +735,8 @@ impl ProjectRoom {
         }
         h.set("cache-control", "private, no-cache")?;
         h.set("etag", &format!("\"{}\"", slot.rev))?;
-        h.set("x-kiln-rev", &slot.rev.to_string())?;
-        h.set("x-kiln-sha256", &sha)?;
+        h.set(header::REV, &slot.rev.to_string())?;
+        h.set(header::SHA256, &sha)?;
         Ok(resp)
     }
 
@@ -822,11 +814,11 @@ pub fn encode(bytes: Vec<u8>) -> (String, Encoding) {
 fn caller(req: &Request) -> Option<Caller> {
     let h = req.headers();
     Some(Caller {
-        user: h.get("x-kiln-user").ok()??,
-        session: h.get("x-kiln-session").ok()?.unwrap_or_default(),
-        email: h.get("x-kiln-email").ok()?.unwrap_or_default(),
-        role: Role::parse(&h.get("x-kiln-role").ok()??)?,
-        can_generate: h.get("x-kiln-can-generate").ok()?.as_deref() != Some("false"),
+        user: h.get(header::USER).ok()??,
+        session: h.get(header::SESSION).ok()?.unwrap_or_default(),
+        email: h.get(header::EMAIL).ok()?.unwrap_or_default(),
+        role: Role::parse(&h.get(header::ROLE).ok()??)?,
+        can_generate: h.get(header::CAN_GENERATE).ok()?.as_deref() != Some("false"),
     })
 }
 

@@ -26,31 +26,7 @@ pub struct SandboxClient {
     org: Option<String>,
 }
 
-/// A failed sandbox call. `lost` when the proxy no longer knows the sandbox (it restarted
-/// or its host was replaced): the caller re-creates it from the latest files.
-#[derive(Debug, Clone)]
-pub struct SandboxError {
-    pub message: String,
-    pub status: Option<u16>,
-    pub lost: bool,
-}
-
-impl std::fmt::Display for SandboxError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// A failure on the room's side of a sandbox operation (its storage), never "sandbox lost".
-impl From<worker::Error> for SandboxError {
-    fn from(e: worker::Error) -> Self {
-        SandboxError {
-            message: e.to_string(),
-            status: None,
-            lost: false,
-        }
-    }
-}
+pub use kiln_core::sandbox::{ExecResult, SandboxError};
 
 type SbResult<T> = Result<T, SandboxError>;
 
@@ -59,21 +35,6 @@ fn err(message: impl Into<String>) -> SandboxError {
         message: message.into(),
         status: None,
         lost: false,
-    }
-}
-
-/// What a command did.
-#[derive(Debug, Clone, Default)]
-pub struct ExecResult {
-    pub output: String,
-    pub exit_code: Option<i32>,
-    pub timed_out: bool,
-    pub oom_killed: bool,
-}
-
-impl ExecResult {
-    pub fn ok(&self) -> bool {
-        self.exit_code == Some(0)
     }
 }
 

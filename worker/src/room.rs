@@ -6,12 +6,14 @@ use crate::ctx::Ctx;
 use crate::error::ApiResult;
 use kiln_core::api::Project;
 use kiln_core::ids::ProjectId;
+use kiln_core::room_api::{header, AccessChanged, RoomOp, SessionEnded};
 use kiln_core::Role;
+use serde::Serialize;
 use worker::{Headers, Method, Request, RequestInit, Response, Url};
 
+#[derive(Clone)]
 pub struct RoomCall<'a> {
-    pub method: Method,
-    pub op: &'a str,
+    pub op: RoomOp,
     pub query: Vec<(&'a str, String)>,
     pub body: Option<Vec<u8>>,
     /// Extra headers (the WebSocket upgrade).
@@ -19,9 +21,8 @@ pub struct RoomCall<'a> {
 }
 
 impl<'a> RoomCall<'a> {
-    pub fn new(method: Method, op: &'a str) -> Self {
+    pub fn new(op: RoomOp) -> Self {
         RoomCall {
-            method,
             op,
             query: vec![],
             body: None,
@@ -39,13 +40,19 @@ impl<'a> RoomCall<'a> {
         self
     }
 
+    /// A body of `core::room_api` (or `core::api`) as JSON.
+    pub fn json(self, body: &impl Serialize) -> ApiResult<Self> {
+        let bytes = serde_json::to_vec(body).map_err(crate::error::ApiError::internal)?;
+        Ok(self.body(bytes))
+    }
+
     pub fn header(mut self, k: &'a str, v: impl Into<String>) -> Self {
         self.headers.push((k, v.into()));
         self
     }
 
     pub async fn send(self, ctx: &Ctx, caller: &Caller, project: &Project) -> ApiResult<Response> {
-        self.header("x-kiln-org", project.org_id.as_str())
+        self.header(header::ORG, project.org_id.as_str())
             .send_as(ctx, caller, &project.id, project.role)
             .await
     }
@@ -58,7 +65,7 @@ impl<'a> RoomCall<'a> {
         project: &ProjectId,
         role: Role,
     ) -> ApiResult<Response> {
-        let mut url = Url::parse(&format!("https://room/{}/{}", project, self.op))
+        let mut url = Url::parse(&format!("https://room/{}/{}", project, self.op.path()))
             .map_err(crate::error::ApiError::internal)?;
         if !self.query.is_empty() {
             let mut q = url.query_pairs_mut();
@@ -67,28 +74,34 @@ impl<'a> RoomCall<'a> {
             }
         }
         let headers = Headers::new();
-        headers.set("x-kiln-user", caller.user.id.as_str())?;
-        headers.set("x-kiln-email", &caller.user.email)?;
-        headers.set("x-kiln-session", caller.session.as_str())?;
+        headers.set(header::USER, caller.user.id.as_str())?;
+        headers.set(header::EMAIL, &caller.user.email)?;
+        headers.set(header::SESSION, caller.session.as_str())?;
         // A token without `write` watches, whatever its owner's role; without `generate` it
         // may not prompt (the room checks `x-kiln-can-generate` on the socket).
         let role = match &caller.token {
             Some(g) if !g.allows(kiln_core::Action::WriteProject) => Role::Client,
             _ => role,
         };
-        headers.set("x-kiln-role", role.as_str())?;
+        headers.set(header::ROLE, role.as_str())?;
         if caller
             .token
             .as_ref()
             .is_some_and(|g| !g.allows(kiln_core::Action::Generate))
         {
-            headers.set("x-kiln-can-generate", "false")?;
+            headers.set(header::CAN_GENERATE, "false")?;
         }
         for (k, v) in &self.headers {
             headers.set(k, v)?;
         }
         let mut init = RequestInit::new();
-        init.with_method(self.method).with_headers(headers);
+        let method = match self.op.method() {
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            _ => Method::Get,
+        };
+        init.with_method(method).with_headers(headers);
         if let Some(body) = self.body {
             init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
         }
@@ -111,12 +124,16 @@ pub async fn access_changed(
     user: &kiln_core::ids::UserId,
     role: Option<Role>,
 ) {
-    let body = serde_json::json!({ "user": user, "role": role }).to_string();
-    let calls = projects.iter().map(|p| {
-        RoomCall::new(Method::Post, "access")
-            .body(body.clone().into_bytes())
-            .send_as(ctx, caller, p, Role::Owner)
-    });
+    let body = AccessChanged {
+        user: user.to_string(),
+        role,
+    };
+    let Ok(call) = RoomCall::new(RoomOp::Access).json(&body) else {
+        return;
+    };
+    let calls = projects
+        .iter()
+        .map(|p| call.clone().send_as(ctx, caller, p, Role::Owner));
     for result in futures::future::join_all(calls).await {
         if let Err(e) = result {
             worker::console_warn!("telling a room about an access change: {}", e.message);
@@ -132,12 +149,15 @@ pub async fn session_ended(
     session: &kiln_core::ids::SessionId,
     projects: &[ProjectId],
 ) {
-    let body = serde_json::json!({ "session": session }).to_string();
-    let calls = projects.iter().map(|p| {
-        RoomCall::new(Method::Post, "revoke-session")
-            .body(body.clone().into_bytes())
-            .send_as(ctx, caller, p, Role::Client)
-    });
+    let body = SessionEnded {
+        session: session.to_string(),
+    };
+    let Ok(call) = RoomCall::new(RoomOp::RevokeSession).json(&body) else {
+        return;
+    };
+    let calls = projects
+        .iter()
+        .map(|p| call.clone().send_as(ctx, caller, p, Role::Client));
     for result in futures::future::join_all(calls).await {
         if let Err(e) = result {
             worker::console_warn!("closing a signed-out session's sockets: {}", e.message);

@@ -9,6 +9,7 @@ pub mod autofix;
 pub mod blueprint;
 pub mod checks;
 pub mod context;
+pub mod driver;
 pub mod file_stream;
 pub mod llm;
 pub mod machine;

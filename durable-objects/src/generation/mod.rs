@@ -1,74 +1,33 @@
-//! The generation pipeline's imperative shell. `kiln_core::agent` decides — the state
-//! machine (`machine`), what a step makes of an answer or a result (`pipeline`), who is
-//! asked with what (`roles`), what a prompt quotes (`context`), the tool loop's rules
-//! (`tools`), installs (`npm`) and what the check runner's answers mean (`checks`); this
-//! module performs one step per alarm, feeds every outcome back through `Generation::apply`,
-//! persists the state, broadcasts what happened and sets the next alarm. It writes no field
-//! of a `Generation` itself.
-//!
-//! Here: the lifecycle (start, queue, cancel, one step per alarm, the org's slot); `steps`
-//! (one function per step); `model` (model calls and their cost log); `tree` (the working
-//! tree as the agent reads and writes it); `sandbox_sync` (the sandbox kept in step with
-//! the tree, installs); `checker` (compile checks with their repairs, the preview, the
-//! acceptance checks).
+//! The generation pipeline's lifecycle in the room: start, queue, cancel, the org's slot,
+//! and one step per alarm. The steps themselves run in `kiln_core::agent::driver`, which
+//! decides and performs them through a `Host`; `host` is the room as that host (tree,
+//! broadcast, model, sandbox, cost log, versions). Nothing here writes a field of a
+//! `Generation`: every change goes through `Generation::apply`.
 //!
 //! Durability: before a step runs, a watchdog alarm is set a few minutes out, so a step cut
 //! off by eviction, a crash or a deploy runs again; a step whose outcome was applied and
 //! persisted never runs again, so a finished LLM call is never paid for twice.
 
 use crate::limiter::{self, LimitOp};
-use kiln_core::agent::autofix;
-use kiln_core::agent::blueprint::placeholder_svg;
-use kiln_core::agent::checks::{self, CheckFile, Ran, RunVerdict, CHECKS_PATH};
-use kiln_core::agent::context;
-use kiln_core::agent::file_stream::StreamEvent;
-use kiln_core::agent::llm::{cost_micros, ChatMessage};
-use kiln_core::agent::machine::{Generation, Next, Outcome, QueueFull, Step};
-use kiln_core::agent::npm::NpmInstall;
-use kiln_core::agent::pipeline::{self, Applied, FileAnswer};
-use kiln_core::agent::prompts;
-use kiln_core::agent::roles::Ask;
-use kiln_core::agent::tools::{self, ToolTree};
-use kiln_core::path::ProjectPath;
+use kiln_core::agent::driver::{self, AfterStep, AGENT};
+use kiln_core::agent::machine::{Generation, Outcome, QueueFull, Step};
+use kiln_core::error::ErrorCode;
 use kiln_core::protocol::ServerEvent;
-use kiln_core::sandbox::{
-    write_batches, DevServerAction, DevServerStatus, ExecRequest, FileEncoding, FileWrite,
-    Template, WriteFiles,
-};
+use kiln_core::sandbox::Template;
 use worker::Result;
 
-use crate::llm_client::{CallError, LlmConfig};
-use crate::repo::{AiCall, AiCalls};
-use crate::room::{encode, now, ProjectRoom};
-use crate::sandbox_client::{ExecResult, SandboxClient, SandboxError};
-use crate::versions;
+use crate::room::{now, ProjectRoom};
 
-mod checker;
-mod model;
-mod sandbox_sync;
-mod steps;
-mod tree;
+mod host;
 
-use checker::*;
-use model::*;
-pub use sandbox_sync::follow_people;
-use sandbox_sync::*;
-use steps::*;
-use tree::*;
+use host::{sandbox_client, RoomHost};
 
-const AGENT: &str = "agent";
 const STATE_KEY: &str = "generation";
 /// The id of the generation last cancelled: a flag read on every streamed chunk, so it is a
 /// key of its own, not the whole stored `Generation`.
 const CANCEL_KEY: &str = "generation_cancelled";
 /// A step cut off for longer than this is run again (alarms take offsets in ms).
 const WATCHDOG_MS: i64 = 5 * 60 * 1000;
-const INSTALL_TIMEOUT_MS: u64 = 180_000;
-const CHECK_TIMEOUT_MS: u64 = 120_000;
-/// Type-check, repair, type-check again: at most this many repairs per check.
-const AUTOFIX_PASSES: usize = 2;
-/// The whole acceptance-check run (Chromium start plus every check).
-const BROWSER_CHECK_TIMEOUT_MS: u64 = 240_000;
 
 /// The stored generation. A record that cannot be read (a shape this Kiln does not know) is
 /// reported, stored as a failed generation and returned as one: never silently gone.
@@ -83,7 +42,7 @@ pub fn load(room: &ProjectRoom) -> Result<Option<Generation>> {
             let message = unreadable.to_string();
             let g = unreadable.into_failed(now());
             save(room, &g)?;
-            room.broadcast(ServerEvent::error("generation_unreadable", message))?;
+            room.broadcast(ServerEvent::error(ErrorCode::GenerationUnreadable, message))?;
             announce(room, &g)?;
             Ok(Some(g))
         }
@@ -237,21 +196,8 @@ pub async fn cancel(room: &ProjectRoom) -> Result<()> {
     Ok(())
 }
 
-/// Whether generation `id` was cancelled (one small key, read per streamed chunk).
-fn cancelled(room: &ProjectRoom, id: &str) -> bool {
-    matches!(room.store().meta(CANCEL_KEY), Ok(Some(c)) if c == id)
-}
-
 fn announce(room: &ProjectRoom, g: &Generation) -> Result<()> {
-    room.broadcast(ServerEvent::StateChange {
-        generation_id: g.id.clone(),
-        step: g.step.name().into(),
-        phase: g.phase,
-        reason: match &g.step {
-            Step::Failed { reason } => Some(reason.clone()),
-            _ => None,
-        },
-    })
+    room.broadcast(driver::state_change(g))
 }
 
 /// One step; called from the room's `alarm()`.
@@ -272,52 +218,42 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
     storage.set_alarm(watchdog).await?;
     // Renew the org slot; a running generation is never stopped for the cap.
     let _ = take_org_slot(room).await;
-    let outcome = perform(room, project, &mut g)
+    let host = RoomHost::new(room, project);
+    match driver::step(&host, &mut g)
         .await
-        .unwrap_or_else(|e| Outcome::failed(e.to_string(), true));
-    // A cancel that arrived during the step wins over its outcome.
-    if cancelled(room, &g.id) {
-        return Ok(());
-    }
-    // Prompts queued while the step ran were saved by `start`: keep them.
-    if let Some(stored) = load(room)?.filter(|s| s.id == g.id) {
-        g.apply(Outcome::QueueSeen {
-            stored: stored.queued,
-        });
-    }
-    g.apply(outcome);
-    save(room, &g)?;
-    announce(room, &g)?;
-    match &g.step {
-        Step::Done => {
-            room.broadcast(ServerEvent::GenerationComplete {
-                generation_id: g.id.clone(),
-                version: g.version,
-                preview_url: g.preview_url.clone(),
-                elapsed_ms: now() - g.started_at,
-                llm_calls: g.totals.llm_calls,
-                input_tokens: g.totals.input_tokens,
-                output_tokens: g.totals.output_tokens,
-                cost_micros: g.totals.cost_micros,
-                unresolved: g.unresolved.clone(),
-            })?;
+        .map_err(worker::Error::from)?
+    {
+        AfterStep::Cancelled => {}
+        AfterStep::Again { in_ms } => storage.set_alarm(in_ms as i64).await?,
+        AfterStep::Failed => {
             storage.delete_alarm().await?;
-            // Prompts that came in during the last phase: a follow-up carries them out. It
-            // keeps this generation's org slot (renewing one's own slot is never refused).
-            match g.follow_up_prompt() {
+            free_org_slot(room).await?;
+        }
+        // Prompts that came in during the last phase: a follow-up carries them out. It keeps
+        // this generation's org slot (renewing one's own slot is never refused).
+        AfterStep::Done { follow_up } => {
+            storage.delete_alarm().await?;
+            match follow_up {
                 None => free_org_slot(room).await?,
                 Some(prompt) => {
                     if let Ok(Err(why)) = start(room, prompt, None, AGENT).await {
-                        room.broadcast(ServerEvent::error("not_started", why.to_string()))?;
+                        room.broadcast(ServerEvent::error(
+                            ErrorCode::QuotaExceeded,
+                            why.to_string(),
+                        ))?;
                     }
                 }
             }
         }
-        s if s.is_terminal() => {
-            storage.delete_alarm().await?;
-            free_org_slot(room).await?;
-        }
-        _ => storage.set_alarm(g.retry_in_ms() as i64).await?,
+    }
+    Ok(())
+}
+
+/// A person changed files: the running app follows (`driver::follow_people`). A failure is
+/// logged, not the person's problem.
+pub async fn follow_people(room: &ProjectRoom, project: &str) -> Result<()> {
+    if let Err(e) = driver::follow_people(&RoomHost::new(room, project)).await {
+        worker::console_warn!("syncing {project}'s edits to its sandbox: {e}");
     }
     Ok(())
 }

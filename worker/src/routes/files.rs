@@ -12,9 +12,10 @@ use crate::store::sockets::SocketSessions;
 use kiln_core::api::{CreateVersion, StartGeneration, WsTicket};
 use kiln_core::ids::hex;
 use kiln_core::path::ProjectPath;
+use kiln_core::room_api::{NewVersion, RestoreVersion, RoomOp};
 use kiln_core::tree::MAX_FILE_BYTES;
 use kiln_core::{Action, ErrorCode};
-use worker::{Method, Request, Response};
+use worker::{Request, Response};
 
 const TICKET_SECS: i64 = 60;
 
@@ -55,7 +56,7 @@ pub async fn ws(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     SocketSessions(&ctx.db)
         .record(&caller.session, &project.id)
         .await?;
-    let mut call = RoomCall::new(Method::Get, "ws").header("upgrade", "websocket");
+    let mut call = RoomCall::new(RoomOp::Socket).header("upgrade", "websocket");
     for name in [
         "sec-websocket-key",
         "sec-websocket-version",
@@ -71,7 +72,7 @@ pub async fn ws(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
 pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
-    RoomCall::new(Method::Get, "files")
+    RoomCall::new(RoomOp::Files)
         .send(ctx, &caller, &project)
         .await
 }
@@ -80,7 +81,7 @@ pub async fn read(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResult
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
     let path = parse_path(path)?;
-    RoomCall::new(Method::Get, "file")
+    RoomCall::new(RoomOp::ReadFile)
         .query("path", path.as_str())
         .send(ctx, &caller, &project)
         .await
@@ -108,7 +109,7 @@ pub async fn write(ctx: &Ctx, mut req: Request, id: &str, path: &[&str]) -> ApiR
     if body.len() as u64 > MAX_FILE_BYTES {
         return Err(too_large());
     }
-    let mut call = RoomCall::new(Method::Put, "file")
+    let mut call = RoomCall::new(RoomOp::WriteFile)
         .query("path", path.as_str())
         .body(body);
     if let Some(rev) = base_rev {
@@ -121,7 +122,7 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResu
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
     let path = parse_path(path)?;
-    let mut call = RoomCall::new(Method::Delete, "file").query("path", path.as_str());
+    let mut call = RoomCall::new(RoomOp::DeleteFile).query("path", path.as_str());
     if let Some(rev) = if_match(&req)? {
         call = call.query("base_rev", rev.to_string());
     }
@@ -143,11 +144,8 @@ pub async fn create_version(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<
     } else {
         message
     };
-    RoomCall::new(Method::Post, "versions")
-        .body(
-            serde_json::to_vec(&serde_json::json!({ "message": message }))
-                .map_err(ApiError::internal)?,
-        )
+    RoomCall::new(RoomOp::CreateVersion)
+        .json(&NewVersion { message })?
         .send(ctx, &caller, &project)
         .await
 }
@@ -156,11 +154,8 @@ pub async fn restore(ctx: &Ctx, req: Request, id: &str, number: &str) -> ApiResu
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
     let number = parse_version(number)?;
-    RoomCall::new(Method::Post, "restore")
-        .body(
-            serde_json::to_vec(&serde_json::json!({ "number": number }))
-                .map_err(ApiError::internal)?,
-        )
+    RoomCall::new(RoomOp::Restore)
+        .json(&RestoreVersion { number })?
         .send(ctx, &caller, &project)
         .await
 }
@@ -172,8 +167,8 @@ pub async fn generate(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Respon
     if body.prompt.trim().is_empty() || body.prompt.len() > 20_000 {
         return Err(ApiError::field("prompt", "must be 1 to 20,000 bytes"));
     }
-    RoomCall::new(Method::Post, "generate")
-        .body(serde_json::to_vec(&body).map_err(ApiError::internal)?)
+    RoomCall::new(RoomOp::Generate)
+        .json(&body)?
         .send(ctx, &caller, &project)
         .await
 }
@@ -181,7 +176,7 @@ pub async fn generate(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Respon
 pub async fn generation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
-    RoomCall::new(Method::Get, "generation")
+    RoomCall::new(RoomOp::Generation)
         .send(ctx, &caller, &project)
         .await
 }
@@ -189,7 +184,7 @@ pub async fn generation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response
 pub async fn cancel(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::Generate).await?;
-    RoomCall::new(Method::Post, "cancel")
+    RoomCall::new(RoomOp::Cancel)
         .send(ctx, &caller, &project)
         .await
 }
@@ -197,7 +192,7 @@ pub async fn cancel(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
 pub async fn export(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
-    let mut call = RoomCall::new(Method::Get, "export");
+    let mut call = RoomCall::new(RoomOp::Export);
     if let Some(v) = query_param(&req, "version")? {
         call = call.query("version", parse_version(&v)?.to_string());
     }

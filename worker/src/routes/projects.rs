@@ -10,9 +10,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use kiln_core::api::{CreateProject, Cursor, Page, Project, UpdateProject};
 use kiln_core::ids::ProjectId;
+use kiln_core::room_api::RoomOp;
 use kiln_core::validate;
 use kiln_core::{Action, ErrorCode};
-use worker::{Method, Request, Response};
+use worker::{Request, Response};
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -152,7 +153,7 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let project = access::project(ctx, &caller, id, Action::DeleteProject).await?;
     Projects(&ctx.db).soft_delete(&project.id, ctx.now).await?;
     // Its sockets close, its generation stops and its sandbox goes, now rather than later.
-    if let Err(e) = RoomCall::new(Method::Post, "deleted")
+    if let Err(e) = RoomCall::new(RoomOp::Deleted)
         .send(ctx, &caller, &project)
         .await
     {
@@ -169,7 +170,7 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
 pub async fn room_state(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     let caller = authenticate(ctx, &req).await?;
     let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
-    RoomCall::new(Method::Get, "state")
+    RoomCall::new(RoomOp::State)
         .send(ctx, &caller, &project)
         .await
 }

@@ -10,14 +10,16 @@ use crate::http::{json, read_json};
 use crate::room::RoomCall;
 use crate::store::projects::Projects;
 use crate::store::webhooks::{NewHook, Webhooks};
+use kiln_core::api::StartGeneration;
 use kiln_core::api::{
     CreateWebhook, GenerationStarted, HookAccepted, Items, User, WebhookCreated, WebhookSecret,
 };
 use kiln_core::ids::SessionId;
+use kiln_core::room_api::RoomOp;
 use kiln_core::webhooks::{self, HookKind, SignatureError};
 use kiln_core::{Action, ErrorCode};
 use serde_json::Value;
-use worker::{Method, Request, Response};
+use worker::{Request, Response};
 
 /// How long a rotated-out secret keeps verifying.
 const ROTATION_OVERLAP_MS: i64 = 24 * 3_600_000;
@@ -335,9 +337,12 @@ async fn start(
         session: crate::random::id(SessionId::from_random)?,
         token: None,
     };
-    let body = serde_json::json!({ "prompt": prompt, "template": hook.info.template }).to_string();
-    let mut resp = RoomCall::new(Method::Post, "generate")
-        .body(body.into_bytes())
+    let body = StartGeneration {
+        prompt,
+        template: hook.info.template,
+    };
+    let mut resp = RoomCall::new(RoomOp::Generate)
+        .json(&body)?
         .send(ctx, &caller, &project)
         .await?;
     if resp.status_code() != 202 {

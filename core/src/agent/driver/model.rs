@@ -1,0 +1,122 @@
+//! Model calls: one request per call, its usage applied to the generation and logged (the
+//! host's cost log, a `model_call` event); streamed file answers read by
+//! `pipeline::FileAnswer`.
+
+use super::tree::AgentTree;
+use super::*;
+use crate::agent::llm::{cost_micros, ChatMessage};
+use crate::agent::pipeline::{self, Applied, FileAnswer};
+use crate::agent::roles::Ask;
+
+/// A call whose answer is used whole (a plan, a tool call); abandoned on cancel.
+pub(super) async fn ask<H: Host>(
+    host: &H,
+    g: &mut Generation,
+    ask: Ask,
+    messages: Vec<ChatMessage>,
+) -> HostResult<Result<String, Outcome>> {
+    let id = g.id.clone();
+    call(host, g, ask, messages, &mut |_| !host.cancelled(&id)).await
+}
+
+/// One model call with its cost logged and applied to the totals; `Err(outcome)` when it
+/// failed (with the server's `Retry-After`, if any).
+async fn call<H: Host>(
+    host: &H,
+    g: &mut Generation,
+    ask: Ask,
+    messages: Vec<ChatMessage>,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> HostResult<Result<String, Outcome>> {
+    let role = ask.role();
+    let model = host
+        .model(role, g.attempts)
+        .ok_or("no model configured (KILN_LLM_BASE_URL)")?;
+    let req = ask.request(model, messages);
+    let result = host.stream(&req, on_text).await;
+    let (usage, latency, error) = match &result {
+        Ok(r) => (r.usage, r.latency_ms, None),
+        Err(e) => (Usage::default(), e.latency_ms, Some(e.reason.as_str())),
+    };
+    let cost = cost_micros(&req.model, usage);
+    g.apply(Outcome::ModelCalled {
+        usage,
+        cost_micros: cost,
+    });
+    host.log_call(&CallRecord {
+        generation: &g.id,
+        role,
+        model: &req.model,
+        usage,
+        cost_micros: cost,
+        latency_ms: latency,
+        error,
+    })
+    .await?;
+    host.broadcast(ServerEvent::ModelCall {
+        generation_id: g.id.clone(),
+        role: role.as_str().into(),
+        step: g.step.name().into(),
+        phase: g.phase,
+        model: req.model.clone(),
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cost_micros: cost,
+        latency_ms: latency,
+        ok: error.is_none(),
+    })?;
+    Ok(match result {
+        Ok(r) => Ok(r.text),
+        Err(e) => Err(Outcome::StepFailed {
+            reason: e.reason,
+            retryable: e.retryable,
+            retry_after_secs: e.retry_after_secs,
+        }),
+    })
+}
+
+/// Streams a call whose answer is file blocks (`pipeline::FileAnswer` reads it): every file
+/// is broadcast as it is written and stored whole when the answer is over. A stream that
+/// fails leaves no half file behind; one that loops is stopped, keeping the files closed
+/// before the loop.
+pub(super) async fn stream_files<H: Host>(
+    host: &H,
+    g: &mut Generation,
+    ask: Ask,
+    messages: Vec<ChatMessage>,
+) -> HostResult<Result<Applied, Outcome>> {
+    let mut file_answer = FileAnswer::new();
+    let mut failure: Option<String> = None;
+    let id = g.id.clone();
+    let answer = call(host, g, ask, messages, &mut |text| {
+        if failure.is_some() || host.cancelled(&id) {
+            return false;
+        }
+        let fed = file_answer.feed(text);
+        for ev in &fed.events {
+            if let Some(event) = super::tree::live(ev) {
+                if let Err(e) = host.broadcast(event) {
+                    failure = Some(e);
+                }
+            }
+        }
+        !fed.stop
+    })
+    .await?;
+    if file_answer.looped() && !host.cancelled(&g.id) {
+        host.broadcast(ServerEvent::CommandOutput {
+            command: ask.role().as_str().into(),
+            output: "the model began repeating itself: stopped it there".into(),
+        })?;
+    } else if let Err(o) = answer {
+        return Ok(Err(o));
+    }
+    if let Some(f) = failure {
+        return Ok(Err(Outcome::failed(f, true)));
+    }
+    match file_answer.finish() {
+        Ok(events) => Ok(Ok(pipeline::apply_answer(&mut AgentTree(host), events)?)),
+        // An unclosed block: the answer was cut off. Retry the step.
+        Err(cut) => Ok(Err(Outcome::failed(cut, true))),
+    }
+}

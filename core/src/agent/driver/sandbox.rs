@@ -1,0 +1,161 @@
+//! Keeping the sandbox and the working tree in step: the sandbox (re-)made and filled, the
+//! files it makes taken back, installs run.
+
+use super::*;
+use crate::agent::checks;
+use crate::agent::npm::NpmInstall;
+use crate::sandbox::write_batches;
+
+/// When the working tree is written into the sandbox.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sync {
+    /// Only into a sandbox that was just made (new, or re-created after a lost host).
+    IfNew,
+    /// Every time (files changed).
+    Always,
+    /// Into a new sandbox without pruning, so the template's scaffolding stays there for
+    /// phase 0 to take into the tree.
+    KeepTemplate,
+}
+
+fn room_side(e: HostError) -> SandboxError {
+    SandboxError {
+        message: e,
+        status: None,
+        lost: false,
+    }
+}
+
+/// Makes the sandbox hold the working tree. Unless `Sync::Always`, the files are only sent
+/// when the sandbox had to be created — the proxy restarted on a fresh host, or lost it.
+pub(super) async fn sync_sandbox<H: Host>(
+    host: &H,
+    template: Template,
+    when: Sync,
+) -> Result<(), SandboxError> {
+    if !host.has_sandbox() {
+        return Err(room_side(
+            "no sandbox-proxy configured (KILN_SANDBOX_URL, KILN_SANDBOX_JWT_SECRET)".into(),
+        ));
+    }
+    let created = host.ensure_sandbox(template).await?;
+    if when != Sync::Always && !created {
+        return Ok(());
+    }
+    push_tree(
+        host,
+        host.tree_writes().map_err(room_side)?,
+        when != Sync::KeepTemplate,
+    )
+    .await
+}
+
+/// Writes the tree into the sandbox, in the batches `sandbox::write_batches` plans (with
+/// `may_prune`, the last removes what is gone from the tree).
+async fn push_tree<H: Host>(
+    host: &H,
+    files: Vec<FileWrite>,
+    may_prune: bool,
+) -> Result<(), SandboxError> {
+    for call in write_batches(files, may_prune) {
+        host.write_files(call).await?;
+    }
+    Ok(())
+}
+
+/// A person changed files (an edit, a restore): the running app follows, so the preview
+/// shows what the tree holds, and `files_written` tells the browsers when it does. Only
+/// between generations (a running one syncs the tree at its own steps, and its sandbox may
+/// hold files it has not taken into the tree yet), and only into a sandbox that exists:
+/// nothing is created for it. `Err` is for the host to log, not the person's problem.
+pub async fn follow_people<H: Host>(host: &H) -> Result<(), SandboxError> {
+    let running = host
+        .stored()
+        .map_err(room_side)?
+        .is_some_and(|g| !g.step.is_terminal());
+    if running || !host.has_sandbox() {
+        return Ok(());
+    }
+    let files = host.tree_writes().map_err(room_side)?;
+    let paths: Vec<String> = files.iter().map(|f| f.path.to_string()).collect();
+    match push_tree(host, files, true).await {
+        Ok(()) => host
+            .broadcast(ServerEvent::FilesWritten {
+                phase: 0,
+                files: paths,
+            })
+            .map_err(room_side),
+        // No sandbox (never made, or reaped with its host): nothing to follow.
+        Err(e) if e.lost => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `npm install <packages>` in the sandbox, its output streamed as `command_output`; the
+/// sandbox's new manifest and lockfile are taken into the project. `Err` inside: npm failed.
+pub(super) async fn npm_install<H: Host>(
+    host: &H,
+    command: &str,
+    install: &NpmInstall,
+) -> Result<Result<(), String>, SandboxError> {
+    let req = ExecRequest {
+        cmd: "npm".into(),
+        args: install.args(),
+        cwd: None,
+        timeout_ms: Some(INSTALL_TIMEOUT_MS),
+        env: Default::default(),
+    };
+    let r = host
+        .exec(&req, &mut |out| {
+            let _ = host.broadcast(ServerEvent::CommandOutput {
+                command: command.to_owned(),
+                output: out.to_owned(),
+            });
+        })
+        .await?;
+    if !r.ok() {
+        return Ok(Err(checks::output_tail(&r.output)));
+    }
+    adopt_sandbox_files(host, Some(&["package.json", "package-lock.json"])).await?;
+    Ok(Ok(()))
+}
+
+/// Copies files the sandbox made into the working tree: with `only`, those paths when they
+/// differ; without, every file the project does not have yet (the template's). Idempotent,
+/// so a re-run step writes nothing twice.
+pub(super) async fn adopt_sandbox_files<H: Host>(
+    host: &H,
+    only: Option<&[&str]>,
+) -> Result<(), SandboxError> {
+    let wanted: Vec<ProjectPath> = match only {
+        Some(paths) => paths
+            .iter()
+            .filter_map(|p| ProjectPath::parse(p).ok())
+            .collect(),
+        None => {
+            let have: std::collections::HashSet<ProjectPath> = host
+                .files()
+                .map_err(room_side)?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            host.sandbox_files()
+                .await?
+                .into_iter()
+                .filter(|p| !have.contains(p))
+                .collect()
+        }
+    };
+    for path in wanted {
+        let bytes = match host.sandbox_read(&path).await {
+            Ok(b) => b,
+            Err(e) if e.status == Some(404) && only.is_some() => continue,
+            Err(e) => return Err(e),
+        };
+        if host.read(&path).map_err(room_side)?.as_deref() == Some(&bytes[..]) {
+            continue;
+        }
+        host.write(&path, &bytes).map_err(room_side)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! The steps: each performs what `Generation::next` names and reports the outcome; the
+//! rest of `core::agent` decides what the answers and results mean.
+
+use super::checker::{compile_check, run_browser_checks, start_preview};
+use super::model::{ask, stream_files};
+use super::sandbox::{adopt_sandbox_files, npm_install, sync_sandbox, Sync};
+use super::tree::{checks_path, context_files, read_checks, tree_paths, AgentTree};
+use super::*;
+use crate::agent::blueprint::placeholder_svg;
+use crate::agent::checks;
+use crate::agent::machine::Next;
+use crate::agent::npm::NpmInstall;
+use crate::agent::pipeline;
+use crate::agent::prompts;
+use crate::agent::roles::Ask;
+use crate::agent::tools;
+use crate::sandbox::{FileEncoding, WriteFiles};
+
+/// Performs what `g.next()` asks for and reports the outcome. What it learns on the way
+/// (model usage, folded prompts, a published preview) is applied to `g` as it happens.
+pub(super) async fn perform<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
+    if host.model(Role::Planner, 0).is_none() {
+        return Ok(Outcome::failed(
+            "no model configured (KILN_LLM_BASE_URL)",
+            false,
+        ));
+    }
+    match g.next() {
+        Next::Idle => Ok(Outcome::Cancel),
+        Next::CallEditor => edit(host, g).await,
+        Next::CallPlanner => plan(host, g).await,
+        Next::CallCoder { phase } => implement(host, g, phase).await,
+        Next::Install { commands } => install(host, g, commands).await,
+        Next::CallTester { phase } => write_checks(host, g, phase).await,
+        Next::Check { phase } => check(host, g, phase).await,
+        Next::CallFixer { phase } => fix(host, g, phase).await,
+        Next::Serve => serve(host, g).await,
+        Next::Snapshot => snapshot(host, g).await,
+    }
+}
+
+/// One round of the follow-up tool loop.
+async fn edit<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
+    g.apply(Outcome::ToolLoopOpened {
+        files: tree_paths(host)?,
+    });
+    let messages = g.transcript.clone();
+    let answer = match ask(host, g, Ask::Edit, messages).await? {
+        Ok(t) => t,
+        Err(o) => return Ok(o),
+    };
+    let result = tools::answer(&mut AgentTree(host), &answer)?;
+    if g.closes_tool_loop(result.finished) {
+        sync_sandbox(host, g.template, Sync::Always)
+            .await
+            .map_err(sb)?;
+    }
+    Ok(Outcome::ToolRound {
+        answer,
+        reply: result.reply,
+        command: result.command,
+        finished: result.finished,
+    })
+}
+
+/// The plan (and its one repair).
+async fn plan<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
+    let messages = match host.memo("plan_answer")? {
+        Some(prev) if !g.plan_errors.is_empty() => {
+            prompts::plan_repair(&g.prompt, g.template, &prev, &g.plan_errors)
+        }
+        _ => prompts::planner(&g.prompt, g.template),
+    };
+    let text = match ask(host, g, Ask::Plan, messages).await? {
+        Ok(t) => t,
+        Err(o) => return Ok(o),
+    };
+    host.set_memo("plan_answer", &text)?;
+    let outcome = pipeline::planned(&text, g.template);
+    if let Outcome::Planned(blueprint) = &outcome {
+        host.broadcast(ServerEvent::Blueprint {
+            blueprint: blueprint.clone(),
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// A phase's files, streamed; phase 0 first takes the template's scaffolding.
+async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
+    let bp = g.blueprint.clone().ok_or("no blueprint")?;
+    if phase == 0 {
+        // The template's scaffolding becomes part of the project (and of the coder's
+        // context): versions and exports hold an app that builds on its own.
+        sync_sandbox(host, g.template, Sync::KeepTemplate)
+            .await
+            .map_err(sb)?;
+        adopt_sandbox_files(host, None).await.map_err(sb)?;
+        for img in &bp.images {
+            let svg = placeholder_svg(img, &bp.design.palette);
+            host.write(&img.path, svg.as_bytes())?;
+        }
+    }
+    let ph = &bp.phases[phase];
+    host.broadcast(ServerEvent::PhaseDesigning {
+        phase,
+        name: ph.name.clone(),
+        goal: ph.goal.clone(),
+    })?;
+    let files = context_files(host, ph.files.iter().map(|p| p.as_str()))?;
+    g.apply(Outcome::QueueTaken);
+    let messages = prompts::coder(&bp, phase, &files, &g.folding);
+    match stream_files(host, g, Ask::Code, messages).await? {
+        Ok(streamed) => {
+            host.broadcast(ServerEvent::PhaseDesigned {
+                phase,
+                files: streamed.written.clone(),
+            })?;
+            sync_sandbox(host, g.template, Sync::Always)
+                .await
+                .map_err(sb)?;
+            host.broadcast(ServerEvent::FilesWritten {
+                phase,
+                files: streamed.written,
+            })?;
+            Ok(Outcome::PhaseWritten {
+                commands: streamed.commands,
+                edit_errors: streamed.edit_errors,
+            })
+        }
+        Err(o) => Ok(o),
+    }
+}
+
+/// The phase's `npm install`s.
+async fn install<H: Host>(
+    host: &H,
+    g: &mut Generation,
+    commands: Vec<String>,
+) -> HostResult<Outcome> {
+    sync_sandbox(host, g.template, Sync::IfNew)
+        .await
+        .map_err(sb)?;
+    for command in &commands {
+        let install = match NpmInstall::parse(command) {
+            Ok(install) => install,
+            Err(refused) => {
+                host.broadcast(ServerEvent::CommandOutput {
+                    command: command.clone(),
+                    output: format!("skipped: {refused}"),
+                })?;
+                continue;
+            }
+        };
+        if let Err(why) = npm_install(host, command, &install).await.map_err(sb)? {
+            return Ok(Outcome::failed(format!("{command} failed: {why}"), false));
+        }
+    }
+    host.broadcast(ServerEvent::DepsInstalled { commands })?;
+    Ok(Outcome::Installed)
+}
+
+/// The phase's acceptance checks.
+async fn write_checks<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
+    if !browser_checks_enabled(host) {
+        return Ok(Outcome::TestsWritten);
+    }
+    // The phase's files and dependencies are in: show the app while its checks are
+    // written. Best effort — an app that does not start yet is the check's finding.
+    if g.preview_url.is_none() && sync_sandbox(host, g.template, Sync::IfNew).await.is_ok() {
+        let _ = start_preview(host, g).await;
+    }
+    let bp = g.blueprint.clone().ok_or("no blueprint")?;
+    let files = context_files(host, bp.phases[phase].files.iter().map(|p| p.as_str()))?;
+    let messages = prompts::tester(&bp, phase, &files);
+    let text = match ask(host, g, Ask::Test, messages).await? {
+        Ok(t) => t,
+        Err(o) => return Ok(o),
+    };
+    let mut file = read_checks(host)?;
+    let (names, dropped) = pipeline::tested(&text, phase, &mut file);
+    if !names.is_empty() {
+        let content = file.to_pretty();
+        host.write(&checks_path(), content.as_bytes())?;
+        host.write_files(
+            WriteFiles {
+                files: vec![FileWrite {
+                    path: checks_path(),
+                    content,
+                    encoding: FileEncoding::Utf8,
+                }],
+            }
+            .into(),
+        )
+        .await
+        .map_err(sb)?;
+    }
+    host.broadcast(ServerEvent::ChecksWritten {
+        phase,
+        checks: names,
+        dropped,
+    })?;
+    Ok(Outcome::TestsWritten)
+}
+
+/// The compile check, then the acceptance checks.
+async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
+    sync_sandbox(host, g.template, Sync::IfNew)
+        .await
+        .map_err(sb)?;
+    let compile_errors = compile_check(host, g.template).await.map_err(sb)?;
+    let file = read_checks(host)?;
+    let run =
+        if compile_errors.is_empty() && browser_checks_enabled(host) && !file.checks.is_empty() {
+            let verdict = run_browser_checks(host, g, &file).await.map_err(sb)?;
+            Some((&file, verdict))
+        } else {
+            None
+        };
+    let found = pipeline::checked(compile_errors, run);
+    if let Some(why) = &found.skipped {
+        host.broadcast(ServerEvent::CommandOutput {
+            command: "acceptance checks".into(),
+            output: format!("skipped: {why}"),
+        })?;
+    }
+    let errors = found.errors;
+    host.broadcast(ServerEvent::CheckResult {
+        phase,
+        passed: errors.is_empty(),
+        errors: errors.clone(),
+        checks: found.reports,
+    })?;
+    Ok(Outcome::Checked { errors })
+}
+
+/// Repairs for what the check found.
+async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
+    let bp = g.blueprint.clone().ok_or("no blueprint")?;
+    let all = tree_paths(host)?;
+    let files = context_files(host, all.iter().map(String::as_str))?;
+    let checks_now = read_checks(host)?.to_pretty();
+    let change = g
+        .is_follow_up()
+        .then_some((g.prompt.as_str(), checks_now.as_str()));
+    let messages = prompts::fixer(&bp, phase, &g.check_errors, &files, change);
+    match stream_files(host, g, Ask::Fix, messages).await? {
+        Ok(streamed) => {
+            sync_sandbox(host, g.template, Sync::Always)
+                .await
+                .map_err(sb)?;
+            Ok(Outcome::Fixed {
+                edit_errors: streamed.edit_errors,
+            })
+        }
+        Err(o) => Ok(o),
+    }
+}
+
+/// The dev server, restarted for the finished app.
+async fn serve<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
+    sync_sandbox(host, g.template, Sync::IfNew)
+        .await
+        .map_err(sb)?;
+    let status = host
+        .dev_server(DevServerAction::Restart)
+        .await
+        .map_err(sb)?;
+    if let Some(why) = checks::dev_server_failure(&status.state, &status.log) {
+        return Ok(Outcome::failed(why, true));
+    }
+    let url = preview_url(host);
+    host.broadcast(ServerEvent::ServerStarted {
+        preview_url: url.clone(),
+    })?;
+    Ok(Outcome::Served { url })
+}
+
+/// The version the generation made (by `agent`).
+async fn snapshot<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
+    let name = g.blueprint.as_ref().map_or("app", |b| b.name.as_str());
+    let version = host.snapshot(&format!("Generated: {name}")).await?;
+    Ok(Outcome::Snapshotted { version })
+}

@@ -1,0 +1,214 @@
+//! The room as the pipeline's [`Host`]: its working tree, broadcast and settings, the model
+//! (`llm_client`), the sandbox (`sandbox_client`), the cost log and versions (`repo`,
+//! `versions`). Effects only: `kiln_core::agent::driver` decides what to do with them.
+
+use kiln_core::agent::driver::{CallRecord, Host, HostResult, AGENT};
+use kiln_core::agent::llm::{CallError, CallResult, ChatRequest};
+use kiln_core::agent::machine::Generation;
+use kiln_core::agent::roles::Role;
+use kiln_core::path::ProjectPath;
+use kiln_core::protocol::ServerEvent;
+use kiln_core::sandbox::{
+    DevServerAction, DevServerStatus, ExecRequest, ExecResult, FileEncoding, FileWrite,
+    SandboxError, Template, WriteFilesRequest,
+};
+
+use super::{load, save, CANCEL_KEY};
+use crate::llm_client::LlmConfig;
+use crate::repo::{AiCall, AiCalls};
+use crate::room::{encode, now, ProjectRoom};
+use crate::sandbox_client::SandboxClient;
+use crate::versions;
+
+/// The project's sandbox client, as its org's (the proxy caps sandboxes per org).
+pub fn sandbox_client(room: &ProjectRoom, project: &str) -> Option<SandboxClient> {
+    let org = room.store().meta("org_id").ok().flatten();
+    SandboxClient::from_env(room.env(), project, org)
+}
+
+pub struct RoomHost<'a> {
+    pub room: &'a ProjectRoom,
+    pub project: &'a str,
+    llm: Option<LlmConfig>,
+    sandbox: Option<SandboxClient>,
+}
+
+impl<'a> RoomHost<'a> {
+    pub fn new(room: &'a ProjectRoom, project: &'a str) -> RoomHost<'a> {
+        RoomHost {
+            room,
+            project,
+            llm: LlmConfig::from_env(room.env()),
+            sandbox: sandbox_client(room, project),
+        }
+    }
+
+    fn sb(&self) -> Result<&SandboxClient, SandboxError> {
+        self.sandbox.as_ref().ok_or_else(|| SandboxError {
+            message: "no sandbox-proxy configured".into(),
+            status: None,
+            lost: false,
+        })
+    }
+}
+
+fn text(e: worker::Error) -> String {
+    e.to_string()
+}
+
+impl Host for RoomHost<'_> {
+    fn files(&self) -> HostResult<Vec<(ProjectPath, u64)>> {
+        let files = self.room.store().list().map_err(text)?;
+        Ok(files.into_iter().map(|f| (f.path, f.size)).collect())
+    }
+
+    fn read(&self, path: &ProjectPath) -> HostResult<Option<Vec<u8>>> {
+        self.room.store().content(path).map_err(text)
+    }
+
+    /// The next rev, whatever it is: the agent owns the step.
+    fn write(&self, path: &ProjectPath, content: &[u8]) -> HostResult<()> {
+        let store = self.room.store();
+        let slot = store.slot(path).map_err(text)?;
+        let totals = store.totals().map_err(text)?;
+        kiln_core::tree::check_fits(slot, content.len() as u64, totals).map_err(|r| r.message())?;
+        self.room
+            .apply_write(AGENT, path, slot.rev + 1, content)
+            .map_err(text)?;
+        Ok(())
+    }
+
+    fn tree_writes(&self) -> HostResult<Vec<FileWrite>> {
+        let store = self.room.store();
+        let mut files = Vec::new();
+        for meta in store.list().map_err(text)? {
+            let bytes = store.content(&meta.path).map_err(text)?.unwrap_or_default();
+            let (content, enc) = encode(bytes);
+            files.push(FileWrite {
+                path: meta.path,
+                content,
+                encoding: if enc.is_utf8() {
+                    FileEncoding::Utf8
+                } else {
+                    FileEncoding::Base64
+                },
+            });
+        }
+        Ok(files)
+    }
+
+    fn broadcast(&self, event: ServerEvent) -> HostResult<()> {
+        self.room.broadcast(event).map_err(text)
+    }
+
+    fn config(&self, name: &str) -> Option<String> {
+        self.room.env().var(name).ok().map(|v| v.to_string())
+    }
+
+    fn project(&self) -> &str {
+        self.project
+    }
+
+    fn now(&self) -> i64 {
+        now()
+    }
+
+    fn stored(&self) -> HostResult<Option<Generation>> {
+        load(self.room).map_err(text)
+    }
+
+    fn save(&self, g: &Generation) -> HostResult<()> {
+        save(self.room, g).map_err(text)
+    }
+
+    fn cancelled(&self, id: &str) -> bool {
+        matches!(self.room.store().meta(CANCEL_KEY), Ok(Some(c)) if c == id)
+    }
+
+    fn memo(&self, key: &str) -> HostResult<Option<String>> {
+        self.room.store().meta(key).map_err(text)
+    }
+
+    fn set_memo(&self, key: &str, value: &str) -> HostResult<()> {
+        self.room.store().set_meta(key, value).map_err(text)
+    }
+
+    fn model(&self, role: Role, attempt: u32) -> Option<String> {
+        self.llm.as_ref().map(|l| l.model(role, attempt))
+    }
+
+    async fn stream(
+        &self,
+        req: &ChatRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<CallResult, CallError> {
+        let Some(llm) = &self.llm else {
+            return Err(CallError {
+                reason: "no model configured (KILN_LLM_BASE_URL)".into(),
+                retryable: false,
+                retry_after_secs: None,
+                status: None,
+                latency_ms: 0,
+            });
+        };
+        llm.stream(req, on_text).await
+    }
+
+    async fn log_call(&self, call: &CallRecord<'_>) -> HostResult<()> {
+        let db = self.room.env().d1("DB").map_err(text)?;
+        AiCalls(&db)
+            .log(&AiCall {
+                project: self.project,
+                generation: call.generation,
+                role: call.role.as_str(),
+                model: call.model,
+                usage: call.usage,
+                cost_micros: call.cost_micros,
+                latency_ms: call.latency_ms,
+                error: call.error,
+                created_at: now(),
+            })
+            .await
+            .map_err(text)
+    }
+
+    fn has_sandbox(&self) -> bool {
+        self.sandbox.is_some()
+    }
+
+    async fn ensure_sandbox(&self, template: Template) -> Result<bool, SandboxError> {
+        Ok(self.sb()?.ensure(template).await?.created)
+    }
+
+    async fn write_files(&self, files: WriteFilesRequest) -> Result<(), SandboxError> {
+        self.sb()?.write_files(files).await
+    }
+
+    async fn exec(
+        &self,
+        req: &ExecRequest,
+        on_output: &mut dyn FnMut(&str),
+    ) -> Result<ExecResult, SandboxError> {
+        self.sb()?.exec(req, on_output).await
+    }
+
+    async fn dev_server(&self, action: DevServerAction) -> Result<DevServerStatus, SandboxError> {
+        self.sb()?.dev_server(action).await
+    }
+
+    async fn sandbox_files(&self) -> Result<Vec<ProjectPath>, SandboxError> {
+        let files = self.sb()?.list_files().await?;
+        Ok(files.into_iter().map(|f| f.path).collect())
+    }
+
+    async fn sandbox_read(&self, path: &ProjectPath) -> Result<Vec<u8>, SandboxError> {
+        self.sb()?.read_file(path).await
+    }
+
+    async fn snapshot(&self, message: &str) -> HostResult<u64> {
+        let v = versions::create(self.room, self.project, AGENT, message)
+            .await
+            .map_err(text)?;
+        Ok(v.number)
+    }
+}
