@@ -1,4 +1,5 @@
-use crate::auth::{self, authenticate, IssuedSession};
+use crate::auth::Caller;
+use crate::auth::{self, IssuedSession};
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, read_json, session_cookie};
@@ -93,8 +94,7 @@ fn pepper(ctx: &Ctx) -> ApiResult<password::Pepper> {
     password::Pepper::new(ctx.secret("KILN_PASSWORD_PEPPER"))
 }
 
-pub async fn logout(ctx: &Ctx, req: Request) -> ApiResult<Response> {
-    let caller = auth::authenticate_person(ctx, &req).await?;
+pub async fn logout(ctx: &Ctx, caller: Caller) -> ApiResult<Response> {
     Sessions(&ctx.db).revoke(&caller.session, ctx.now).await?;
     let projects = SocketSessions(&ctx.db).projects(&caller.session).await?;
     crate::room::session_ended(ctx, &caller, &caller.session, &projects).await;
@@ -104,9 +104,7 @@ pub async fn logout(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     Ok(resp)
 }
 
-pub async fn me(ctx: &Ctx, req: Request) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    crate::access::token_allows(&caller, kiln_core::Action::ReadOrg)?;
+pub async fn me(ctx: &Ctx, caller: Caller) -> ApiResult<Response> {
     let mut orgs = Orgs(&ctx.db).for_user(&caller.user.id).await?;
     if let Some(grant) = &caller.token {
         orgs.retain(|o| grant.reaches_org(&o.id));

@@ -1,28 +1,27 @@
 //! A project's live side, all through its room (invariant 1): the WebSocket, the working
 //! tree over REST, making and restoring versions, and export.
 
-use crate::access;
-use crate::auth::{authenticate, authenticate_ws};
+use crate::auth::Caller;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json_sorted, query_param, read_json};
 use crate::room::RoomCall;
 use crate::store::grants::{Grants, WS_TICKETS};
 use crate::store::sockets::SocketSessions;
+use kiln_core::api::Project;
 use kiln_core::api::{CreateVersion, StartGeneration, WsTicket};
 use kiln_core::ids::hex;
 use kiln_core::path::ProjectPath;
 use kiln_core::room_api::{NewVersion, RestoreVersion, RoomOp};
 use kiln_core::tree::MAX_FILE_BYTES;
-use kiln_core::{Action, ErrorCode};
+use kiln_core::ErrorCode;
 use worker::{Request, Response};
 
 const TICKET_SECS: i64 = 60;
 
-pub async fn ws_ticket(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    // Tickets are for browsers; a token authenticates the upgrade itself.
-    let caller = crate::auth::authenticate_person(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+/// Tickets are for browsers (the route takes a person's session); a token authenticates the
+/// upgrade itself.
+pub async fn ws_ticket(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     crate::limits::tokens(ctx, &caller).await?;
     let ticket = format!("t_{}", hex(&crate::random::bytes::<24>()?));
     Grants(&ctx.db, WS_TICKETS)
@@ -43,7 +42,11 @@ pub async fn ws_ticket(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response>
     )
 }
 
-pub async fn ws(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+pub async fn ws(
+    ctx: &Ctx,
+    req: Request,
+    (caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(ApiError::new(
@@ -51,8 +54,6 @@ pub async fn ws(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
             "this endpoint speaks WebSocket only",
         ));
     }
-    let caller = authenticate_ws(ctx, &req, id).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
     SocketSessions(&ctx.db)
         .record(&caller.session, &project.id)
         .await?;
@@ -69,17 +70,17 @@ pub async fn ws(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
     call.send(ctx, &caller, &project).await
 }
 
-pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn list(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     RoomCall::new(RoomOp::Files)
         .send(ctx, &caller, &project)
         .await
 }
 
-pub async fn read(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn read(
+    ctx: &Ctx,
+    (caller, project): (Caller, Project),
+    path: &[&str],
+) -> ApiResult<Response> {
     let path = parse_path(path)?;
     RoomCall::new(RoomOp::ReadFile)
         .query("path", path.as_str())
@@ -87,9 +88,12 @@ pub async fn read(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResult
         .await
 }
 
-pub async fn write(ctx: &Ctx, mut req: Request, id: &str, path: &[&str]) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+pub async fn write(
+    ctx: &Ctx,
+    mut req: Request,
+    (caller, project): (Caller, Project),
+    path: &[&str],
+) -> ApiResult<Response> {
     let path = parse_path(path)?;
     let base_rev = if_match(&req)?;
     let too_large = || {
@@ -118,9 +122,12 @@ pub async fn write(ctx: &Ctx, mut req: Request, id: &str, path: &[&str]) -> ApiR
     call.send(ctx, &caller, &project).await
 }
 
-pub async fn delete(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+pub async fn delete(
+    ctx: &Ctx,
+    req: Request,
+    (caller, project): (Caller, Project),
+    path: &[&str],
+) -> ApiResult<Response> {
     let path = parse_path(path)?;
     let mut call = RoomCall::new(RoomOp::DeleteFile).query("path", path.as_str());
     if let Some(rev) = if_match(&req)? {
@@ -129,9 +136,11 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str, path: &[&str]) -> ApiResu
     call.send(ctx, &caller, &project).await
 }
 
-pub async fn create_version(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+pub async fn create_version(
+    ctx: &Ctx,
+    mut req: Request,
+    (caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let body: CreateVersion = read_json(&mut req).await?;
     let message = match body.message {
         Some(m) => {
@@ -150,9 +159,11 @@ pub async fn create_version(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<
         .await
 }
 
-pub async fn restore(ctx: &Ctx, req: Request, id: &str, number: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+pub async fn restore(
+    ctx: &Ctx,
+    (caller, project): (Caller, Project),
+    number: &str,
+) -> ApiResult<Response> {
     let number = parse_version(number)?;
     RoomCall::new(RoomOp::Restore)
         .json(&RestoreVersion { number })?
@@ -160,9 +171,11 @@ pub async fn restore(ctx: &Ctx, req: Request, id: &str, number: &str) -> ApiResu
         .await
 }
 
-pub async fn generate(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::Generate).await?;
+pub async fn generate(
+    ctx: &Ctx,
+    mut req: Request,
+    (caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let body: StartGeneration = read_json(&mut req).await?;
     if body.prompt.trim().is_empty() || body.prompt.len() > 20_000 {
         return Err(ApiError::field("prompt", "must be 1 to 20,000 bytes"));
@@ -173,25 +186,23 @@ pub async fn generate(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Respon
         .await
 }
 
-pub async fn generation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn generation(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     RoomCall::new(RoomOp::Generation)
         .send(ctx, &caller, &project)
         .await
 }
 
-pub async fn cancel(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::Generate).await?;
+pub async fn cancel(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     RoomCall::new(RoomOp::Cancel)
         .send(ctx, &caller, &project)
         .await
 }
 
-pub async fn export(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn export(
+    ctx: &Ctx,
+    req: Request,
+    (caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let mut call = RoomCall::new(RoomOp::Export);
     if let Some(v) = query_param(&req, "version")? {
         call = call.query("version", parse_version(&v)?.to_string());

@@ -1,5 +1,4 @@
-use crate::access;
-use crate::auth::{authenticate, authenticate_person};
+use crate::auth::Caller;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, json_sorted, no_content, read_json};
@@ -14,11 +13,10 @@ use kiln_core::api::{
 use kiln_core::ids::{hex, OrgId, UserId};
 use kiln_core::role::{check_member_change, MemberChange, MemberRuleError};
 use kiln_core::validate::{self, Email};
-use kiln_core::{Action, ErrorCode, Role};
+use kiln_core::{ErrorCode, Role};
 use worker::{Request, Response};
 
-pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
-    let caller = authenticate_person(ctx, &req).await?;
+pub async fn create(ctx: &Ctx, mut req: Request, caller: Caller) -> ApiResult<Response> {
     let body: CreateOrg = read_json(&mut req).await?;
     let name = validate::name(&body.name).map_err(|m| ApiError::field("name", m))?;
     let id = crate::random::id(OrgId::from_random)?;
@@ -36,9 +34,7 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
     )
 }
 
-pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    access::token_allows(&caller, Action::ReadOrg)?;
+pub async fn list(ctx: &Ctx, caller: Caller) -> ApiResult<Response> {
     let mut orgs = Orgs(&ctx.db).for_user(&caller.user.id).await?;
     if let Some(grant) = &caller.token {
         orgs.retain(|o| grant.reaches_org(&o.id));
@@ -46,15 +42,11 @@ pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     json_sorted(200, &Items { items: orgs })
 }
 
-pub async fn get(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ReadOrg).await?;
+pub async fn get((_caller, org): (Caller, Org)) -> ApiResult<Response> {
     json(200, &org)
 }
 
-pub async fn members(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ReadOrg).await?;
+pub async fn members(ctx: &Ctx, (_caller, org): (Caller, Org)) -> ApiResult<Response> {
     let members: Vec<Member> = Orgs(&ctx.db).members(&org.id).await?;
     json_sorted(200, &Items { items: members })
 }
@@ -62,9 +54,11 @@ pub async fn members(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> 
 /// `POST /api/orgs/:org/members {email, role}`: an invitation, not a membership. The answer
 /// is the same whether or not the email has an account (only an existing member, whom the
 /// inviter can list anyway, is told apart).
-pub async fn invite(ctx: &Ctx, mut req: Request, org: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ReadOrg).await?;
+pub async fn invite(
+    ctx: &Ctx,
+    mut req: Request,
+    (caller, org): (Caller, Org),
+) -> ApiResult<Response> {
     let body: AddMember = read_json(&mut req).await?;
     let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
     check_rule(
@@ -98,9 +92,7 @@ pub async fn invite(ctx: &Ctx, mut req: Request, org: &str) -> ApiResult<Respons
 const INVITATION_DAYS: i64 = 14;
 
 /// `GET /api/orgs/:org/invitations` (owners and admins).
-pub async fn org_invitations(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ManageMembers).await?;
+pub async fn org_invitations(ctx: &Ctx, (_caller, org): (Caller, Org)) -> ApiResult<Response> {
     let items = Invitations(&ctx.db)
         .pending_for_org(&org.id, ctx.now)
         .await?;
@@ -110,12 +102,9 @@ pub async fn org_invitations(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Re
 /// `DELETE /api/orgs/:org/invitations/:id` (owners and admins).
 pub async fn revoke_invitation(
     ctx: &Ctx,
-    req: Request,
-    org: &str,
+    (_caller, org): (Caller, Org),
     id: &str,
 ) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ManageMembers).await?;
     if !Invitations(&ctx.db)
         .close(id, Scope::Org(&org.id), ctx.now)
         .await?
@@ -126,9 +115,7 @@ pub async fn revoke_invitation(
 }
 
 /// `GET /api/invitations`: the caller's open invitations.
-pub async fn my_invitations(ctx: &Ctx, req: Request) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    access::token_allows(&caller, Action::ReadOrg)?;
+pub async fn my_invitations(ctx: &Ctx, caller: Caller) -> ApiResult<Response> {
     let items = Invitations(&ctx.db)
         .pending_for_email(&caller.user.email, ctx.now)
         .await?;
@@ -136,8 +123,7 @@ pub async fn my_invitations(ctx: &Ctx, req: Request) -> ApiResult<Response> {
 }
 
 /// `POST /api/invitations/:id/accept`: the caller joins the org with the invited role.
-pub async fn accept_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate_person(ctx, &req).await?;
+pub async fn accept_invitation(ctx: &Ctx, caller: Caller, id: &str) -> ApiResult<Response> {
     let mut invitation = Invitations(&ctx.db)
         .accept(id, &caller.user.email, &caller.user.id, ctx.now)
         .await?
@@ -151,8 +137,7 @@ pub async fn accept_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<R
 }
 
 /// `POST /api/invitations/:id/decline`.
-pub async fn decline_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate_person(ctx, &req).await?;
+pub async fn decline_invitation(ctx: &Ctx, caller: Caller, id: &str) -> ApiResult<Response> {
     let scope = Scope::Invitee(&caller.user.email);
     if !Invitations(&ctx.db).close(id, scope, ctx.now).await? {
         return Err(ApiError::not_found("invitation"));
@@ -163,11 +148,9 @@ pub async fn decline_invitation(ctx: &Ctx, req: Request, id: &str) -> ApiResult<
 pub async fn update_member(
     ctx: &Ctx,
     mut req: Request,
-    org: &str,
+    (caller, org): (Caller, Org),
     user: &str,
 ) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ReadOrg).await?;
     let body: UpdateMember = read_json(&mut req).await?;
     let (target, current) = target_member(ctx, &org, user).await?;
     let orgs = Orgs(&ctx.db);
@@ -192,9 +175,11 @@ pub async fn update_member(
     json(200, &member)
 }
 
-pub async fn remove_member(ctx: &Ctx, req: Request, org: &str, user: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ReadOrg).await?;
+pub async fn remove_member(
+    ctx: &Ctx,
+    (caller, org): (Caller, Org),
+    user: &str,
+) -> ApiResult<Response> {
     let (target, current) = target_member(ctx, &org, user).await?;
     let orgs = Orgs(&ctx.db);
     let owners = orgs.owner_count(&org.id).await?;

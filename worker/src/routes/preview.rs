@@ -10,9 +10,7 @@
 //! token. The dev server's headers that could reach beyond its own app are dropped.
 
 use crate::access;
-use crate::auth::{
-    authenticate, authenticate_preview, issue_preview_grant, Caller, PREVIEW_GRANT_HOURS,
-};
+use crate::auth::{authenticate_preview, issue_preview_grant, Caller, PREVIEW_GRANT_HOURS};
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json_sorted;
@@ -31,10 +29,8 @@ pub const LINK_SECS: i64 = 120;
 const EXCHANGE_PATH: &str = "/__kiln/preview-auth";
 
 /// `POST /api/projects/:id/preview-link` → `{url, expires_in}`.
-pub async fn link(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    // A preview is opened in a person's browser, on their session.
-    let caller = crate::auth::authenticate_person(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+/// A preview is opened in a person's browser, on their session (the route takes no token).
+pub async fn link(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     crate::limits::tokens(ctx, &caller).await?;
     let url = mint_link(ctx, &caller, &project.id).await?;
     json_sorted(
@@ -47,9 +43,7 @@ pub async fn link(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
 }
 
 /// `GET /preview/:id/` on the app's origin: a fresh link for the caller, never the app.
-pub async fn redirect(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn redirect(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     crate::limits::tokens(ctx, &caller).await?;
     let url = mint_link(ctx, &caller, &project.id).await?;
     see_other(&url)
@@ -142,7 +136,11 @@ async fn exchange(ctx: &Ctx, req: &Request, project: &ProjectId) -> ApiResult<Re
 /// `GET /api/projects/:id/terminal` (WebSocket): a shell in the project's sandbox, for those
 /// who may write the project. The upgrade is forwarded to the sandbox-proxy's pty with a
 /// project-scoped token and its 101 returned as is.
-pub async fn terminal(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
+pub async fn terminal(
+    ctx: &Ctx,
+    req: Request,
+    (_caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(ApiError::new(
@@ -150,8 +148,6 @@ pub async fn terminal(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> 
             "this endpoint speaks WebSocket only",
         ));
     }
-    let caller = crate::auth::authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
     let (base, token) = sandbox_access(ctx, &project)?;
     let headers = Headers::new();
     for name in [
@@ -176,9 +172,11 @@ pub async fn terminal(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> 
 
 /// `POST /api/projects/:id/dev-server/restart`: restarts the app's dev server (writers).
 /// Answers its state and log; never the proxy's own preview URL and token.
-pub async fn restart_dev_server(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = crate::auth::authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+pub async fn restart_dev_server(
+    ctx: &Ctx,
+    _req: Request,
+    (_caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let (base, token) = sandbox_access(ctx, &project)?;
     let headers = Headers::new();
     headers.set("authorization", &format!("Bearer {token}"))?;

@@ -1,5 +1,5 @@
 use crate::access;
-use crate::auth::authenticate;
+use crate::auth::Caller;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, no_content, query_param, read_json};
@@ -18,8 +18,7 @@ use worker::{Request, Response};
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
-pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
+pub async fn create(ctx: &Ctx, mut req: Request, caller: Caller) -> ApiResult<Response> {
     let body: CreateProject = read_json(&mut req).await?;
     let name = validate::name(&body.name).map_err(|m| ApiError::field("name", m))?;
     let description = body
@@ -50,9 +49,7 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
     json(201, &project)
 }
 
-pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    access::token_allows(&caller, Action::ReadProject)?;
+pub async fn list(ctx: &Ctx, req: Request, caller: Caller) -> ApiResult<Response> {
     // A token restricted to one project lists that project; to one org, that org's.
     if let Some(project) = caller.token.as_ref().and_then(|g| g.project.clone()) {
         let p = access::project(ctx, &caller, project.as_str(), Action::ReadProject).await?;
@@ -116,15 +113,15 @@ pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
     json(200, &Page { items, next_cursor })
 }
 
-pub async fn get(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn get((_caller, project): (Caller, Project)) -> ApiResult<Response> {
     json(200, &project)
 }
 
-pub async fn update(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let mut project = access::project(ctx, &caller, id, Action::WriteProject).await?;
+pub async fn update(
+    ctx: &Ctx,
+    mut req: Request,
+    (_caller, mut project): (Caller, Project),
+) -> ApiResult<Response> {
     let body: UpdateProject = read_json(&mut req).await?;
     if let Some(name) = body.name {
         project.name = validate::name(&name).map_err(|m| ApiError::field("name", m))?;
@@ -148,9 +145,7 @@ pub async fn update(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response
     json(200, &project)
 }
 
-pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::DeleteProject).await?;
+pub async fn delete(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     Projects(&ctx.db).soft_delete(&project.id, ctx.now).await?;
     // Its sockets close, its generation stops and its sandbox goes, now rather than later.
     if let Err(e) = RoomCall::new(RoomOp::Deleted)
@@ -167,9 +162,7 @@ pub async fn delete(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
 }
 
 /// Asks the project's room for its live state: the room, not D1, owns it (invariant 1).
-pub async fn room_state(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn room_state(ctx: &Ctx, (caller, project): (Caller, Project)) -> ApiResult<Response> {
     RoomCall::new(RoomOp::State)
         .send(ctx, &caller, &project)
         .await

@@ -2,7 +2,7 @@
 //! (a token never manages tokens). The secret is shown once; D1 keeps its sha256.
 
 use crate::access;
-use crate::auth::authenticate_person;
+use crate::auth::Caller;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, read_json};
@@ -13,8 +13,7 @@ use kiln_core::ids::SessionId;
 use kiln_core::{tokens, Action};
 use worker::{Request, Response};
 
-pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
-    let caller = authenticate_person(ctx, &req).await?;
+pub async fn create(ctx: &Ctx, mut req: Request, caller: Caller) -> ApiResult<Response> {
     let body: CreateToken = read_json(&mut req).await?;
     let (name, scopes) = tokens::validate(&body.name, &body.scopes, body.expires_in_days)
         .map_err(|(field, m)| ApiError::field(field, m))?;
@@ -60,15 +59,13 @@ pub async fn create(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
     )
 }
 
-pub async fn list(ctx: &Ctx, req: Request) -> ApiResult<Response> {
-    let caller = authenticate_person(ctx, &req).await?;
+pub async fn list(ctx: &Ctx, caller: Caller) -> ApiResult<Response> {
     let items = Tokens(&ctx.db).list(&caller.user.id).await?;
     json(200, &Items { items })
 }
 
 /// Revoked at once: the next request with it is 401, and its open sockets close.
-pub async fn revoke(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate_person(ctx, &req).await?;
+pub async fn revoke(ctx: &Ctx, caller: Caller, id: &str) -> ApiResult<Response> {
     if !Tokens(&ctx.db).revoke(&caller.user.id, id, ctx.now).await? {
         return Err(ApiError::not_found("token"));
     }

@@ -1,13 +1,14 @@
 //! What the models cost: `GET /api/orgs/:org/usage` and `GET /api/projects/:id/usage`, with
 //! `from`, `to` (ms) and `group=day|agent|model|project`, summed from the cost log.
 
-use crate::access;
-use crate::auth::authenticate;
+use crate::auth::Caller;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, query_param};
+use kiln_core::api::Org;
+use kiln_core::api::Project;
 use kiln_core::usage::{aggregate, period, UsageGroup};
-use kiln_core::{Action, ErrorCode};
+use kiln_core::ErrorCode;
 use kiln_durable_objects::repo::AiCalls;
 use worker::Request;
 use worker::Response;
@@ -31,17 +32,17 @@ fn params(ctx: &Ctx, req: &Request) -> ApiResult<(i64, i64, UsageGroup)> {
     Ok((from, to, group))
 }
 
-pub async fn org(ctx: &Ctx, req: Request, org: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let org = access::org(ctx, &caller, org, Action::ReadUsage).await?;
+pub async fn org(ctx: &Ctx, req: Request, (_caller, org): (Caller, Org)) -> ApiResult<Response> {
     let (from, to, group) = params(ctx, &req)?;
     let calls = AiCalls(&ctx.db).for_org(org.id.as_str(), from, to).await?;
     json(200, &aggregate(&calls, group, from, to))
 }
 
-pub async fn project(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadUsage).await?;
+pub async fn project(
+    ctx: &Ctx,
+    req: Request,
+    (_caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let (from, to, group) = params(ctx, &req)?;
     let calls = AiCalls(&ctx.db)
         .for_project(project.id.as_str(), from, to)

@@ -1,9 +1,8 @@
 //! Reading versions: they are immutable, so the Worker serves them straight from D1 and R2.
 
+use crate::auth::Caller;
 use std::collections::BTreeSet;
 
-use crate::access;
-use crate::auth::authenticate;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json_sorted;
@@ -11,21 +10,20 @@ use crate::routes::files::{parse_path, parse_version};
 use kiln_core::api::{Items, Project, VersionDiff};
 use kiln_core::diff::{unified, Change, FileDiff};
 use kiln_core::tree::Manifest;
-use kiln_core::Action;
 use kiln_durable_objects::repo::{Blobs, Versions};
-use worker::{Request, Response};
+use worker::Response;
 
-pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn list(ctx: &Ctx, (_caller, project): (Caller, Project)) -> ApiResult<Response> {
     let items = Versions(&ctx.db).list(project.id.as_str()).await?;
     json_sorted(200, &Items { items })
 }
 
 /// `GET /api/projects/:id/versions/:n/files`: the version's files (paths, sizes, hashes).
-pub async fn files(ctx: &Ctx, req: Request, id: &str, n: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn files(
+    ctx: &Ctx,
+    (_caller, project): (Caller, Project),
+    n: &str,
+) -> ApiResult<Response> {
     let manifest = manifest(ctx, &project, parse_version(n)?).await?;
     let items: Vec<kiln_core::api::VersionFile> = manifest
         .files
@@ -41,13 +39,10 @@ pub async fn files(ctx: &Ctx, req: Request, id: &str, n: &str) -> ApiResult<Resp
 
 pub async fn file(
     ctx: &Ctx,
-    req: Request,
-    id: &str,
+    (_caller, project): (Caller, Project),
     n: &str,
     path: &[&str],
 ) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
     let path = parse_path(path)?;
     let manifest = manifest(ctx, &project, parse_version(n)?).await?;
     let entry = manifest
@@ -67,9 +62,12 @@ pub async fn file(
     Ok(resp)
 }
 
-pub async fn diff(ctx: &Ctx, req: Request, id: &str, a: &str, b: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ReadProject).await?;
+pub async fn diff(
+    ctx: &Ctx,
+    (_caller, project): (Caller, Project),
+    a: &str,
+    b: &str,
+) -> ApiResult<Response> {
     let (from, to) = (parse_version(a)?, parse_version(b)?);
     let old = manifest(ctx, &project, from).await?;
     let new = manifest(ctx, &project, to).await?;

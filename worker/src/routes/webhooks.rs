@@ -2,14 +2,14 @@
 //! admins; deliveries (`POST /hooks/<id>`, no session: the signature is the credential)
 //! verified over the raw body, deduplicated by delivery id, turned into a prompt.
 
-use crate::access;
-use crate::auth::{authenticate, Caller};
+use crate::auth::Caller;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, read_json};
 use crate::room::RoomCall;
 use crate::store::projects::Projects;
 use crate::store::webhooks::{NewHook, Webhooks};
+use kiln_core::api::Project;
 use kiln_core::api::StartGeneration;
 use kiln_core::api::{
     CreateWebhook, GenerationStarted, HookAccepted, Items, User, WebhookCreated, WebhookSecret,
@@ -39,9 +39,11 @@ fn new_secret() -> ApiResult<String> {
     Ok(format!("whsec_{}", hex(&crate::random::bytes::<32>()?)))
 }
 
-pub async fn create(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ManageHooks).await?;
+pub async fn create(
+    ctx: &Ctx,
+    mut req: Request,
+    (caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let body: CreateWebhook = read_json(&mut req).await?;
     webhooks::validate_template(&body.prompt_template)
         .map_err(|m| ApiError::field("prompt_template", m))?;
@@ -86,9 +88,11 @@ pub async fn create(ctx: &Ctx, mut req: Request, id: &str) -> ApiResult<Response
     )
 }
 
-pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
-    let caller = authenticate(ctx, &req).await?;
-    let project = access::project(ctx, &caller, id, Action::ManageHooks).await?;
+pub async fn list(
+    ctx: &Ctx,
+    req: Request,
+    (_caller, project): (Caller, Project),
+) -> ApiResult<Response> {
     let items = Webhooks(&ctx.db)
         .list(&project.id, &base_url(&req)?)
         .await?;
@@ -99,11 +103,9 @@ pub async fn list(ctx: &Ctx, req: Request, id: &str) -> ApiResult<Response> {
 async fn managed(
     ctx: &Ctx,
     req: &Request,
-    id: &str,
+    project: &Project,
     hook: &str,
 ) -> ApiResult<crate::store::webhooks::Hook> {
-    let caller = authenticate(ctx, req).await?;
-    let project = access::project(ctx, &caller, id, Action::ManageHooks).await?;
     Webhooks(&ctx.db)
         .get(hook, &base_url(req)?)
         .await?
@@ -111,8 +113,13 @@ async fn managed(
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
-pub async fn rotate(ctx: &Ctx, req: Request, id: &str, hook: &str) -> ApiResult<Response> {
-    let h = managed(ctx, &req, id, hook).await?;
+pub async fn rotate(
+    ctx: &Ctx,
+    req: Request,
+    (_caller, project): (Caller, Project),
+    hook: &str,
+) -> ApiResult<Response> {
+    let h = managed(ctx, &req, &project, hook).await?;
     let secret = new_secret()?;
     let until = ctx.now + ROTATION_OVERLAP_MS;
     Webhooks(&ctx.db).rotate(&h.info.id, &secret, until).await?;
@@ -125,14 +132,24 @@ pub async fn rotate(ctx: &Ctx, req: Request, id: &str, hook: &str) -> ApiResult<
     )
 }
 
-pub async fn deliveries(ctx: &Ctx, req: Request, id: &str, hook: &str) -> ApiResult<Response> {
-    let h = managed(ctx, &req, id, hook).await?;
+pub async fn deliveries(
+    ctx: &Ctx,
+    req: Request,
+    (_caller, project): (Caller, Project),
+    hook: &str,
+) -> ApiResult<Response> {
+    let h = managed(ctx, &req, &project, hook).await?;
     let items = Webhooks(&ctx.db).deliveries(&h.info.id, 100).await?;
     json(200, &Items { items })
 }
 
-pub async fn delete(ctx: &Ctx, req: Request, id: &str, hook: &str) -> ApiResult<Response> {
-    let h = managed(ctx, &req, id, hook).await?;
+pub async fn delete(
+    ctx: &Ctx,
+    req: Request,
+    (_caller, project): (Caller, Project),
+    hook: &str,
+) -> ApiResult<Response> {
+    let h = managed(ctx, &req, &project, hook).await?;
     Webhooks(&ctx.db).delete(&h.info.id, ctx.now).await?;
     Ok(Response::empty()?.with_status(204))
 }
@@ -206,7 +223,12 @@ pub async fn receive(ctx: &Ctx, mut req: Request, hook_id: &str) -> ApiResult<Re
 /// `POST …/webhooks/:hook/test {payload, event?}`: what a delivery of `payload` would do,
 /// from the hook's page — a real delivery (it starts a generation), logged as `test-…`,
 /// with the manager's session instead of a signature.
-pub async fn test(ctx: &Ctx, mut req: Request, id: &str, hook: &str) -> ApiResult<Response> {
+pub async fn test(
+    ctx: &Ctx,
+    mut req: Request,
+    (_caller, project): (Caller, Project),
+    hook: &str,
+) -> ApiResult<Response> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Test {
@@ -214,7 +236,7 @@ pub async fn test(ctx: &Ctx, mut req: Request, id: &str, hook: &str) -> ApiResul
         #[serde(default)]
         event: Option<String>,
     }
-    let h = managed(ctx, &req, id, hook).await?;
+    let h = managed(ctx, &req, &project, hook).await?;
     let t: Test = read_json(&mut req).await?;
     let delivery = format!("test-{}", hex(&crate::random::bytes::<8>()?));
     Webhooks(&ctx.db)
