@@ -1,7 +1,8 @@
 // Kiln's acceptance-check runner. Runs inside a sandbox (`node /opt/kiln/check.mjs FILE`):
 // opens the app's dev server (KILN_DEV_URL, set by the sandbox-proxy) in the host's Chromium,
 // driven by playwright-core from /opt/kiln/node_modules, and runs each check of FILE (the
-// format is core/src/agent/checks.rs) in a fresh browser context. Prints one JSON line
+// format is core/src/agent/checks.rs) in a fresh browser context; with `--smoke`, Kiln's smoke
+// check (the page shows something, no uncaught error) runs first. Prints one JSON line
 // `{"results":[{name, passed, step?, error?, page_text?, console_errors?}]}`.
 // Exit 0 when the checks ran (pass or fail), 3 when no browser can run here, 2 on bad input.
 import { readFileSync, existsSync } from 'node:fs';
@@ -15,6 +16,7 @@ function out(obj, code) {
 }
 
 const file = process.argv[2];
+const smoke = process.argv.slice(3).includes('--smoke');
 const base = process.env.KILN_DEV_URL;
 if (!file || !base) out({ error: 'usage: KILN_DEV_URL=… node check.mjs checks.json' }, 2);
 let checks;
@@ -24,6 +26,7 @@ try {
 } catch (e) {
   out({ error: `cannot read ${file}: ${e.message}` }, 2);
 }
+if (smoke) checks.unshift({ name: 'the app opens and shows its page without errors', steps: [{ do: 'renders' }] });
 
 // /usr/bin/chromium is Debian's wrapper script, which needs /etc/chromium.d; start the binary.
 const candidates = [process.env.KILN_CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium',
@@ -99,7 +102,16 @@ async function textIn(page, target) {
 
 const norm = (s) => String(s).replace(/\s+/g, ' ').trim().toLowerCase();
 
-async function step(page, s) {
+// Something a person can see: text, or a visible image, canvas, video or control.
+const shows = () => {
+  const b = document.body;
+  if (!b) return false;
+  if (b.innerText.trim().length > 0) return true;
+  return [...document.querySelectorAll('img, svg, canvas, video, input, button, select, textarea')]
+    .some((e) => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; });
+};
+
+async function step(page, s, pageErrors) {
   const loc = (t) => page.locator(t).first();
   switch (s.do) {
     case 'open':
@@ -149,6 +161,14 @@ async function step(page, s) {
         return norm(v) === norm(s.equals) || `${s.target} has value ${JSON.stringify(v)}, not ${JSON.stringify(String(s.equals))}`;
       });
       return;
+    case 'renders':
+      await until(async () => {
+        if (pageErrors.length) return `the page raised an error: ${pageErrors[0]}`;
+        return (await page.evaluate(shows).catch(() => false))
+          || 'the page is blank: nothing is shown (is the root component rendered?)';
+      });
+      if (pageErrors.length) throw new Error(`the page raised an error: ${pageErrors[0]}`);
+      return;
     default:
       throw new Error(`unknown step ${JSON.stringify(s.do)}`);
   }
@@ -158,11 +178,15 @@ async function run(check) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const consoleErrors = [];
+  const pageErrors = [];
   page.on('console', (m) => {
     // The browser's own request for a favicon is not the app's error.
     if (m.type() === 'error' && !/favicon\.ico$/.test(m.location().url || '')) consoleErrors.push(m.text());
   });
-  page.on('pageerror', (e) => consoleErrors.push(String(e.message || e)));
+  page.on('pageerror', (e) => {
+    consoleErrors.push(String(e.message || e));
+    pageErrors.push(String(e.message || e).split('\n')[0]);
+  });
   const report = { name: check.name, passed: false };
   let i = 0;
   try {
@@ -170,7 +194,7 @@ async function run(check) {
     const deadline = Date.now() + CHECK_TIMEOUT;
     for (; i < check.steps.length; i++) {
       if (Date.now() > deadline) throw new Error('the check took longer than 30 s');
-      await step(page, check.steps[i]);
+      await step(page, check.steps[i], pageErrors);
     }
     report.passed = true;
   } catch (e) {

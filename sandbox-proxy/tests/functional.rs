@@ -423,3 +423,55 @@ console.error('boom from the app');
         .iter()
         .any(|e| e.contains("boom from the app")));
 }
+
+/// Kiln's smoke check (`--smoke`), run before the tester's checks: a page that throws on load
+/// and a blank page fail it with what is wrong; a page that shows something passes.
+#[test]
+fn the_smoke_check_catches_a_crash_on_load_and_a_blank_page() {
+    let s = svc();
+    let (id, t) = s.create("smoke", "static");
+    let cases = [
+        (
+            "<!doctype html><body><main id=app></main><script>document.getElementById('app').textContent = greeting();</script></body>",
+            Some("greeting is not defined"),
+        ),
+        (
+            "<!doctype html><body><div id=root></div></body>",
+            Some("the page is blank"),
+        ),
+        ("<!doctype html><body><h1>Hello</h1></body>", None),
+    ];
+    let none = r#"{"checks": []}"#;
+    for (i, (html, failure)) in cases.into_iter().enumerate() {
+        let w = s.write(
+            &id,
+            &t,
+            &[("index.html", html), (".kiln/checks.json", none)],
+        );
+        assert_eq!(w.status, 200);
+        if i == 0 {
+            start_dev_server(s, &id, &t);
+        }
+        let (out, err, last) = s.exec(
+            &id,
+            &t,
+            "node",
+            &["/opt/kiln/check.mjs", ".kiln/checks.json", "--smoke"],
+            120_000,
+        );
+        assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
+        let report: kiln_core::agent::checks::RunReport =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let [r] = &report.results[..] else {
+            panic!("one result expected: {out}");
+        };
+        assert_eq!(r.name, kiln_core::agent::checks::smoke().name);
+        match failure {
+            None => assert!(r.passed, "{r:?}"),
+            Some(why) => {
+                assert!(!r.passed, "{html}: {r:?}");
+                assert!(r.error.as_deref().unwrap_or("").contains(why), "{r:?}");
+            }
+        }
+    }
+}

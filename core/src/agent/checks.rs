@@ -88,6 +88,9 @@ pub enum CheckStep {
         #[serde(deserialize_with = "lenient_string")]
         equals: String,
     },
+    /// The page shows something (text, an image, a control) and raised no uncaught error:
+    /// Kiln's own smoke check, run for every app (`smoke`).
+    Renders,
 }
 
 // Small models write `"equals": "2"` for a count and `"equals": 100` for a value.
@@ -134,13 +137,14 @@ impl CheckStep {
             },
             CheckStep::Count { target, equals } => format!("count {target} == {equals}"),
             CheckStep::Value { target, equals } => format!("value of {target} == {equals:?}"),
+            CheckStep::Renders => "the page shows something and raises no error".into(),
         }
     }
 
     fn problems(&self) -> Option<String> {
         let strings: Vec<&str> = match self {
             CheckStep::Open { path } => path.iter().map(String::as_str).collect(),
-            CheckStep::Reload | CheckStep::Wait { .. } => vec![],
+            CheckStep::Reload | CheckStep::Wait { .. } | CheckStep::Renders => vec![],
             CheckStep::Click { target } | CheckStep::Count { target, .. } => vec![target],
             CheckStep::Fill { target, value }
             | CheckStep::Select { target, value }
@@ -214,6 +218,7 @@ impl Check {
                     | CheckStep::NotSee { .. }
                     | CheckStep::Count { .. }
                     | CheckStep::Value { .. }
+                    | CheckStep::Renders
             )
         });
         if !asserts {
@@ -271,6 +276,27 @@ pub fn from_model(text: &str, phase: usize) -> Result<(Vec<Check>, Vec<String>),
     }
     Ok((ok, dropped))
 }
+
+/// The smoke check Kiln runs first for every app, whatever the tester wrote: the app opens,
+/// shows something and raises no uncaught error. A blank page or a crash on load is what
+/// breaks an app outright; no model can get this check wrong.
+pub fn smoke() -> Check {
+    Check {
+        name: "the app opens and shows its page without errors".into(),
+        phase: 0,
+        steps: vec![CheckStep::Renders],
+    }
+}
+
+/// What the runner runs with `--smoke`: the smoke check, then `file`'s, in this order.
+pub fn with_smoke(file: &CheckFile) -> CheckFile {
+    let mut checks = vec![smoke()];
+    checks.extend(file.checks.iter().cloned());
+    CheckFile { checks }
+}
+
+/// The runner's flag that puts `smoke()` before the file's checks.
+pub const SMOKE_FLAG: &str = "--smoke";
 
 impl CheckFile {
     pub fn parse(bytes: &[u8]) -> Result<CheckFile, String> {
@@ -502,6 +528,27 @@ pub fn compile_error(ran: &Ran) -> Option<String> {
     }
 }
 
+/// A failed type-check's output as `profile` reads it: `None` when a diagnostic in it blocks
+/// (or none can be read: the check itself broke), else the complaints let through, for the
+/// people watching.
+pub fn type_complaints(output: &str, profile: super::profile::Profile) -> Option<Vec<String>> {
+    let found = super::autofix::parse_tsc(output);
+    if found.is_empty() || found.iter().any(|d| profile.blocks(d.code)) {
+        return None;
+    }
+    Some(
+        found
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}({},{}): TS{}: {}",
+                    d.file, d.line, d.column, d.code, d.message
+                )
+            })
+            .collect(),
+    )
+}
+
 /// The dev server's answer to a start: `None` when it is ready, else why the app does not
 /// start.
 pub fn dev_server_failure(state: &str, log: &str) -> Option<String> {
@@ -516,6 +563,26 @@ pub fn dev_server_failure(state: &str, log: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_type_complaints_do_not_block_a_small_model_but_breakage_does() {
+        use crate::agent::profile::Profile;
+        // The baseline's Todo list (recorded): implicit any in every component.
+        let todo = "src/components/TodoFilter.tsx(3,23): error TS7031: Binding element 'onFilterChange' implicitly has an 'any' type.\n\
+                    src/components/TodoList.tsx(9,38): error TS7006: Parameter 'todo' implicitly has an 'any' type.\n";
+        let let_through = type_complaints(todo, Profile::Small).unwrap();
+        assert_eq!(let_through.len(), 2);
+        assert!(let_through[0].starts_with("src/components/TodoFilter.tsx(3,23): TS7031"));
+        assert_eq!(type_complaints(todo, Profile::Large), None);
+        let broken =
+            format!("{todo}src/App.tsx(4,8): error TS2307: Cannot find module './Nope'.\n");
+        assert_eq!(type_complaints(&broken, Profile::Small), None);
+        // Output with no diagnostic in it (tsc itself failed): blocks.
+        assert_eq!(
+            type_complaints("npm ERR! could not determine executable", Profile::Small),
+            None
+        );
+    }
 
     fn ran(output: &str, exit_code: Option<i32>) -> Ran<'_> {
         Ran {

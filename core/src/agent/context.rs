@@ -17,6 +17,17 @@ pub fn select<'a>(first: impl IntoIterator<Item = &'a str>, tree: &[String]) -> 
     out
 }
 
+/// The paths a fix quotes: the files its errors name first (the error's own file leads), then
+/// the rest worth quoting. Never everything: configs, images, the checks file and the given
+/// entry point cost a small model its context and invite it to rewrite them.
+pub fn for_fix(errors: &[String], tree: &[String]) -> Vec<String> {
+    let named = tree
+        .iter()
+        .map(String::as_str)
+        .filter(|p| worth_quoting(p) && errors.iter().any(|e| e.contains(p)));
+    select(named, tree)
+}
+
 /// Whether a file helps the model write the app: not images, lockfiles, tool configuration or
 /// Kiln's own checks, which would only crowd a small model's context.
 pub fn worth_quoting(path: &str) -> bool {
@@ -34,6 +45,53 @@ pub fn worth_quoting(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fix_quotes_the_files_its_errors_name_first_and_never_the_tooling() {
+        // The tree of the baseline run's Todo list, whose fixer was shown all of it.
+        let tree: Vec<String> = [
+            ".kiln/checks.json",
+            "index.html",
+            "package.json",
+            "postcss.config.js",
+            "public/header.svg",
+            "src/App.tsx",
+            "src/components/TodoFilter.tsx",
+            "src/components/TodoItem.tsx",
+            "src/index.css",
+            "src/lib/persist.ts",
+            "src/main.tsx",
+            "src/types.ts",
+            "src/vite-env.d.ts",
+            "tailwind.config.js",
+            "tsconfig.json",
+            "vite.config.ts",
+        ]
+        .map(String::from)
+        .to_vec();
+        let errors = vec![
+            "src/components/TodoItem.tsx(6,9): error TS2488: Type 'Element' must have…".to_owned(),
+        ];
+        let quoted = for_fix(&errors, &tree);
+        assert_eq!(quoted[0], "src/components/TodoItem.tsx");
+        for hidden in [
+            ".kiln/checks.json",
+            "src/main.tsx",
+            "tsconfig.json",
+            "public/header.svg",
+            "postcss.config.js",
+            "src/vite-env.d.ts",
+        ] {
+            assert!(
+                !quoted.iter().any(|p| p == hidden),
+                "{hidden} in {quoted:?}"
+            );
+        }
+        assert!(quoted.iter().any(|p| p == "src/App.tsx"));
+        // A browser check names no file: the app's files, in tree order.
+        let quoted = for_fix(&["Browser check \"adds\" failed".to_owned()], &tree);
+        assert_eq!(quoted[0], "index.html");
+    }
 
     #[test]
     fn which_files_are_worth_quoting() {

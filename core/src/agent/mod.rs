@@ -15,6 +15,7 @@ pub mod llm;
 pub mod machine;
 pub mod npm;
 pub mod pipeline;
+pub mod profile;
 pub mod prompts;
 pub mod repeat;
 pub mod roles;

@@ -40,10 +40,27 @@ pub(super) async fn compile_check<H: Host>(
         Template::ReactVite => {
             let args = ["tsc", "--noEmit", "-p", "."].map(String::from).to_vec();
             let tsc = exec("npx", args, CHECK_TIMEOUT_MS);
+            let profile = super::profile(host);
             let mut pass = 0;
             loop {
                 let r = host.exec(&tsc, &mut |_| {}).await?;
                 if let Some(error) = checks::compile_error(&ran(&r)) {
+                    // What the profile does not block on is shown, not sent to the fixer:
+                    // the browser checks judge what the app does.
+                    let complaints = (!r.timed_out)
+                        .then(|| checks::type_complaints(&r.output, profile))
+                        .flatten();
+                    if let Some(complaints) = complaints {
+                        let _ = host.broadcast(ServerEvent::CommandOutput {
+                            command: "type-check".into(),
+                            output: format!(
+                                "{} type complaints that do not break the app, left as they are:\n{}",
+                                complaints.len(),
+                                complaints.join("\n")
+                            ),
+                        });
+                        break;
+                    }
                     pass += 1;
                     if !r.timed_out && pass <= AUTOFIX_PASSES && repair(host, &r.output).await? {
                         continue;
@@ -142,8 +159,8 @@ pub(super) async fn start_preview<H: Host>(
     Ok(status)
 }
 
-/// Runs every acceptance check in the sandbox's Chromium against its dev server; `checks`
-/// reads what the runner says.
+/// Runs the acceptance checks of `file` (the smoke check first, then `.kiln/checks.json`'s)
+/// in the sandbox's Chromium against its dev server; `checks` reads what the runner says.
 pub(super) async fn run_browser_checks<H: Host>(
     host: &H,
     g: &mut Generation,
@@ -157,7 +174,8 @@ pub(super) async fn run_browser_checks<H: Host>(
         command: "acceptance checks".into(),
         output: format!("running {} checks in Chromium", file.checks.len()),
     });
-    let args = vec!["/opt/kiln/check.mjs".into(), CHECKS_PATH.into()];
+    let args = ["/opt/kiln/check.mjs", CHECKS_PATH, checks::SMOKE_FLAG].map(String::from);
+    let args = args.to_vec();
     let r = host
         .exec(&exec("node", args, BROWSER_CHECK_TIMEOUT_MS), &mut |_| {})
         .await?;

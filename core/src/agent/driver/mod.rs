@@ -184,6 +184,12 @@ pub fn preview_url<H: Host>(host: &H) -> String {
     crate::origin::preview_url(&domain, host.project())
 }
 
+/// The configured model's profile (`profile::Profile::choose`).
+fn profile<H: Host>(host: &H) -> super::profile::Profile {
+    let model = host.model(Role::Coder, 0).unwrap_or_default();
+    super::profile::Profile::choose(&model, host.config("KILN_MODEL_PROFILE").as_deref())
+}
+
 /// `KILN_BROWSER_CHECKS=off` skips writing and running acceptance checks.
 fn browser_checks_enabled<H: Host>(host: &H) -> bool {
     host.config("KILN_BROWSER_CHECKS").as_deref() != Some("off")

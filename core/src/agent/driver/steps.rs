@@ -208,14 +208,14 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
         .await
         .map_err(sb)?;
     let compile_errors = compile_check(host, g.template).await.map_err(sb)?;
-    let file = read_checks(host)?;
-    let run =
-        if compile_errors.is_empty() && browser_checks_enabled(host) && !file.checks.is_empty() {
-            let verdict = run_browser_checks(host, g, &file).await.map_err(sb)?;
-            Some((&file, verdict))
-        } else {
-            None
-        };
+    // Kiln's smoke check first, then the tester's: an app that builds is always opened.
+    let file = checks::with_smoke(&read_checks(host)?);
+    let run = if compile_errors.is_empty() && browser_checks_enabled(host) {
+        let verdict = run_browser_checks(host, g, &file).await.map_err(sb)?;
+        Some((&file, verdict))
+    } else {
+        None
+    };
     let found = pipeline::checked(compile_errors, run);
     if let Some(why) = &found.skipped {
         host.broadcast(ServerEvent::CommandOutput {
@@ -236,8 +236,9 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
 /// Repairs for what the check found.
 async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
     let bp = g.blueprint.clone().ok_or("no blueprint")?;
-    let all = tree_paths(host)?;
-    let files = context_files(host, all.iter().map(String::as_str))?;
+    let tree = tree_paths(host)?;
+    let quoted = crate::agent::context::for_fix(&g.check_errors, &tree);
+    let files = context_files(host, quoted.iter().map(String::as_str))?;
     let checks_now = read_checks(host)?.to_pretty();
     let change = g
         .is_follow_up()
