@@ -136,6 +136,21 @@ pub fn repair(
             }
             continue;
         }
+        // `function Row({ value, data-testid })`: the prompt's data-testid attributes read
+        // as a prop to destructure (TS1005 at the hyphen). The attribute is JSX's business.
+        if matches!(d.code, 1005 | 1003 | 1109) {
+            if let Some(new) = drop_hyphenated_bindings(line) {
+                if edit.lines.insert(d.line, Some(new)).is_none() {
+                    out.notes.push(format!(
+                        "{}:{}: removed an attribute name from `{}`",
+                        d.file,
+                        d.line,
+                        line.trim()
+                    ));
+                }
+            }
+            continue;
+        }
         if matches!(d.code, 2304 | 2552) {
             let Some(name) = quoted(&d.message, '\'') else {
                 continue;
@@ -184,6 +199,46 @@ pub fn repair(
         }
     }
     out
+}
+
+/// `line` without the hyphenated names (`data-testid`, unquoted) in its destructuring
+/// patterns — `{ … }` lists of names followed by `)`, `:` or `=`; `None` when it has none.
+fn drop_hyphenated_bindings(line: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = line;
+    let mut changed = false;
+    while let Some(open) = rest.find('{') {
+        let Some(len) = rest[open..].find('}') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + len];
+        let after = rest[open + len + 1..].trim_start();
+        let pattern = !inner.contains(['{', '(', '"', '\'', '<'])
+            && (after.starts_with(')') || after.starts_with(':') || after.starts_with('='));
+        let hyphenated = |item: &str| {
+            let name = item.split([':', '=']).next().unwrap_or("").trim();
+            name.contains('-')
+                && name.split('-').all(|w| {
+                    !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+        };
+        out += &rest[..=open];
+        if pattern && inner.split(',').any(hyphenated) {
+            let kept: Vec<&str> = inner
+                .split(',')
+                .filter(|i| !hyphenated(i) && !i.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            out += &format!(" {} ", kept.join(", "));
+            changed = true;
+        } else {
+            out += inner;
+        }
+        out.push('}');
+        rest = &rest[open + len + 1..];
+    }
+    out += rest;
+    changed.then_some(out)
 }
 
 /// Plain words for what a fixer misreads in tsc's output; one line each, to go after it.
@@ -645,6 +700,34 @@ pub fn manifest_dependencies(package_json: &[u8]) -> std::collections::BTreeSet<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_testid_written_as_a_prop_to_destructure_is_dropped() {
+        // Seen in three files of one app (issue 14): TS1005 at the hyphen.
+        let app = "export function Field({ value, onChange, data-testid }) {\n  return <input data-testid=\"amount\" value={value} onChange={onChange} />\n}\n";
+        let files = BTreeMap::from([("src/App.tsx".to_owned(), app.to_owned())]);
+        let tsc = "src/App.tsx(1,44): error TS1005: ',' expected.\n";
+        let r = repair(tsc, &files, &BTreeSet::new());
+        assert_eq!(
+            r.files["src/App.tsx"],
+            "export function Field({ value, onChange }) {\n  return <input data-testid=\"amount\" value={value} onChange={onChange} />\n}\n"
+        );
+        assert_eq!(r.notes.len(), 1);
+        // Typed props and defaults keep their shape; objects and JSX are left alone.
+        assert_eq!(
+            drop_hyphenated_bindings("const Row = ({ data-testid, item }: Props) => ("),
+            Some("const Row = ({ item }: Props) => (".to_owned())
+        );
+        assert_eq!(
+            drop_hyphenated_bindings("const s = { 'data-x': 1 } ="),
+            None
+        );
+        assert_eq!(
+            drop_hyphenated_bindings("<li data-testid=\"task\">{task.title}</li>"),
+            None
+        );
+        assert_eq!(drop_hyphenated_bindings("const n = a - b;"), None);
+    }
 
     #[test]
     fn a_manifests_dependencies_are_both_kinds_and_a_broken_one_has_none() {

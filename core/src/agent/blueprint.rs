@@ -148,6 +148,38 @@ impl Blueprint {
         }
     }
 
+    /// The small profile's layout: one phase that writes the template's entry files only,
+    /// with every acceptance point of the plan (in order, each once). A small model asked for
+    /// several files breaks what joins them (props, exports, imports); asked for phases, it
+    /// spends the clock on calls.
+    pub fn into_single_file(&mut self) {
+        let entry: &[&str] = match self.template {
+            Template::ReactVite => &["src/App.tsx"],
+            Template::Static => &["index.html", "style.css", "main.js"],
+        };
+        let Some(first) = self.phases.first() else {
+            return;
+        };
+        let mut acceptance: Vec<String> = Vec::new();
+        for a in self.phases.iter().flat_map(|p| &p.acceptance) {
+            if !acceptance.contains(a) {
+                acceptance.push(a.clone());
+            }
+        }
+        acceptance.truncate(12);
+        let goals: Vec<&str> = self.phases.iter().map(|p| p.goal.as_str()).collect();
+        let merged = Phase {
+            name: first.name.clone(),
+            goal: goals.join("; ").chars().take(1000).collect(),
+            files: entry
+                .iter()
+                .filter_map(|e| ProjectPath::parse(e).ok())
+                .collect(),
+            acceptance,
+        };
+        self.phases = vec![merged];
+    }
+
     /// Parses the planner's answer: JSON, possibly wrapped in a code fence or prose.
     pub fn from_model(text: &str) -> Result<Blueprint, Vec<String>> {
         let start = text
@@ -287,6 +319,35 @@ pub fn placeholder_svg(spec: &ImageSpec, palette: &[Swatch]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_single_file_layout_keeps_every_acceptance_point_in_one_phase() {
+        let mut bp: Blueprint = serde_json::from_value(serde_json::json!({
+            "name": "Todo", "summary": "tasks", "template": "react-vite",
+            "design": {"style": "clean", "palette": [{"name":"bg","hex":"#ffffff"},{"name":"ink","hex":"#111111"}], "typography": "system-ui", "sections": []},
+            "phases": [
+                {"name": "Core", "goal": "add", "files": ["src/App.tsx", "src/components/List.tsx"], "acceptance": ["Enter adds a task", "a task can be ticked"]},
+                {"name": "Filters", "goal": "filter", "files": ["src/components/Filter.tsx"], "acceptance": ["a task can be ticked", "Active hides done tasks"]}
+            ]
+        })).unwrap();
+        bp.into_single_file();
+        assert_eq!(bp.phases.len(), 1);
+        let ph = &bp.phases[0];
+        assert_eq!(
+            ph.files.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            ["src/App.tsx"]
+        );
+        assert_eq!(
+            ph.acceptance,
+            [
+                "Enter adds a task",
+                "a task can be ticked",
+                "Active hides done tasks"
+            ]
+        );
+        assert_eq!(ph.goal, "add; filter");
+        assert_eq!(bp.validate(), Ok(()));
+    }
 
     pub fn sample() -> Blueprint {
         serde_json::from_value(serde_json::json!({

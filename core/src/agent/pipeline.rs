@@ -7,17 +7,21 @@ use super::blueprint::Blueprint;
 use super::checks::{self, CheckFile, CheckReport, RunVerdict};
 use super::file_stream::{apply_edit, FileParser, StreamEvent};
 use super::machine::Outcome;
+use super::profile::Profile;
 use super::repeat::RepeatGuard;
 use super::tools::ToolTree;
 use crate::sandbox::Template;
 
 /// The planner's answer: a valid blueprint (for the generation's template, with its entry
 /// files) or why it was rejected.
-pub fn planned(answer: &str, template: Template) -> Outcome {
+pub fn planned(answer: &str, template: Template, profile: Profile) -> Outcome {
     match Blueprint::from_model(answer) {
         Ok(mut blueprint) => {
             blueprint.template = template;
             blueprint.ensure_entry_files();
+            if profile == Profile::Small {
+                blueprint.into_single_file();
+            }
             Outcome::Planned(blueprint)
         }
         Err(errors) => Outcome::PlanRejected(errors),
@@ -260,7 +264,7 @@ mod tests {
         let plan = r##"{"name":"x","summary":"y","template":"react-vite",
             "design":{"style":"s","palette":[{"name":"a","hex":"#000000"},{"name":"b","hex":"#ffffff"}],"typography":"t","sections":[]},
             "images":[],"phases":[{"name":"p","goal":"g","files":["style.css"],"acceptance":[]}]}"##;
-        match planned(plan, Template::Static) {
+        match planned(plan, Template::Static, Profile::Large) {
             Outcome::Planned(bp) => {
                 assert_eq!(bp.template, Template::Static);
                 let files: Vec<&str> = bp.phases[0].files.iter().map(|p| p.as_str()).collect();
@@ -272,7 +276,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            planned("no plan", Template::Static),
+            planned("no plan", Template::Static, Profile::Large),
             Outcome::PlanRejected(_)
         ));
     }

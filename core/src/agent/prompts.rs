@@ -4,6 +4,7 @@
 
 use super::blueprint::Blueprint;
 use super::llm::ChatMessage;
+use super::profile::Profile;
 use crate::sandbox::Template;
 
 /// Budget for existing file contents quoted in one prompt (bytes).
@@ -22,16 +23,30 @@ const FORMAT: &str = "Write each file completely, in this exact format, one bloc
 To add an npm package, write <command>npm install NAME</command>.\n\
 No explanations are needed; only the blocks are used.";
 
-fn template_notes(t: Template) -> &'static str {
-    match t {
-        Template::Static => {
+fn template_notes(t: Template, profile: Profile) -> &'static str {
+    match (t, profile) {
+        // A small model writes one self-contained file far better than several that must
+        // agree on props and exports (the baseline run's failures were mostly between files).
+        (Template::ReactVite, Profile::Small) => {
+            "Template `react-vite`: React 19 + TypeScript + Vite + Tailwind CSS. \
+            src/main.tsx is given (it renders <App/>; never write it). Write the whole app in \
+            ONE file, src/App.tsx: `export default function App()` plus any small components \
+            as functions in the same file, above App. Use Tailwind classes for styling. \
+            Import every React hook you use: import { useState } from 'react'. Define every \
+            type you use in that file. For data that must survive a reload use the given \
+            hook: import { usePersistentState } from './lib/persist', e.g. with \
+            `type Expense = { id: number; amount: number }`: \
+            const [expenses, setExpenses] = usePersistentState<Expense[]>('expenses', []) — it \
+            works like useState. No other files."
+        }
+        (Template::Static, _) => {
             "Template `static`: plain HTML, CSS and JavaScript served as files. \
             It starts with index.html (loads style.css, then store.js, then main.js), style.css \
             and main.js. store.js is given: load(key, fallback) and save(key, value) keep \
             data in localStorage across reloads; index.html must keep loading it before \
             main.js. No build step and no npm packages."
         }
-        Template::ReactVite => {
+        (Template::ReactVite, Profile::Large) => {
             "Template `react-vite`: React 19 + TypeScript + Vite + Tailwind CSS. \
             It starts with index.html, src/main.tsx (given: it renders <App/>; never write \
             it), src/App.tsx and src/index.css (Tailwind directives). src/App.tsx holds \
@@ -57,19 +72,30 @@ fn entry_file(t: Template) -> &'static str {
     }
 }
 
-pub fn planner(prompt: &str, template: Template) -> Vec<ChatMessage> {
+pub fn planner(prompt: &str, template: Template, profile: Profile) -> Vec<ChatMessage> {
+    let phases = match profile {
+        Profile::Small => format!(
+            "Make exactly 1 phase; it writes {} and nothing else, and lists concrete \
+             acceptance points a tester can check in a browser, e.g. \"pressing Enter in the \
+             input adds the task to the list\".",
+            entry_file(template)
+        ),
+        Profile::Large => format!(
+            "Make 1 to 3 small phases; each lists the files it writes (at most 6) and \
+             concrete acceptance points a tester can check in a browser, e.g. \"pressing \
+             Enter in the input adds the task to the list\". The first phase must write {} \
+             (the page people see) so the app works after it.",
+            entry_file(template)
+        ),
+    };
     let system = format!(
         "You are the planner of an app builder. Turn the user's request into a blueprint: \
          a JSON object with name, summary, template, design (style, palette of #rrggbb \
          colours, typography, sections), images (SVG placeholders under public/, may be \
-         empty) and phases. Make 1 to 3 small phases; each lists the files it writes (at \
-         most 6) and concrete acceptance points a tester can check in a browser, e.g. \
-         \"pressing Enter in the input adds the task to the list\". The first phase must \
-         write {} (the page people see) so the app works after it. Cover every feature the \
-         user asked for with an acceptance point, including persistence and live updates \
-         when asked.\n{}\nUse template \"{}\". Answer with the JSON object only.",
-        entry_file(template),
-        template_notes(template),
+         empty) and phases. {phases} Cover every feature the user asked for with an \
+         acceptance point, including persistence and live updates when asked.\n{}\nUse \
+         template \"{}\". Answer with the JSON object only.",
+        template_notes(template, profile),
         template.as_str()
     );
     vec![ChatMessage::system(system), ChatMessage::user(prompt)]
@@ -79,10 +105,11 @@ pub fn planner(prompt: &str, template: Template) -> Vec<ChatMessage> {
 pub fn plan_repair(
     prompt: &str,
     template: Template,
+    profile: Profile,
     previous: &str,
     errors: &[String],
 ) -> Vec<ChatMessage> {
-    let mut m = planner(prompt, template);
+    let mut m = planner(prompt, template, profile);
     m.push(ChatMessage::assistant(previous));
     m.push(ChatMessage::user(format!(
         "That blueprint is invalid:\n- {}\nAnswer again with the corrected JSON object only.",
@@ -136,6 +163,7 @@ fn quote_files(files: &[(String, String)]) -> String {
 /// own files first); `queued` are user messages that arrived during the generation.
 pub fn coder(
     bp: &Blueprint,
+    profile: Profile,
     phase: usize,
     files: &[(String, String)],
     queued: &[String],
@@ -143,7 +171,7 @@ pub fn coder(
     let ph = &bp.phases[phase];
     let system = format!(
         "You are a senior front-end engineer. You write complete, working files.\n{}\n{TESTIDS}\n{FORMAT}",
-        template_notes(bp.template)
+        template_notes(bp.template, profile)
     );
     let mut user = brief(bp);
     user += &format!(
@@ -214,6 +242,7 @@ pub fn tester(bp: &Blueprint, phase: usize, files: &[(String, String)]) -> Vec<C
 /// rather than the change undone.
 pub fn fixer(
     bp: &Blueprint,
+    profile: Profile,
     phase: usize,
     errors: &[String],
     files: &[(String, String)],
@@ -224,7 +253,7 @@ pub fn fixer(
          the app does not do what the user asked: change the app so it does (keep the \
          data-testid attributes the check uses). Rewrite only the files that need \
          changes. {FORMAT}",
-        template_notes(bp.template)
+        template_notes(bp.template, profile)
     );
     let ph = &bp.phases[phase];
     let mut user = brief(bp);
@@ -265,13 +294,14 @@ mod tests {
 
     #[test]
     fn the_planner_asks_for_json_for_the_template() {
-        let m = planner("a todo list", Template::Static);
+        let m = planner("a todo list", Template::Static, Profile::Large);
         assert_eq!(m.len(), 2);
         assert!(m[0].content.contains("JSON") && m[0].content.contains("\"static\""));
         assert_eq!(m[1].content, "a todo list");
         let r = plan_repair(
             "a todo list",
             Template::Static,
+            Profile::Large,
             "{}",
             &["name is empty".into()],
         );
@@ -283,6 +313,7 @@ mod tests {
     fn the_coder_prompt_carries_the_phase_acceptance_and_format() {
         let m = coder(
             &bp(),
+            Profile::Large,
             0,
             &[("src/App.tsx".into(), "export {}".into())],
             &["dark mode".into()],
@@ -322,10 +353,24 @@ mod tests {
     }
 
     #[test]
+    fn a_small_model_is_asked_for_one_phase_and_one_file() {
+        let small = planner("a todo list", Template::ReactVite, Profile::Small);
+        assert!(small[0].content.contains("exactly 1 phase"));
+        assert!(small[0].content.contains("ONE file, src/App.tsx"));
+        assert!(!small[0].content.contains("src/components/"));
+        let large = planner("a todo list", Template::ReactVite, Profile::Large);
+        assert!(large[0].content.contains("1 to 3 small phases"));
+        assert!(large[0].content.contains("src/components/"));
+        let c = coder(&bp(), Profile::Small, 0, &[], &[]);
+        assert!(c[0].content.contains("No other files."));
+    }
+
+    #[test]
     fn quoted_files_respect_the_budget() {
         let big = "x".repeat(CONTEXT_BUDGET);
         let m = fixer(
             &bp(),
+            Profile::Large,
             0,
             &["TS2304".into()],
             &[("a.ts".into(), big), ("b.ts".into(), "small".into())],
@@ -334,6 +379,7 @@ mod tests {
         assert!(!m[1].content.contains("just asked"));
         let f = fixer(
             &bp(),
+            Profile::Large,
             0,
             &[],
             &[],

@@ -185,7 +185,7 @@ pub fn preview_url<H: Host>(host: &H) -> String {
 }
 
 /// The configured model's profile (`profile::Profile::choose`).
-fn profile<H: Host>(host: &H) -> super::profile::Profile {
+pub(crate) fn profile<H: Host>(host: &H) -> super::profile::Profile {
     let model = host.model(Role::Coder, 0).unwrap_or_default();
     super::profile::Profile::choose(&model, host.config("KILN_MODEL_PROFILE").as_deref())
 }

@@ -67,16 +67,16 @@ async fn edit<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
 async fn plan<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
     let messages = match host.memo("plan_answer")? {
         Some(prev) if !g.plan_errors.is_empty() => {
-            prompts::plan_repair(&g.prompt, g.template, &prev, &g.plan_errors)
+            prompts::plan_repair(&g.prompt, g.template, profile(host), &prev, &g.plan_errors)
         }
-        _ => prompts::planner(&g.prompt, g.template),
+        _ => prompts::planner(&g.prompt, g.template, profile(host)),
     };
     let text = match ask(host, g, Ask::Plan, messages).await? {
         Ok(t) => t,
         Err(o) => return Ok(o),
     };
     host.set_memo("plan_answer", &text)?;
-    let outcome = pipeline::planned(&text, g.template);
+    let outcome = pipeline::planned(&text, g.template, profile(host));
     if let Outcome::Planned(blueprint) = &outcome {
         host.broadcast(ServerEvent::Blueprint {
             blueprint: blueprint.clone(),
@@ -108,7 +108,7 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
     })?;
     let files = context_files(host, ph.files.iter().map(|p| p.as_str()))?;
     g.apply(Outcome::QueueTaken);
-    let messages = prompts::coder(&bp, phase, &files, &g.folding);
+    let messages = prompts::coder(&bp, profile(host), phase, &files, &g.folding);
     match stream_files(host, g, Ask::Code, messages).await? {
         Ok(streamed) => {
             host.broadcast(ServerEvent::PhaseDesigned {
@@ -243,7 +243,7 @@ async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<
     let change = g
         .is_follow_up()
         .then_some((g.prompt.as_str(), checks_now.as_str()));
-    let messages = prompts::fixer(&bp, phase, &g.check_errors, &files, change);
+    let messages = prompts::fixer(&bp, profile(host), phase, &g.check_errors, &files, change);
     match stream_files(host, g, Ask::Fix, messages).await? {
         Ok(streamed) => {
             sync_sandbox(host, g.template, Sync::Always)
