@@ -22,12 +22,17 @@ sig = b64(hmac.new(secret, head + b"." + body, hashlib.sha256).digest())
 print((head + b"." + body + b"." + sig).decode())
 EOF
 )
-status=$(curl -fsS -X POST "$sandbox/v1/sandboxes/$pid/dev-server" \
-  -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"action":"start"}')
-preview=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["preview_url"])' <<<"$status")
+curl -fsS -o /dev/null -X POST "$sandbox/v1/sandboxes/$pid/dev-server" \
+  -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"action":"start"}'
 layer=$(ls -d /var/cache/kiln-sandbox/layers/tools-*/node_modules | head -n 1)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The app at the root of an origin of its own, as the Worker's preview host serves it (its
+# absolute paths, /src/main.tsx and /@vite/client, must resolve there).
+python3 "$ROOT/bench/preview-proxy.py" --sandbox "$sandbox" --project "$pid" --token "$token" \
+  >"$work/port" &
+proxy=$!
+trap 'kill $proxy 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 50); do [ -s "$work/port" ] && break; sleep 0.1; done
 ln -s "$layer" "$work/node_modules"
 cp "$ROOT/sandbox-proxy/lib/check.mjs" "$work/"
 cat >"$work/shot.mjs" <<'EOF'
@@ -40,7 +45,7 @@ await p.screenshot({ path: process.argv[2], fullPage: true });
 console.log((await p.evaluate(() => document.body.innerText)).slice(0, 800));
 await b.close();
 EOF
-export KILN_DEV_URL="$sandbox$preview"
+export KILN_DEV_URL="http://127.0.0.1:$(cat "$work/port")/"
 mkdir -p "$ROOT/target/try"
 node "$work/shot.mjs" "$ROOT/target/try/$pid.png" || true
 case $checks in
