@@ -494,7 +494,7 @@ fn a_forgotten_requirement_is_caught_by_an_acceptance_check_and_fixed() {
             ("the count survives a reload", false)
         ]
     );
-    assert_eq!(results[0]["checks"][1]["step"], 4, "{}", results[0]);
+    assert_eq!(results[0]["checks"][2]["step"], 4, "{}", results[0]);
     assert_eq!(results[1]["passed"], true, "{}", results[1]);
 
     // The fixer saw what failed, where, and what the page showed.
@@ -600,6 +600,67 @@ fn import_mistakes_are_repaired_without_a_fix_round() {
         counter.split_once('\n').unwrap().1
     );
     assert_eq!(sandbox().file(&run.pid, "src/App.tsx"), file("src/App.tsx"));
+}
+
+/// The small profile (`KILN_MODEL_PROFILE=small`, what the embedded 1.5B model gets): the
+/// plan is folded into one phase that writes only src/App.tsx, and strict type complaints
+/// (implicit `any` here) are shown but do not send the app to the fixer — the browser checks
+/// judge it, and it passes them.
+#[test]
+fn the_small_profile_writes_one_file_and_lets_type_complaints_through() {
+    let plan = BLUEPRINT
+        .replace(r#""template":"static""#, r#""template":"react-vite""#)
+        .replace(
+            r#""files":["index.html","style.css","main.js"]"#,
+            r#""files":["src/components/Counter.tsx","src/App.tsx"]"#,
+        );
+    let app = "import { usePersistentState } from './lib/persist'\n\nfunction Counter({ count, onAdd }) {\n  return (\n    <p>\n      <button id=\"plus\" data-testid=\"add\" onClick={onAdd}>+</button> <output id=\"count\">{count}</output>\n    </p>\n  )\n}\n\nexport default function App() {\n  const [count, setCount] = usePersistentState('count', 0)\n  return (\n    <main>\n      <h1>Tally</h1>\n      <Counter count={count} onAdd={() => setCount(count + 1)} />\n    </main>\n  )\n}\n";
+    let run = setup(
+        Script::new()
+            .turn(Turn::text(plan).matching("Make exactly 1 phase"))
+            .turn(
+                Turn::text(format!("<file path=\"src/App.tsx\">\n{app}</file>\n"))
+                    .matching("ONE file, src/App.tsx"),
+            ),
+        &[("KILN_MODEL_PROFILE", "small")],
+    );
+    let mut ws = socket(&run);
+    ws.send(json!({ "type": "generate", "prompt": "a tally counter that remembers", "template": "react-vite" }));
+    let events = until_done(&run, &mut ws);
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "generation_complete", "{done}");
+    let blueprint = events.iter().find(|e| e["type"] == "blueprint").unwrap();
+    assert_eq!(
+        blueprint["blueprint"]["phases"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        blueprint["blueprint"]["phases"][0]["files"],
+        json!(["src/App.tsx"])
+    );
+    let note = events
+        .iter()
+        .find(|e| e["type"] == "command_output" && e["command"] == "type-check")
+        .unwrap_or_else(|| panic!("no type-check note in {events:?}"));
+    assert!(
+        note["output"].as_str().unwrap().contains("TS7031"),
+        "{note}"
+    );
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "check_result")
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["passed"], true, "{}", results[0]);
+    assert_eq!(
+        checks_ran(results[0]),
+        [
+            ("clicking + adds one", true),
+            ("the count survives a reload", true)
+        ]
+    );
+    // Plan, the one file, checks: no fixer.
+    assert_eq!(run.llm.chat_requests().len(), 3);
 }
 
 /// Small models loop: the whole answer again and again until max_tokens. The second time a
@@ -851,13 +912,21 @@ fn a_sandbox_proxy_restart_mid_generation_recreates_the_sandbox() {
 
 /// The files a client knows from the `file_edited` events it received.
 /// (name, passed) of each acceptance check a `check_result` event reports.
+/// The tester's checks a `check_result` reports, after Kiln's own smoke check (always first,
+/// here always passed: every scripted app shows its page).
 fn checks_ran(result: &Value) -> Vec<(&str, bool)> {
-    result["checks"]
+    let all: Vec<(&str, bool)> = result["checks"]
         .as_array()
         .unwrap_or_else(|| panic!("no check reports: {result}"))
         .iter()
         .map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
-        .collect()
+        .collect();
+    assert_eq!(
+        all.first(),
+        Some(&("the app opens and shows its page without errors", true)),
+        "{result}"
+    );
+    all[1..].to_vec()
 }
 
 fn files_seen(events: &[Value]) -> std::collections::BTreeMap<String, String> {
