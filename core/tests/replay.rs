@@ -477,7 +477,7 @@ fn a_recording_the_pipeline_does_not_follow_fails_the_replay() {
     // The runner says the reload check passed at once: no fix round, so the fixer's answer
     // is left over and the steps differ.
     recording["sandbox"][1]["output"] = serde_json::json!(
-        r#"{"results":[{"name":"smoke","passed":true},{"name":"clicking + adds one","passed":true},{"name":"the count survives a reload","passed":true}]}"#
+        r#"{"results":[{"name":"smoke","passed":true},{"name":"controls","passed":true},{"name":"clicking + adds one","passed":true},{"name":"the count survives a reload","passed":true}]}"#
     );
     let outcome = std::panic::catch_unwind(|| replay("changed", &recording.to_string()));
     assert!(outcome.is_err());
@@ -578,7 +578,7 @@ fn a_follow_up_edits_the_app_through_the_tool_loop_and_rechecks_it() {
             ok("compile", ""),
             ok(
                 "checks",
-                r#"{"results":[{"name":"smoke","passed":true},{"name":"clicking + adds one","passed":true},{"name":"the count survives a reload","passed":true}]}"#,
+                r#"{"results":[{"name":"smoke","passed":true},{"name":"controls","passed":true},{"name":"clicking + adds one","passed":true},{"name":"the count survives a reload","passed":true}]}"#,
             ),
         ]);
     }

@@ -26,7 +26,10 @@ try {
 } catch (e) {
   out({ error: `cannot read ${file}: ${e.message}` }, 2);
 }
-if (smoke) checks.unshift({ name: 'the app opens and shows its page without errors', steps: [{ do: 'renders' }] });
+if (smoke) {
+  checks.unshift({ name: 'the app opens and shows its page without errors', steps: [{ do: 'renders' }] },
+    { name: 'its fields and buttons can be used without errors', steps: [{ do: 'explore' }] });
+}
 
 // /usr/bin/chromium is Debian's wrapper script, which needs /etc/chromium.d; start the binary.
 const candidates = [process.env.KILN_CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium',
@@ -169,6 +172,27 @@ async function step(page, s, pageErrors) {
       });
       if (pageErrors.length) throw new Error(`the page raised an error: ${pageErrors[0]}`);
       return;
+    case 'explore': {
+      // Text fields get a value a form would take; then each button is clicked once, in page
+      // order. Links and submits that leave the page are left alone.
+      const fields = page.locator('input:visible:not([type=checkbox]):not([type=radio]):not([type=file]):not([type=submit]), textarea:visible');
+      for (let i = 0; i < Math.min(await fields.count(), 12); i++) {
+        const f = fields.nth(i);
+        const type = (await f.getAttribute('type').catch(() => '')) || 'text';
+        const value = type === 'number' || type === 'range' ? '3' : type === 'date' ? '2026-01-15'
+          : type === 'email' ? 'a@example.com' : type === 'color' ? '#336699' : 'Kiln';
+        await f.fill(value, { timeout: 1000 }).catch(() => {});
+      }
+      const buttons = page.locator('button:visible, [role=button]:visible, input[type=checkbox]:visible');
+      const n = Math.min(await buttons.count(), 12);
+      for (let i = 0; i < n; i++) {
+        await buttons.nth(i).click({ timeout: 1000, noWaitAfter: true }).catch(() => {});
+        if (pageErrors.length) break;
+      }
+      await page.waitForTimeout(300);
+      if (pageErrors.length) throw new Error(`using the page raised an error: ${pageErrors[0]}`);
+      return;
+    }
     default:
       throw new Error(`unknown step ${JSON.stringify(s.do)}`);
   }

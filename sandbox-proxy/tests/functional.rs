@@ -424,8 +424,9 @@ console.error('boom from the app');
         .any(|e| e.contains("boom from the app")));
 }
 
-/// Kiln's smoke check (`--smoke`), run before the tester's checks: a page that throws on load
-/// and a blank page fail it with what is wrong; a page that shows something passes.
+/// Kiln's smoke checks (`--smoke`), run before the tester's checks: a page that throws on load
+/// and a blank page fail the first with what is wrong; a button whose handler throws fails
+/// the second; a page that shows something and survives its controls passes both.
 #[test]
 fn the_smoke_check_catches_a_crash_on_load_and_a_blank_page() {
     let s = svc();
@@ -439,7 +440,14 @@ fn the_smoke_check_catches_a_crash_on_load_and_a_blank_page() {
             "<!doctype html><body><div id=root></div></body>",
             Some("the page is blank"),
         ),
-        ("<!doctype html><body><h1>Hello</h1></body>", None),
+        (
+            "<!doctype html><body><h1>Hello</h1><input id=n><button onclick=\"if (!document.getElementById('n').value) throw new Error('empty'); document.body.append('ok')\">Add</button></body>",
+            None,
+        ),
+        (
+            "<!doctype html><body><h1>Sums</h1><button onclick=\"undefinedThing()\">Add</button></body>",
+            Some("controls: undefinedThing is not defined"),
+        ),
     ];
     let none = r#"{"checks": []}"#;
     for (i, (html, failure)) in cases.into_iter().enumerate() {
@@ -462,16 +470,33 @@ fn the_smoke_check_catches_a_crash_on_load_and_a_blank_page() {
         assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
         let report: kiln_core::agent::checks::RunReport =
             serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
-        let [r] = &report.results[..] else {
-            panic!("one result expected: {out}");
+        let [shows, controls] = &report.results[..] else {
+            panic!("two results expected: {out}");
         };
-        assert_eq!(r.name, kiln_core::agent::checks::smoke().name);
+        assert_eq!(shows.name, kiln_core::agent::checks::smoke().name);
+        assert_eq!(
+            controls.name,
+            kiln_core::agent::checks::smoke_controls().name
+        );
         match failure {
-            None => assert!(r.passed, "{r:?}"),
-            Some(why) => {
-                assert!(!r.passed, "{html}: {r:?}");
-                assert!(r.error.as_deref().unwrap_or("").contains(why), "{r:?}");
-            }
+            None => assert!(shows.passed && controls.passed, "{shows:?} {controls:?}"),
+            Some(why) => match why.strip_prefix("controls: ") {
+                Some(why) => {
+                    assert!(shows.passed, "{shows:?}");
+                    assert!(!controls.passed, "{html}: {controls:?}");
+                    assert!(
+                        controls.error.as_deref().unwrap_or("").contains(why),
+                        "{controls:?}"
+                    );
+                }
+                None => {
+                    assert!(!shows.passed, "{html}: {shows:?}");
+                    assert!(
+                        shows.error.as_deref().unwrap_or("").contains(why),
+                        "{shows:?}"
+                    );
+                }
+            },
         }
     }
 }

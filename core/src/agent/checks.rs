@@ -91,6 +91,9 @@ pub enum CheckStep {
     /// The page shows something (text, an image, a control) and raised no uncaught error:
     /// Kiln's own smoke check, run for every app (`smoke`).
     Renders,
+    /// Every visible text field is filled and every visible button clicked (at most 12),
+    /// and none of it raises an uncaught error (`smoke`).
+    Explore,
 }
 
 // Small models write `"equals": "2"` for a count and `"equals": 100` for a value.
@@ -138,13 +141,19 @@ impl CheckStep {
             CheckStep::Count { target, equals } => format!("count {target} == {equals}"),
             CheckStep::Value { target, equals } => format!("value of {target} == {equals:?}"),
             CheckStep::Renders => "the page shows something and raises no error".into(),
+            CheckStep::Explore => {
+                "fill every text field and click every button, raising no error".into()
+            }
         }
     }
 
     fn problems(&self) -> Option<String> {
         let strings: Vec<&str> = match self {
             CheckStep::Open { path } => path.iter().map(String::as_str).collect(),
-            CheckStep::Reload | CheckStep::Wait { .. } | CheckStep::Renders => vec![],
+            CheckStep::Reload
+            | CheckStep::Wait { .. }
+            | CheckStep::Renders
+            | CheckStep::Explore => vec![],
             CheckStep::Click { target } | CheckStep::Count { target, .. } => vec![target],
             CheckStep::Fill { target, value }
             | CheckStep::Select { target, value }
@@ -219,6 +228,7 @@ impl Check {
                     | CheckStep::Count { .. }
                     | CheckStep::Value { .. }
                     | CheckStep::Renders
+                    | CheckStep::Explore
             )
         });
         if !asserts {
@@ -288,9 +298,19 @@ pub fn smoke() -> Check {
     }
 }
 
-/// What the runner runs with `--smoke`: the smoke check, then `file`'s, in this order.
+/// The second smoke check: every control can be used without the page raising an error (a
+/// handler that throws is what "a button does nothing" usually is).
+pub fn smoke_controls() -> Check {
+    Check {
+        name: "its fields and buttons can be used without errors".into(),
+        phase: 0,
+        steps: vec![CheckStep::Explore],
+    }
+}
+
+/// What the runner runs with `--smoke`: the smoke checks, then `file`'s, in this order.
 pub fn with_smoke(file: &CheckFile) -> CheckFile {
-    let mut checks = vec![smoke()];
+    let mut checks = vec![smoke(), smoke_controls()];
     checks.extend(file.checks.iter().cloned());
     CheckFile { checks }
 }

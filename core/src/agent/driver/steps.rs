@@ -169,6 +169,12 @@ async fn write_checks<H: Host>(host: &H, g: &mut Generation, phase: usize) -> Ho
     if g.preview_url.is_none() && sync_sandbox(host, g.template, Sync::IfNew).await.is_ok() {
         let _ = start_preview(host, g).await;
     }
+    // A small model's checks are often wrong (selectors it did not write, states it did not
+    // build), and a wrong check sends a working app to the fixer: the small profile is judged
+    // by Kiln's own smoke checks and the type gate only.
+    if profile(host) == crate::agent::profile::Profile::Small {
+        return Ok(Outcome::TestsWritten);
+    }
     let bp = g.blueprint.clone().ok_or("no blueprint")?;
     let files = context_files(host, bp.phases[phase].files.iter().map(|p| p.as_str()))?;
     let messages = prompts::tester(&bp, phase, &files);
