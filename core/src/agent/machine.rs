@@ -278,6 +278,24 @@ impl Generation {
         g
     }
 
+    /// What a prompt starts when nothing runs: after a finished generation with a blueprint,
+    /// a change request (the tool loop over the existing files, keeping the app's blueprint
+    /// and template); otherwise a new app (`template`, react-vite by default).
+    pub fn start(
+        previous: Option<&Generation>,
+        id: String,
+        prompt: String,
+        template: Option<Template>,
+        now: i64,
+    ) -> Generation {
+        match previous.filter(|p| p.step == Step::Done && p.blueprint.is_some()) {
+            Some(prev) => {
+                Generation::follow_up(id, prompt, prev.template, prev.blueprint.clone(), now)
+            }
+            None => Generation::new(id, prompt, template.unwrap_or(Template::ReactVite), now),
+        }
+    }
+
     pub fn next(&self) -> Next {
         match self.step {
             Step::Plan => Next::CallPlanner,
@@ -639,6 +657,47 @@ fn migrate(mut value: serde_json::Value) -> Result<serde_json::Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prompt_after_a_finished_app_changes_it_and_otherwise_starts_one() {
+        let mut done = Generation::new("g1".into(), "tally".into(), Template::Static, 0);
+        let fresh = Generation::start(Some(&done), "g2".into(), "x".into(), None, 5);
+        // No blueprint yet (a first generation that failed): a new app, react-vite by default.
+        assert_eq!(
+            (fresh.step.clone(), fresh.template),
+            (Step::Plan, Template::ReactVite)
+        );
+        done.step = Step::Done;
+        done.blueprint = Some(
+            serde_json::from_value(serde_json::json!({
+                "name": "Tally", "summary": "counts", "template": "static",
+                "design": {"style": "calm", "palette": [{"name": "bg", "hex": "#ffffff"}, {"name": "ink", "hex": "#000000"}], "typography": "system-ui", "sections": []},
+                "phases": [{"name": "Core", "goal": "count", "files": ["index.html"], "acceptance": ["+ adds one"]}]
+            }))
+            .unwrap(),
+        );
+        let change = Generation::start(
+            Some(&done),
+            "g3".into(),
+            "by two".into(),
+            Some(Template::ReactVite),
+            9,
+        );
+        assert_eq!(change.step, Step::Edit);
+        assert_eq!(
+            change.template,
+            Template::Static,
+            "a change keeps the app's template"
+        );
+        assert_eq!(change.blueprint, done.blueprint);
+        assert_eq!(change.started_at, 9);
+        let mut failed = done.clone();
+        failed.step = Step::Failed { reason: "x".into() };
+        assert_eq!(
+            Generation::start(Some(&failed), "g4".into(), "y".into(), None, 0).step,
+            Step::Plan
+        );
+    }
 
     #[test]
     fn the_prompt_queue_is_bounded_by_count_and_bytes() {

@@ -10,7 +10,7 @@
 
 use crate::limiter::{self, LimitOp};
 use kiln_core::agent::driver::{self, AfterStep, AGENT};
-use kiln_core::agent::machine::{Generation, Outcome, QueueFull, Step};
+use kiln_core::agent::machine::{Generation, Outcome, QueueFull};
 use kiln_core::error::ErrorCode;
 use kiln_core::protocol::ServerEvent;
 use kiln_core::sandbox::Template;
@@ -105,14 +105,8 @@ pub async fn start(
         + 1;
     room.store()
         .set_meta("generation_counter", &n.to_string())?;
-    // After a finished generation, a prompt is a change request: the tool loop over the
-    // existing files, keeping the app's blueprint.
-    let previous = load(room)?.filter(|g| g.step == Step::Done && g.blueprint.is_some());
-    let id = format!("g{n}");
-    let g = match previous {
-        Some(prev) => Generation::follow_up(id, prompt, prev.template, prev.blueprint, now()),
-        None => Generation::new(id, prompt, template.unwrap_or(Template::ReactVite), now()),
-    };
+    let previous = load(room)?;
+    let g = Generation::start(previous.as_ref(), format!("g{n}"), prompt, template, now());
     save(room, &g)?;
     // The automatic follow-up's prompts were shown when they were queued.
     if by != AGENT {
