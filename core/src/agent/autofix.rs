@@ -410,7 +410,7 @@ fn fix_import_line(
 
 /// Whether the name at `column` (1-based) of `line` is written as a type (`x: Item`,
 /// `useState<Item>`, `A | Item`): a component of that name is no answer there.
-fn type_position(line: &str, column: usize) -> bool {
+pub(crate) fn type_position(line: &str, column: usize) -> bool {
     let before: String = line.chars().take(column.saturating_sub(1)).collect();
     let before = before.trim_end();
     if let Some(head) = before.strip_suffix('<') {

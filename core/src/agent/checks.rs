@@ -551,9 +551,28 @@ pub fn compile_error(ran: &Ran) -> Option<String> {
 /// A failed type-check's output as `profile` reads it: `None` when a diagnostic in it blocks
 /// (or none can be read: the check itself broke), else the complaints let through, for the
 /// people watching.
-pub fn type_complaints(output: &str, profile: super::profile::Profile) -> Option<Vec<String>> {
+///
+/// A name that does not exist blocks, unless it is only used as a type there (`useState<Item[]>`,
+/// `(e: Expense)`): types are erased before the page runs, so the app works without it.
+pub fn type_complaints(
+    output: &str,
+    files: &std::collections::BTreeMap<String, String>,
+    profile: super::profile::Profile,
+) -> Option<Vec<String>> {
     let found = super::autofix::parse_tsc(output);
-    if found.is_empty() || found.iter().any(|d| profile.blocks(d.code)) {
+    let type_only = |d: &super::autofix::Diagnostic| {
+        matches!(d.code, 2304 | 2552)
+            && profile == super::profile::Profile::Small
+            && files
+                .get(&d.file)
+                .and_then(|t| t.lines().nth(d.line.saturating_sub(1)))
+                .is_some_and(|line| super::autofix::type_position(line, d.column))
+    };
+    if found.is_empty()
+        || found
+            .iter()
+            .any(|d| profile.blocks(d.code) && !type_only(d))
+    {
         return None;
     }
     Some(
@@ -590,18 +609,36 @@ mod tests {
         // The baseline's Todo list (recorded): implicit any in every component.
         let todo = "src/components/TodoFilter.tsx(3,23): error TS7031: Binding element 'onFilterChange' implicitly has an 'any' type.\n\
                     src/components/TodoList.tsx(9,38): error TS7006: Parameter 'todo' implicitly has an 'any' type.\n";
-        let let_through = type_complaints(todo, Profile::Small).unwrap();
+        let none = std::collections::BTreeMap::new();
+        let let_through = type_complaints(todo, &none, Profile::Small).unwrap();
         assert_eq!(let_through.len(), 2);
         assert!(let_through[0].starts_with("src/components/TodoFilter.tsx(3,23): TS7031"));
-        assert_eq!(type_complaints(todo, Profile::Large), None);
+        assert_eq!(type_complaints(todo, &none, Profile::Large), None);
         let broken =
             format!("{todo}src/App.tsx(4,8): error TS2307: Cannot find module './Nope'.\n");
-        assert_eq!(type_complaints(&broken, Profile::Small), None);
+        assert_eq!(type_complaints(&broken, &none, Profile::Small), None);
         // Output with no diagnostic in it (tsc itself failed): blocks.
         assert_eq!(
-            type_complaints("npm ERR! could not determine executable", Profile::Small),
+            type_complaints(
+                "npm ERR! could not determine executable",
+                &none,
+                Profile::Small
+            ),
             None
         );
+        // The baseline's expense tracker (recorded): a type never defined, used only as a type
+        // argument and an annotation. The page ran; the small gate lets it through.
+        let app = "import { usePersistentState } from './lib/persist'\n\nconst App = () => {\n  const [expenses, setExpenses] = usePersistentState<Expense[]>('expenses', [])\n  const addExpense = (expense: Expense) => {\n";
+        let files = std::collections::BTreeMap::from([("src/App.tsx".to_owned(), app.to_owned())]);
+        let tsc = "src/App.tsx(4,54): error TS2304: Cannot find name 'Expense'.\nsrc/App.tsx(5,32): error TS2304: Cannot find name 'Expense'.\n";
+        assert_eq!(
+            type_complaints(tsc, &files, Profile::Small).map(|c| c.len()),
+            Some(2)
+        );
+        assert_eq!(type_complaints(tsc, &files, Profile::Large), None);
+        // Used as a value, a missing name throws on load: it blocks.
+        let value = "src/App.tsx(4,20): error TS2304: Cannot find name 'Expense'.\n";
+        assert_eq!(type_complaints(value, &files, Profile::Small), None);
     }
 
     fn ran(output: &str, exit_code: Option<i32>) -> Ran<'_> {

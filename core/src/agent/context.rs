@@ -28,6 +28,24 @@ pub fn for_fix(errors: &[String], tree: &[String]) -> Vec<String> {
     select(named, tree)
 }
 
+/// Kiln's scaffolding, which a small model is not asked to write and, shown it, rewrote
+/// wholesale (the baseline's fixer rewrote tsconfig.json, vite.config.ts and src/main.tsx):
+/// its writes there are refused.
+pub fn is_scaffolding(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    matches!(
+        path,
+        "src/main.tsx"
+            | "src/lib/persist.ts"
+            | "src/vite-env.d.ts"
+            | "store.js"
+            | "package-lock.json"
+    ) || name.starts_with("tsconfig")
+        || name.starts_with("vite.config.")
+        || name.starts_with("tailwind.config.")
+        || name.starts_with("postcss.config.")
+}
+
 /// Whether a file helps the model write the app: not images, lockfiles, tool configuration or
 /// Kiln's own checks, which would only crowd a small model's context.
 pub fn worth_quoting(path: &str) -> bool {
@@ -45,6 +63,33 @@ pub fn worth_quoting(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scaffolding_is_the_templates_tooling_and_helpers() {
+        for p in [
+            "src/main.tsx",
+            "src/lib/persist.ts",
+            "tsconfig.json",
+            "tsconfig.app.json",
+            "vite.config.ts",
+            "tailwind.config.js",
+            "postcss.config.js",
+            "package-lock.json",
+            "store.js",
+        ] {
+            assert!(is_scaffolding(p), "{p}");
+        }
+        for p in [
+            "src/App.tsx",
+            "index.html",
+            "package.json",
+            "src/index.css",
+            "main.js",
+            "src/components/main.tsx",
+        ] {
+            assert!(!is_scaffolding(p), "{p}");
+        }
+    }
 
     #[test]
     fn a_fix_quotes_the_files_its_errors_name_first_and_never_the_tooling() {

@@ -47,9 +47,12 @@ pub(super) async fn compile_check<H: Host>(
                 if let Some(error) = checks::compile_error(&ran(&r)) {
                     // What the profile does not block on is shown, not sent to the fixer:
                     // the browser checks judge what the app does.
-                    let complaints = (!r.timed_out)
-                        .then(|| checks::type_complaints(&r.output, profile))
-                        .flatten();
+                    let complaints = if r.timed_out {
+                        None
+                    } else {
+                        let (files, _) = project_code(host).map_err(room_side)?;
+                        checks::type_complaints(&r.output, &files, profile)
+                    };
                     if let Some(complaints) = complaints {
                         let _ = host.broadcast(ServerEvent::CommandOutput {
                             command: "type-check".into(),

@@ -115,7 +115,10 @@ pub(super) async fn stream_files<H: Host>(
         return Ok(Err(Outcome::failed(f, true)));
     }
     match file_answer.finish() {
-        Ok(events) => Ok(Ok(pipeline::apply_answer(&mut AgentTree(host), events)?)),
+        Ok(events) => Ok(Ok(pipeline::apply_answer(
+            &mut AgentTree::new(host),
+            events,
+        )?)),
         // An unclosed block: the answer was cut off. Retry the step.
         Err(cut) => Ok(Err(Outcome::failed(cut, true))),
     }

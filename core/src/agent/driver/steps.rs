@@ -49,7 +49,7 @@ async fn edit<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
         Ok(t) => t,
         Err(o) => return Ok(o),
     };
-    let result = tools::answer(&mut AgentTree(host), &answer)?;
+    let result = tools::answer(&mut AgentTree::new(host), &answer)?;
     if g.closes_tool_loop(result.finished) {
         sync_sandbox(host, g.template, Sync::Always)
             .await

@@ -16,25 +16,43 @@ pub(super) fn tree_paths<H: Host>(host: &H) -> HostResult<Vec<String>> {
         .collect())
 }
 
-/// The working tree as the tool loop sees it (`tools` decides what each call does with it).
-pub(super) struct AgentTree<'a, H>(pub(super) &'a H);
+/// The working tree as the model's answers and the tool loop see it (`tools` and `pipeline`
+/// decide what each block or call does with it). With `keep_scaffolding` (the small
+/// profile), writes to Kiln's scaffolding are refused and reported.
+pub(super) struct AgentTree<'a, H> {
+    pub(super) host: &'a H,
+    pub(super) keep_scaffolding: bool,
+}
+
+impl<'a, H: Host> AgentTree<'a, H> {
+    pub(super) fn new(host: &'a H) -> Self {
+        let keep_scaffolding = super::profile(host) == crate::agent::profile::Profile::Small;
+        AgentTree {
+            host,
+            keep_scaffolding,
+        }
+    }
+}
 
 impl<H: Host> ToolTree for AgentTree<'_, H> {
     type Error = HostError;
 
     fn files(&self) -> HostResult<Vec<(ProjectPath, u64)>> {
-        self.0.files()
+        self.host.files()
     }
 
     fn read(&self, path: &ProjectPath) -> HostResult<Option<String>> {
         Ok(self
-            .0
+            .host
             .read(path)?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     fn write(&mut self, path: &ProjectPath, content: &str) -> Result<(), String> {
-        self.0.write(path, content.as_bytes())
+        if self.keep_scaffolding && crate::agent::context::is_scaffolding(path.as_str()) {
+            return Err("it is Kiln's scaffolding, given and kept as it is".into());
+        }
+        self.host.write(path, content.as_bytes())
     }
 }
 
