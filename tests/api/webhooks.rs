@@ -449,6 +449,11 @@ fn webhooks_and_usage_are_managed_and_seen_in_the_ui() {
     assert!(report.get("error").is_none(), "{report}");
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(report["delivery_status"], 202, "{report}");
+    assert_eq!(
+        report["phone_overflow"],
+        json!({"usage": 0, "webhooks": 0}),
+        "sideways scrolling at 375 px: {report}"
+    );
     let log = report["log"][0].as_str().unwrap_or_default();
     assert!(log.contains("ui-1") && log.contains("202"), "{report}");
     assert!(

@@ -57,9 +57,12 @@ try {
   await audit(page, 'usage')
   await page.setViewportSize({ width: 375, height: 800 })
   await page.screenshot({ path: `${cfg.shots}/usage-phone.png`, fullPage: true })
+  const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+  out.phone_overflow = { usage: await overflow() }
   await page.goto(`${cfg.app}/projects/${cfg.project}/webhooks`)
   await page.getByRole('button', { name: 'Deliveries' }).waitFor()
   await page.screenshot({ path: `${cfg.shots}/webhooks-phone.png`, fullPage: true })
+  out.phone_overflow.webhooks = await overflow()
 } catch (e) {
   out.error = String((e && e.stack) || e)
 } finally {

@@ -24,6 +24,8 @@ try {
   out.unlabelled = await unlabelledControls(page)
   await page.setViewportSize({ width: 375, height: 800 })
   await page.screenshot({ path: `${cfg.shots}/tokens-phone.png`, fullPage: true })
+  // Nothing wider than the screen: no sideways scrolling at phone width.
+  out.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
   await page.setViewportSize({ width: 1100, height: 800 })
   await page.getByRole('button', { name: 'Revoke CI read' }).click()
   await page.getByText('No tokens yet.').waitFor()
