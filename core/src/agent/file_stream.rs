@@ -432,7 +432,9 @@ pub fn repeats_at_end(text: &str) -> bool {
         .rev()
         .collect();
     const TIMES: usize = 4;
-    (1..=8).any(|period| {
+    // Blocks of up to 16 lines: a JSX element with its attributes is ~10 (the baseline's
+    // Kanban coder nested the same 9-line <div> ever deeper until the cap).
+    (1..=16).any(|period| {
         if lines.len() < period * TIMES {
             return false;
         }
@@ -446,6 +448,20 @@ pub fn repeats_at_end(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_element_nested_in_itself_over_and_over_is_a_loop() {
+        // Recorded (bench run 8ca5ac1, the Kanban board): the same element, one level deeper
+        // each time; trimmed, the lines are equal.
+        let mut text = String::from("return (\n");
+        for depth in 0..5 {
+            let pad = " ".repeat(2 * depth);
+            text += &format!(
+                "{pad}<div\n{pad}  className={{`w-full h-full flex items-center p-4 ${{\n{pad}    isDragging ? 'bg-blue-100' : ''\n{pad}  }}`}}\n{pad}  draggable\n{pad}  onDragStart={{handleDragStart}}\n{pad}  onDragOver={{handleDragOver}}\n{pad}  onDrop={{handleDragEnd}}\n{pad}>\n"
+            );
+        }
+        assert!(repeats_at_end(&text));
+    }
 
     #[test]
     fn a_block_repeated_four_times_at_the_end_is_a_loop() {
