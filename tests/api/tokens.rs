@@ -271,6 +271,9 @@ fn a_token_is_made_shown_once_and_revoked_in_the_ui() {
     assert_eq!(report["secret_after_reload"], false, "{report}");
     assert_eq!(report["contrast"], json!([]), "{report}");
     assert_eq!(report["unlabelled"], json!([]), "{report}");
-    assert_eq!(report["phone_overflow"], 0, "sideways scrolling at 375 px: {report}");
+    assert_eq!(
+        report["phone_overflow"], 0,
+        "sideways scrolling at 375 px: {report}"
+    );
     assert!(shots.join("tokens.png").exists());
 }
