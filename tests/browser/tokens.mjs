@@ -26,6 +26,13 @@ try {
   await page.screenshot({ path: `${cfg.shots}/tokens-phone.png`, fullPage: true })
   // Nothing wider than the screen: no sideways scrolling at phone width.
   out.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+  if (out.phone_overflow > 0) {
+    // Which elements stick out, for the failure message.
+    out.too_wide = await page.evaluate(() => [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .slice(0, 8)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().width)}px`))
+  }
   await page.setViewportSize({ width: 1100, height: 800 })
   await page.getByRole('button', { name: 'Revoke CI read' }).click()
   await page.getByText('No tokens yet.').waitFor()
