@@ -494,3 +494,62 @@ pub struct HookAccepted {
     /// The hook's filters passed it over.
     pub skipped: bool,
 }
+
+/// `GET /api/orgs/:org/credits`: what the org may still spend on priced models, and the
+/// ledger's latest entries (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Credits {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub balance_micros: u64,
+    pub entries: Vec<CreditEntry>,
+}
+
+/// One grant or debit, as applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreditEntry {
+    /// `grant` or `debit`.
+    pub kind: String,
+    /// Positive for a grant, zero or negative for a debit.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub amount_micros: i64,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub generation_id: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub created_at: i64,
+}
+
+/// `POST /api/orgs/:org/credits` (the operator's, with `KILN_ADMIN_TOKEN`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct GrantCredits {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub amount_micros: u64,
+    pub reason: String,
+}
+
+impl GrantCredits {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.amount_micros == 0 || self.amount_micros > crate::credits::MAX_GRANT_MICROS {
+            return Err((
+                "amount_micros",
+                format!(
+                    "must be 1 to {} micro-dollars",
+                    crate::credits::MAX_GRANT_MICROS
+                ),
+            ));
+        }
+        let reason = self.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 200 {
+            return Err(("reason", "must be 1 to 200 characters".into()));
+        }
+        Ok(())
+    }
+}

@@ -42,6 +42,8 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// A sandbox's writable layer is full.
     DiskQuotaExceeded,
+    /// The org's credit is spent and the configured model has a price.
+    PaymentRequired,
     /// A cross-site request (foreign `Origin` / `Sec-Fetch-Site`) to a cookie-authenticated route.
     CrossSiteRequest,
     /// A webhook delivery's signature is missing, malformed, stale or wrong.
@@ -75,6 +77,7 @@ impl ErrorCode {
             UpgradeRequired => 426,
             UnsupportedMediaType => 415,
             MissingField => 422,
+            PaymentRequired => 402,
             RateLimited | QuotaExceeded => 429,
             DiskQuotaExceeded => 507,
             Internal | GenerationUnreadable => 500,
@@ -110,6 +113,7 @@ impl ErrorCode {
             RateLimited => "rate_limited",
             QuotaExceeded => "quota_exceeded",
             DiskQuotaExceeded => "disk_quota_exceeded",
+            PaymentRequired => "payment_required",
             CrossSiteRequest => "cross_site_request",
             InvalidSignature => "invalid_signature",
             MissingField => "missing_field",

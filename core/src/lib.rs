@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod credits;
 pub mod diff;
 pub mod doc;
 pub mod error;

@@ -278,6 +278,9 @@ impl Host for Double {
         self.logged.set(self.logged.get() + 1);
         Ok(())
     }
+    async fn credit_left(&self) -> HostResult<Option<u64>> {
+        Ok(None)
+    }
     fn has_sandbox(&self) -> bool {
         true
     }

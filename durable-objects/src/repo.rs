@@ -241,3 +241,142 @@ impl Blobs {
         Ok(key)
     }
 }
+
+/// The `credit_balances` and `credit_ledger` tables: each org's credit and every grant and
+/// debit. A debit is clamped at the balance in the same transaction that records it, so no
+/// race makes a balance negative.
+pub struct Credits<'a>(pub &'a D1Database);
+
+#[derive(Deserialize)]
+struct BalanceRow {
+    balance_micros: i64,
+}
+
+#[derive(Deserialize)]
+struct EntryRow {
+    kind: String,
+    amount_micros: i64,
+    reason: String,
+    project_id: Option<String>,
+    generation_id: Option<String>,
+    created_at: i64,
+}
+
+impl Credits<'_> {
+    /// Statements that add `amount` to `org`'s credit (creating its balance), for a batch of
+    /// the caller's (an org's creation) or for `grant`.
+    pub fn grant_statements(
+        &self,
+        org: &str,
+        amount: u64,
+        reason: &str,
+        now: i64,
+    ) -> Result<Vec<worker::D1PreparedStatement>> {
+        let t = JsValue::from_f64(now as f64);
+        Ok(vec![
+            self.0
+                .prepare(
+                    "INSERT INTO credit_balances (org_id, balance_micros, updated_at) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT (org_id) DO UPDATE SET \
+                     balance_micros = balance_micros + excluded.balance_micros, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(&[org.into(), int(amount), t.clone()])?,
+            self.0
+                .prepare(
+                    "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, created_at) \
+                     VALUES (?1, 'grant', ?2, ?3, ?4)",
+                )
+                .bind(&[org.into(), int(amount), reason.into(), t])?,
+        ])
+    }
+
+    /// Adds credit; the new balance.
+    pub async fn grant(&self, org: &str, amount: u64, reason: &str, now: i64) -> Result<u64> {
+        self.0
+            .batch(self.grant_statements(org, amount, reason, now)?)
+            .await?;
+        self.balance(org).await
+    }
+
+    /// The org's credit (none recorded: 0).
+    pub async fn balance(&self, org: &str) -> Result<u64> {
+        let row: Option<BalanceRow> = self
+            .0
+            .prepare("SELECT balance_micros FROM credit_balances WHERE org_id = ?1")
+            .bind(&[org.into()])?
+            .first(None)
+            .await?;
+        Ok(row.map_or(0, |r| r.balance_micros.max(0) as u64))
+    }
+
+    /// Spends `cost` of the org's credit for a model call, at most what is left; the credit
+    /// left after it.
+    pub async fn debit(
+        &self,
+        org: &str,
+        project: &str,
+        generation: &str,
+        cost: u64,
+        now: i64,
+    ) -> Result<u64> {
+        let t = JsValue::from_f64(now as f64);
+        let results = self
+            .0
+            .batch(vec![
+                // What is taken is recorded before the balance changes (same transaction).
+                self.0
+                    .prepare(
+                        "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, \
+                         project_id, generation_id, created_at) \
+                         SELECT ?1, 'debit', -MIN(?2, balance_micros), 'model calls', ?3, ?4, ?5 \
+                         FROM credit_balances WHERE org_id = ?1",
+                    )
+                    .bind(&[
+                        org.into(),
+                        int(cost),
+                        project.into(),
+                        generation.into(),
+                        t.clone(),
+                    ])?,
+                self.0
+                    .prepare(
+                        "UPDATE credit_balances SET balance_micros = MAX(balance_micros - ?2, 0), \
+                         updated_at = ?3 WHERE org_id = ?1 RETURNING balance_micros",
+                    )
+                    .bind(&[org.into(), int(cost), t])?,
+            ])
+            .await?;
+        let left = results
+            .get(1)
+            .map(|r| r.results::<BalanceRow>())
+            .transpose()?
+            .and_then(|rows| rows.into_iter().next());
+        Ok(left.map_or(0, |r| r.balance_micros.max(0) as u64))
+    }
+
+    /// The ledger's newest `limit` entries.
+    pub async fn entries(&self, org: &str, limit: u32) -> Result<Vec<kiln_core::api::CreditEntry>> {
+        let rows: Vec<EntryRow> = self
+            .0
+            .prepare(
+                "SELECT kind, amount_micros, reason, project_id, generation_id, created_at \
+                 FROM credit_ledger WHERE org_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .bind(&[org.into(), int(limit as u64)])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| kiln_core::api::CreditEntry {
+                kind: r.kind,
+                amount_micros: r.amount_micros,
+                reason: r.reason,
+                project_id: r.project_id,
+                generation_id: r.generation_id,
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+}

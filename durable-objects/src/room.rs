@@ -129,7 +129,7 @@ impl DurableObject for ProjectRoom {
                         Response::from_json(&GenerationStarted { generation_id: id })?
                             .with_status(202),
                     ),
-                    Err(why) => error(ErrorCode::QuotaExceeded, why.to_string()),
+                    Err(why) => error(why.code(), why.to_string()),
                 }
             }
             RoomOp::Generation => match generation::load(self)? {
@@ -265,10 +265,7 @@ impl DurableObject for ProjectRoom {
                 }
                 match generation::start(self, prompt, template, &conn.email).await? {
                     Ok(_) => Ok(()),
-                    Err(why) => self.reply(
-                        &ws,
-                        ServerEvent::error(ErrorCode::QuotaExceeded, why.to_string()),
-                    ),
+                    Err(why) => self.reply(&ws, ServerEvent::error(why.code(), why.to_string())),
                 }
             }
             ClientMsg::Cancel => generation::cancel(self).await,

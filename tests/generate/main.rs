@@ -2,6 +2,7 @@
 //! checked app running in a real sandbox, and version 1 — with the scripted model (a test
 //! fixture) in place of an LLM and the real sandbox-proxy (needs root, as CI has).
 
+mod credits;
 mod hooks;
 mod isolation;
 mod ui;
@@ -197,6 +198,8 @@ fn setup_on(sandbox: &Sandbox, script: Script, vars: &[(&str, &str)]) -> Run {
         ("KILN_SANDBOX_URL", sandbox.url.as_str()),
         ("KILN_SANDBOX_JWT_SECRET", SANDBOX_SECRET),
     ];
+    // A test's own value of a setting replaces the default above.
+    all.retain(|(k, _)| !vars.iter().any(|(vk, _)| vk == k));
     all.extend_from_slice(vars);
     let kiln = Kiln::start_with(&all);
     let owner = register(&kiln, "gen");

@@ -20,6 +20,16 @@ pub const DEFAULT_PREVIEW_URL: &str = "http://preview.localhost:8787";
 const DEFAULT_APP_ORIGINS: &str = "http://127.0.0.1:8787,http://localhost:8787";
 
 impl Ctx {
+    /// A new org's credit (`KILN_CREDIT_GRANT_MICROS`, `core::credits::starting_grant`).
+    pub fn starting_credit(&self) -> u64 {
+        let set = self
+            .env
+            .var("KILN_CREDIT_GRANT_MICROS")
+            .ok()
+            .map(|v| v.to_string());
+        kiln_core::credits::starting_grant(set.as_deref())
+    }
+
     pub fn new(env: Env) -> Result<Ctx, String> {
         let var = |name: &str, default: &str| {
             env.var(name)

@@ -15,7 +15,8 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
 use crate::routes::{
-    self, auth as auth_routes, files, orgs, preview, projects, tokens, usage, versions, webhooks,
+    self, auth as auth_routes, credits, files, orgs, preview, projects, tokens, usage, versions,
+    webhooks,
 };
 use futures::future::LocalBoxFuture;
 use kiln_core::api::{Org, Project};
@@ -102,6 +103,8 @@ enum Guard {
     SocketProject(Action),
     /// A member of the org in the path's first parameter whose role allows the action.
     Org(Action),
+    /// Kiln's operator: `Authorization: Bearer <KILN_ADMIN_TOKEN>` (unset: nobody).
+    Operator,
 }
 
 /// What a route's guard established, handed to its handler.
@@ -140,6 +143,10 @@ async fn check(guard: Guard, ctx: &Ctx, req: &Request, params: &Params<'_>) -> A
     };
     let caller = match guard {
         Guard::Public => return Ok(granted),
+        Guard::Operator => {
+            operator(ctx, req)?;
+            return Ok(granted);
+        }
         Guard::Caller(action) => {
             let caller = auth::authenticate(ctx, req).await?;
             access::token_allows(&caller, action)?;
@@ -169,6 +176,27 @@ async fn check(guard: Guard, ctx: &Ctx, req: &Request, params: &Params<'_>) -> A
     };
     granted.caller = Some(caller);
     Ok(granted)
+}
+
+/// The operator's token, compared in constant time; refused alike when it is wrong, missing
+/// or not configured.
+fn operator(ctx: &Ctx, req: &Request) -> ApiResult<()> {
+    use subtle::ConstantTimeEq;
+    let want = ctx
+        .env
+        .secret("KILN_ADMIN_TOKEN")
+        .map(|s| s.to_string())
+        .or_else(|_| ctx.env.var("KILN_ADMIN_TOKEN").map(|v| v.to_string()))
+        .ok()
+        .filter(|t| t.len() >= 32);
+    let got = req.headers().get("authorization")?.unwrap_or_default();
+    let got = got.strip_prefix("Bearer ").unwrap_or_default().trim();
+    match want {
+        Some(want) if bool::from(want.as_bytes().ct_eq(got.as_bytes())) => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "this is the operator's route (KILN_ADMIN_TOKEN)",
+        )),
+    }
 }
 
 /// A route's handler: the path's `:params` in order, what `*rest` matched, and what its guard
@@ -232,6 +260,8 @@ fn routes() -> Vec<Route> {
         route!(Get "/api/orgs/:org", InOrg(ReadOrg) => |_ctx, _req, _p, g| orgs::get(g.org()?)),
         route!(Get "/api/orgs/:org/members", InOrg(ReadOrg) => |ctx, _req, _p, g| orgs::members(ctx, g.org()?)),
         route!(Get "/api/orgs/:org/usage", InOrg(ReadUsage) => |ctx, req, _p, g| usage::org(ctx, req, g.org()?)),
+        route!(Get "/api/orgs/:org/credits", InOrg(ReadUsage) => |ctx, _req, _p, g| credits::get(ctx, g.org()?)),
+        route!(Post "/api/orgs/:org/credits", Operator => |ctx, req, p, _g| credits::grant(ctx, req, p.at(0))),
         route!(Post "/api/orgs/:org/members", InOrg(ReadOrg) => |ctx, req, _p, g| orgs::invite(ctx, req, g.org()?)),
         route!(Patch "/api/orgs/:org/members/:user", InOrg(ReadOrg) => |ctx, req, p, g| orgs::update_member(ctx, req, g.org()?, p.at(1))),
         route!(Delete "/api/orgs/:org/members/:user", InOrg(ReadOrg) => |ctx, _req, p, g| orgs::remove_member(ctx, g.org()?, p.at(1))),

@@ -15,7 +15,7 @@ use kiln_core::sandbox::{
 
 use super::{load, save, CANCEL_KEY};
 use crate::llm_client::LlmConfig;
-use crate::repo::{AiCall, AiCalls};
+use crate::repo::{AiCall, AiCalls, Credits};
 use crate::room::{encode, now, ProjectRoom};
 use crate::sandbox_client::SandboxClient;
 use crate::versions;
@@ -169,7 +169,24 @@ impl Host for RoomHost<'_> {
                 created_at: now(),
             })
             .await
-            .map_err(text)
+            .map_err(text)?;
+        if call.cost_micros > 0 {
+            if let Some(org) = self.room.store().meta("org_id").map_err(text)? {
+                Credits(&db)
+                    .debit(&org, self.project, call.generation, call.cost_micros, now())
+                    .await
+                    .map_err(text)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn credit_left(&self) -> HostResult<Option<u64>> {
+        let Some(org) = self.room.store().meta("org_id").map_err(text)? else {
+            return Ok(None);
+        };
+        let db = self.room.env().d1("DB").map_err(text)?;
+        Ok(Some(Credits(&db).balance(&org).await.map_err(text)?))
     }
 
     fn has_sandbox(&self) -> bool {

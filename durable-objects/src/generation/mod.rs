@@ -21,6 +21,7 @@ use crate::room::{now, ProjectRoom};
 mod host;
 
 use host::{sandbox_client, RoomHost};
+use kiln_core::agent::driver::Host;
 
 const STATE_KEY: &str = "generation";
 /// The id of the generation last cancelled: a flag read on every streamed chunk, so it is a
@@ -59,6 +60,17 @@ pub enum NotStarted {
     QueueFull(QueueFull),
     /// The project's org already runs as many generations as it may.
     OrgBusy { cap: u32 },
+    /// The configured model has a price and the org's credit is spent.
+    NoCredit { balance: u64 },
+}
+
+impl NotStarted {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            NotStarted::NoCredit { .. } => ErrorCode::PaymentRequired,
+            _ => ErrorCode::QuotaExceeded,
+        }
+    }
 }
 
 impl std::fmt::Display for NotStarted {
@@ -69,6 +81,9 @@ impl std::fmt::Display for NotStarted {
                 f,
                 "your org already runs {cap} generations at once; try again when one has finished"
             ),
+            NotStarted::NoCredit { balance } => {
+                f.write_str(&kiln_core::credits::spent_message(*balance))
+            }
         }
     }
 }
@@ -93,6 +108,9 @@ pub async fn start(
             queued: true,
         })?;
         return Ok(Ok(g.id));
+    }
+    if let Some(balance) = credit_spent(room).await? {
+        return Ok(Err(NotStarted::NoCredit { balance }));
     }
     if let Err(busy) = take_org_slot(room).await? {
         return Ok(Err(busy));
@@ -120,6 +138,20 @@ pub async fn start(
     announce(room, &g)?;
     room.state().storage().set_alarm(0i64).await?;
     Ok(Ok(g.id))
+}
+
+/// `Some(balance)` when the configured model has a price and the project's org has no credit
+/// left; the local model (no price) never needs any.
+async fn credit_spent(room: &ProjectRoom) -> Result<Option<u64>> {
+    let host = RoomHost::new(room, "");
+    let priced = host
+        .model(kiln_core::agent::roles::Role::Planner, 0)
+        .is_some_and(|m| kiln_core::credits::needs_credit(&m));
+    if !priced {
+        return Ok(None);
+    }
+    let left = host.credit_left().await.map_err(worker::Error::from)?;
+    Ok(left.filter(|b| *b == 0))
 }
 
 /// How many generations one org may run at once (`KILN_ORG_MAX_GENERATIONS`), so that one

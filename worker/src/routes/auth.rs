@@ -32,7 +32,14 @@ pub async fn register(ctx: &Ctx, mut req: Request) -> ApiResult<Response> {
 
     // User, personal org, ownership and first session: all or nothing.
     let mut stmts = vec![Users(&ctx.db).insert(&user, &hash)?];
-    stmts.extend(Orgs(&ctx.db).insert(&org, "Personal", Some(&user.id), &user.id, ctx.now)?);
+    stmts.extend(Orgs(&ctx.db).insert(
+        &org,
+        "Personal",
+        Some(&user.id),
+        &user.id,
+        ctx.starting_credit(),
+        ctx.now,
+    )?);
     stmts.push(Sessions(&ctx.db).insert(&session.id, &user.id, ctx.now, session.expires_at)?);
     batch(&ctx.db, stmts).await.map_err(|e| {
         if is_unique_violation(&e) {

@@ -1,4 +1,5 @@
 pub mod auth;
+pub mod credits;
 pub mod files;
 pub mod orgs;
 pub mod preview;

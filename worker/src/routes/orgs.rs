@@ -20,7 +20,14 @@ pub async fn create(ctx: &Ctx, mut req: Request, caller: Caller) -> ApiResult<Re
     let body: CreateOrg = read_json(&mut req).await?;
     let name = validate::name(&body.name).map_err(|m| ApiError::field("name", m))?;
     let id = crate::random::id(OrgId::from_random)?;
-    let stmts = Orgs(&ctx.db).insert(&id, &name, None, &caller.user.id, ctx.now)?;
+    let stmts = Orgs(&ctx.db).insert(
+        &id,
+        &name,
+        None,
+        &caller.user.id,
+        ctx.starting_credit(),
+        ctx.now,
+    )?;
     batch(&ctx.db, stmts).await?;
     json(
         201,

@@ -43,28 +43,40 @@ struct CountRow {
 pub struct Orgs<'a>(pub &'a D1Database);
 
 impl Orgs<'_> {
-    /// Statements that create an org and make `owner` its owner; run them in one batch.
+    /// Statements that create an org, make `owner` its owner and give it its starting
+    /// credit (`credit` micro-dollars); run them in one batch.
     pub fn insert(
         &self,
         id: &OrgId,
         name: &str,
         personal_of: Option<&UserId>,
         owner: &UserId,
+        credit: u64,
         now: i64,
     ) -> ApiResult<Vec<D1PreparedStatement>> {
-        Ok(vec![
-            stmt(
-                self.0,
-                "INSERT INTO orgs (id, name, personal_of, created_at) VALUES (?1, ?2, ?3, ?4)",
-                &[
-                    text(id.as_str()),
-                    text(name),
-                    super::opt_text(personal_of.map(UserId::as_str)),
-                    int(now),
-                ],
-            )?,
-            self.insert_member(id, owner, Role::Owner, now)?,
-        ])
+        let grant = kiln_durable_objects::repo::Credits(self.0).grant_statements(
+            id.as_str(),
+            credit,
+            "starting credit",
+            now,
+        )?;
+        Ok([
+            vec![
+                stmt(
+                    self.0,
+                    "INSERT INTO orgs (id, name, personal_of, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    &[
+                        text(id.as_str()),
+                        text(name),
+                        super::opt_text(personal_of.map(UserId::as_str)),
+                        int(now),
+                    ],
+                )?,
+                self.insert_member(id, owner, Role::Owner, now)?,
+            ],
+            grant,
+        ]
+        .concat())
     }
 
     pub fn insert_member(
@@ -108,6 +120,23 @@ impl Orgs<'_> {
             .first(None)
             .await?;
         Ok(row.map(Org::from))
+    }
+
+    /// Whether the org exists (for the operator, who is no member).
+    pub async fn exists(&self, org: &OrgId) -> ApiResult<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            #[allow(dead_code)]
+            id: String,
+        }
+        let row: Option<Row> = stmt(
+            self.0,
+            "SELECT id FROM orgs WHERE id = ?1",
+            &[text(org.as_str())],
+        )?
+        .first(None)
+        .await?;
+        Ok(row.is_some())
     }
 
     pub async fn personal(&self, user: &UserId) -> ApiResult<Option<OrgId>> {

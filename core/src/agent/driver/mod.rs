@@ -86,7 +86,11 @@ pub trait Host {
         req: &ChatRequest,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<CallResult, CallError>;
+    /// Logs a call in the cost log and pays for it from the org's credit.
     async fn log_call(&self, call: &CallRecord<'_>) -> HostResult<()>;
+    /// The org's credit left, in micro-dollars; `None` when there is no org to pay (credit
+    /// does not apply).
+    async fn credit_left(&self) -> HostResult<Option<u64>>;
 
     /// Whether a sandbox-proxy is configured.
     fn has_sandbox(&self) -> bool;

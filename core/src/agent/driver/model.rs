@@ -32,6 +32,16 @@ async fn call<H: Host>(
     let model = host
         .model(role, g.attempts)
         .ok_or("no model configured (KILN_LLM_BASE_URL)")?;
+    // A priced model's call is paid for from the org's credit: with none left the
+    // generation stops here, before the call, and for good.
+    if crate::credits::needs_credit(&model) {
+        if let Some(0) = host.credit_left().await? {
+            return Ok(Err(Outcome::failed(
+                crate::credits::spent_message(0),
+                false,
+            )));
+        }
+    }
     let req = ask.request(model, messages);
     let result = host.stream(&req, on_text).await;
     let (usage, latency, error) = match &result {
