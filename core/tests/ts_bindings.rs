@@ -78,6 +78,10 @@ fn render() -> BTreeMap<String, String> {
         kiln_core::api::HookAccepted,
         // /api/orgs/:org/usage, /api/projects/:id/usage
         kiln_core::usage::Usage,
+        // /api/orgs/:org/credits
+        kiln_core::api::Credits,
+        kiln_core::api::CreditEntry,
+        kiln_core::api::GrantCredits,
         Step,
         Totals,
         ChatMessage,

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks'
-import type { Org, Usage as UsageData, UsageRow } from '../gen'
+import type { Credits, Org, Usage as UsageData, UsageRow } from '../gen'
 import { api, ApiError } from '../api'
 
 const DAY = 86_400_000
@@ -11,9 +11,11 @@ export function Usage({ orgId }: { orgId: string }) {
   const [org, setOrg] = useState<Org | null>(null)
   const [days, setDays] = useState(30)
   const [data, setData] = useState<{ day: UsageData; agent: UsageData; model: UsageData } | null>(null)
+  const [credits, setCredits] = useState<Credits | null>(null)
   const [error, setError] = useState<string | null>(null)
   useEffect(() => {
     api.get<Org>(`/api/orgs/${orgId}`).then(setOrg, (e) => setError(e instanceof ApiError ? e.message : String(e)))
+    api.get<Credits>(`/api/orgs/${orgId}/credits`).then(setCredits, () => setCredits(null))
   }, [orgId])
   useEffect(() => {
     setData(null)
@@ -49,6 +51,7 @@ export function Usage({ orgId }: { orgId: string }) {
           Loading usage…
         </p>
       )}
+      {credits && <CreditCard credits={credits} />}
       {data && (
         <>
           <section class="card" aria-labelledby="usage-totals">
@@ -71,6 +74,42 @@ export function Usage({ orgId }: { orgId: string }) {
     </main>
   )
 }
+
+/** What the org may still spend on priced models, and the ledger's latest entries. */
+function CreditCard({ credits }: { credits: Credits }) {
+  const spent = credits.balance_micros === 0
+  return (
+    <section class="card" aria-labelledby="usage-credit">
+      <h2 id="usage-credit">Credit</h2>
+      <p class="usage-credit">
+        <strong>{dollars(credits.balance_micros)}</strong> left for priced models (the local model needs none).
+        {spent && <span class="error"> Spent: generations on a priced model are refused until more is granted.</span>}
+      </p>
+      {credits.entries.length > 0 && (
+        <table class="tokens">
+          <thead>
+            <tr>
+              <th>When</th>
+              <th>What</th>
+              <th>Amount</th>
+            </tr>
+          </thead>
+          <tbody>
+            {credits.entries.slice(0, 10).map((e) => (
+              <tr>
+                <td>{new Date(e.created_at).toLocaleString()}</td>
+                <td>{e.kind === 'grant' ? e.reason : `${e.reason}${e.generation_id ? ` (${e.generation_id})` : ''}`}</td>
+                <td>{e.amount_micros >= 0 ? '+' : '−'}{dollars(Math.abs(e.amount_micros))}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  )
+}
+
+const dollars = (micros: number) => `$${(micros / 1e6).toFixed(2)}`
 
 /** Tokens per day as bars (cost too, in each bar's title), an empty day as no bar. */
 function Chart({ rows, from, days }: { rows: UsageRow[]; from: number; days: number }) {
