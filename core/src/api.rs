@@ -553,3 +553,47 @@ impl GrantCredits {
         Ok(())
     }
 }
+
+/// `POST /api/projects/:id/notifications`: a URL that receives the project's generation
+/// events, signed (`Kiln-Signature`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreateNotifyTarget {
+    pub url: String,
+    /// Default: both `generation.completed` and `generation.failed`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub events: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct NotifyTarget {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: Millis,
+}
+
+/// 201 from `POST …/notifications`: the signing secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct NotifyTargetCreated {
+    pub secret: String,
+    #[serde(flatten)]
+    pub target: NotifyTarget,
+}
+
+/// One attempt in a target's log (`GET …/notifications/:id/attempts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct NotifyAttempt {
+    pub event_id: String,
+    pub event: String,
+    pub attempt: u32,
+    /// The receiver's status; `None` when it did not answer.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub at: Millis,
+}

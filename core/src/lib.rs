@@ -13,6 +13,7 @@ pub mod doc;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod notify;
 pub mod origin;
 pub mod path;
 pub mod protocol;

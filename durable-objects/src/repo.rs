@@ -380,3 +380,150 @@ impl Credits<'_> {
             .collect())
     }
 }
+
+/// The `notify_targets` and `notify_attempts` tables: where a project's generation events go,
+/// and every attempt to deliver them.
+pub struct Notifications<'a>(pub &'a D1Database);
+
+/// A target as its deliverer needs it.
+#[derive(Deserialize)]
+pub struct TargetRow {
+    pub id: String,
+    pub project_id: String,
+    pub url: String,
+    pub secret: String,
+    pub events: String,
+    pub created_at: i64,
+}
+
+impl TargetRow {
+    pub fn events(&self) -> Vec<String> {
+        serde_json::from_str(&self.events).unwrap_or_default()
+    }
+
+    pub fn info(&self) -> kiln_core::api::NotifyTarget {
+        kiln_core::api::NotifyTarget {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            events: self.events(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AttemptRow {
+    event_id: String,
+    event: String,
+    attempt: i64,
+    status: Option<i64>,
+    error: Option<String>,
+    at: i64,
+}
+
+const TARGET_COLUMNS: &str = "id, project_id, url, secret, events, created_at";
+
+impl Notifications<'_> {
+    pub async fn insert(&self, t: &TargetRow, created_by: &str) -> Result<()> {
+        self.0
+            .prepare(
+                "INSERT INTO notify_targets (id, project_id, url, secret, events, created_by, \
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(&[
+                t.id.as_str().into(),
+                t.project_id.as_str().into(),
+                t.url.as_str().into(),
+                t.secret.as_str().into(),
+                t.events.as_str().into(),
+                created_by.into(),
+                JsValue::from_f64(t.created_at as f64),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// The project's live targets, oldest first.
+    pub async fn for_project(&self, project: &str) -> Result<Vec<TargetRow>> {
+        self.0
+            .prepare(format!(
+                "SELECT {TARGET_COLUMNS} FROM notify_targets WHERE project_id = ?1 \
+                 AND deleted_at IS NULL ORDER BY created_at, id"
+            ))
+            .bind(&[project.into()])?
+            .all()
+            .await?
+            .results()
+    }
+
+    /// A live target.
+    pub async fn get(&self, id: &str) -> Result<Option<TargetRow>> {
+        self.0
+            .prepare(format!(
+                "SELECT {TARGET_COLUMNS} FROM notify_targets WHERE id = ?1 AND deleted_at IS NULL"
+            ))
+            .bind(&[id.into()])?
+            .first(None)
+            .await
+    }
+
+    /// Stops deliveries to it at once (queued ones find it gone); its log stays.
+    pub async fn delete(&self, id: &str, now: i64) -> Result<()> {
+        self.0
+            .prepare("UPDATE notify_targets SET deleted_at = ?2 WHERE id = ?1")
+            .bind(&[id.into(), JsValue::from_f64(now as f64)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn log(&self, target: &str, a: &kiln_core::api::NotifyAttempt) -> Result<()> {
+        self.0
+            .prepare(
+                "INSERT INTO notify_attempts (target_id, event_id, event, attempt, status, \
+                 error, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(&[
+                target.into(),
+                a.event_id.as_str().into(),
+                a.event.as_str().into(),
+                int(a.attempt as u64),
+                a.status.map_or(JsValue::NULL, |s| int(s as u64)),
+                a.error.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+                JsValue::from_f64(a.at as f64),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// The target's newest `limit` attempts.
+    pub async fn attempts(
+        &self,
+        target: &str,
+        limit: u32,
+    ) -> Result<Vec<kiln_core::api::NotifyAttempt>> {
+        let rows: Vec<AttemptRow> = self
+            .0
+            .prepare(
+                "SELECT event_id, event, attempt, status, error, at FROM notify_attempts \
+                 WHERE target_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .bind(&[target.into(), int(limit as u64)])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| kiln_core::api::NotifyAttempt {
+                event_id: r.event_id,
+                event: r.event,
+                attempt: r.attempt as u32,
+                status: r.status.map(|s| s as u16),
+                error: r.error,
+                at: r.at,
+            })
+            .collect())
+    }
+}

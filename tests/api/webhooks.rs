@@ -475,3 +475,71 @@ fn webhooks_and_usage_are_managed_and_seen_in_the_ui() {
     assert_eq!(report["contrast"], json!([]), "{report}");
     assert_eq!(report["unlabelled"], json!([]), "{report}");
 }
+
+/// Outgoing notification targets: only public destinations here (no loopback, private or
+/// metadata addresses), known events only, owners and admins only; listed without their
+/// secret, deleted for good.
+#[test]
+fn notification_targets_take_only_public_urls_and_their_managers() {
+    let kiln = shared();
+    let owner = register(kiln, "notify-owner");
+    let project = kiln
+        .post("/api/projects", owner.token(), json!({ "name": "notify" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/projects/{project}/notifications");
+    for url in [
+        "http://127.0.0.1:9/x",
+        "http://localhost/x",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.1/",
+        "ftp://example.com/",
+    ] {
+        let r = kiln
+            .post(&path, owner.token(), json!({ "url": url }))
+            .expect(400);
+        assert_eq!(r["error"]["code"], "invalid_field", "{url}: {r}");
+    }
+    let r = kiln
+        .post(
+            &path,
+            owner.token(),
+            json!({ "url": "https://hooks.example.com/kiln", "events": ["generation.started"] }),
+        )
+        .expect(400);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown event"),
+        "{r}"
+    );
+    let made = kiln
+        .post(
+            &path,
+            owner.token(),
+            json!({ "url": "https://hooks.example.com/kiln" }),
+        )
+        .expect(201);
+    assert!(made["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(
+        made["events"],
+        json!(["generation.completed", "generation.failed"])
+    );
+    let listed = kiln.get(&path, owner.token()).expect(200);
+    assert_eq!(listed["items"][0]["url"], "https://hooks.example.com/kiln");
+    assert!(listed["items"][0].get("secret").is_none(), "{listed}");
+    let stranger = register(kiln, "notify-stranger");
+    kiln.get(&path, stranger.token()).expect(404);
+    let id = made["id"].as_str().unwrap();
+    kiln.delete(&format!("{path}/{id}"), owner.token())
+        .expect(204);
+    assert_eq!(
+        kiln.get(&path, owner.token()).expect(200)["items"],
+        json!([])
+    );
+    kiln.get(&format!("{path}/{id}/attempts"), owner.token())
+        .expect(404);
+}

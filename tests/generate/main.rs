@@ -5,6 +5,7 @@
 mod credits;
 mod hooks;
 mod isolation;
+mod notify;
 mod ui;
 
 use std::path::PathBuf;

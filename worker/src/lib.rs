@@ -11,6 +11,7 @@ mod ctx;
 mod error;
 mod http;
 mod limits;
+mod notify;
 mod password;
 mod random;
 mod room;
@@ -21,7 +22,7 @@ mod store;
 // Linking the Durable Objects crate exports its classes from this wasm module.
 pub use kiln_durable_objects::{ProjectRoom, RateLimiter};
 
-use worker::{event, Context, Env, Request, Response};
+use worker::{event, Context, Env, MessageBatch, Request, Response};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -32,4 +33,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     Ok(router::handle(req, &ctx)
         .await
         .unwrap_or_else(error::ApiError::into_response))
+}
+
+/// Outgoing notifications (`notify`): the `kiln-notify` queue's batches.
+#[event(queue)]
+async fn queue(
+    batch: MessageBatch<kiln_core::notify::NotifyJob>,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<()> {
+    notify::consume(batch, env).await
 }

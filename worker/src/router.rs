@@ -15,8 +15,8 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
 use crate::routes::{
-    self, auth as auth_routes, credits, files, orgs, preview, projects, tokens, usage, versions,
-    webhooks,
+    self, auth as auth_routes, credits, files, notifications, orgs, preview, projects, tokens,
+    usage, versions, webhooks,
 };
 use futures::future::LocalBoxFuture;
 use kiln_core::api::{Org, Project};
@@ -302,6 +302,10 @@ fn routes() -> Vec<Route> {
         route!(Post "/api/projects/:id/webhooks/:hook/rotate", InProject(ManageHooks) => |ctx, req, p, g| webhooks::rotate(ctx, req, g.project()?, p.at(1))),
         route!(Get "/api/projects/:id/webhooks/:hook/deliveries", InProject(ManageHooks) => |ctx, req, p, g| webhooks::deliveries(ctx, req, g.project()?, p.at(1))),
         route!(Post "/api/projects/:id/webhooks/:hook/test", InProject(ManageHooks) => |ctx, req, p, g| webhooks::test(ctx, req, g.project()?, p.at(1))),
+        route!(Get "/api/projects/:id/notifications", InProject(ManageHooks) => |ctx, _req, _p, g| notifications::list(ctx, g.project()?)),
+        route!(Post "/api/projects/:id/notifications", InProject(ManageHooks) => |ctx, req, _p, g| notifications::create(ctx, req, g.project()?)),
+        route!(Delete "/api/projects/:id/notifications/:target", InProject(ManageHooks) => |ctx, _req, p, g| notifications::delete(ctx, g.project()?, p.at(1))),
+        route!(Get "/api/projects/:id/notifications/:target/attempts", InProject(ManageHooks) => |ctx, _req, p, g| notifications::attempts(ctx, g.project()?, p.at(1))),
         route!(Post "/hooks/:hook", Public => |ctx, req, p, _g| webhooks::receive(ctx, req, p.at(0))),
         route!(Get "/preview/:id", InProject(ReadProject) => |ctx, _req, _p, g| preview::redirect(ctx, g.project()?)),
         route!(Get "/preview/:id/", InProject(ReadProject) => |ctx, _req, _p, g| preview::redirect(ctx, g.project()?)),

@@ -245,10 +245,13 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
     // Renew the org slot; a running generation is never stopped for the cap.
     let _ = take_org_slot(room).await;
     let host = RoomHost::new(room, project);
-    match driver::step(&host, &mut g)
+    let after = driver::step(&host, &mut g)
         .await
-        .map_err(worker::Error::from)?
-    {
+        .map_err(worker::Error::from)?;
+    if matches!(after, AfterStep::Done { .. } | AfterStep::Failed) {
+        notify(room, project, &g).await;
+    }
+    match after {
         AfterStep::Cancelled => {}
         AfterStep::Again { in_ms } => storage.set_alarm(in_ms as i64).await?,
         AfterStep::Failed => {
@@ -273,6 +276,52 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Queues the generation's end for the project's notification targets (`kiln-notify`; the
+/// Worker delivers). Best effort: a failure here is logged and never fails the generation.
+async fn notify(room: &ProjectRoom, project: &str, g: &Generation) {
+    use kiln_core::agent::machine::Step;
+    use kiln_core::notify::{NotifyEvent, NotifyJob};
+    let (event, reason) = match &g.step {
+        Step::Done => ("generation.completed", None),
+        Step::Failed { reason } => ("generation.failed", Some(reason.clone())),
+        _ => return,
+    };
+    let queued = async {
+        let db = room.env().d1("DB")?;
+        let targets = crate::repo::Notifications(&db).for_project(project).await?;
+        let targets: Vec<_> = targets
+            .into_iter()
+            .filter(|t| t.events().iter().any(|e| e == event))
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let queue = room.env().queue("NOTIFY")?;
+        let ev = NotifyEvent {
+            id: format!("{project}-{}-{event}", g.id),
+            event: event.into(),
+            project_id: project.into(),
+            generation_id: g.id.clone(),
+            version: g.version,
+            preview_url: g.preview_url.clone(),
+            reason,
+            at: now(),
+        };
+        for t in targets {
+            let job = NotifyJob {
+                target_id: t.id,
+                attempt: 1,
+                event: ev.clone(),
+            };
+            queue.send(job).await?;
+        }
+        Ok::<(), worker::Error>(())
+    };
+    if let Err(e) = queued.await {
+        worker::console_warn!("queueing {project}'s {event} notifications: {e}");
+    }
 }
 
 /// A person changed files: the running app follows (`driver::follow_people`). A failure is
