@@ -7,11 +7,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+/// A request the receiver got: its headers (names lower case) and body.
+type Received = (Vec<(String, String)>, Vec<u8>);
+
 /// A receiver on loopback: answers each POST with the next status of `statuses` (then 200)
 /// and keeps what it was sent.
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 fn receiver(statuses: Vec<u16>) -> Receiver {
