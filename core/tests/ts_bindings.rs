@@ -82,6 +82,11 @@ fn render() -> BTreeMap<String, String> {
         kiln_core::api::Credits,
         kiln_core::api::CreditEntry,
         kiln_core::api::GrantCredits,
+        // /api/projects/:id/notifications
+        kiln_core::api::CreateNotifyTarget,
+        kiln_core::api::NotifyTarget,
+        kiln_core::api::NotifyTargetCreated,
+        kiln_core::api::NotifyAttempt,
         Step,
         Totals,
         ChatMessage,

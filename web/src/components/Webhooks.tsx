@@ -1,5 +1,15 @@
 import { useEffect, useState } from 'preact/hooks'
-import type { Delivery, HookKind, Project, WebhookCreated, WebhookInfo, WebhookSecret } from '../gen'
+import type {
+  Delivery,
+  HookKind,
+  NotifyAttempt,
+  NotifyTarget,
+  NotifyTargetCreated,
+  Project,
+  WebhookCreated,
+  WebhookInfo,
+  WebhookSecret,
+} from '../gen'
 import { api, ApiError } from '../api'
 import { go } from '../router'
 
@@ -143,7 +153,137 @@ export function Webhooks({ projectId }: { projectId: string }) {
           </ul>
         )}
       </section>
+      <Notifications projectId={projectId} />
     </main>
+  )
+}
+
+/** Where Kiln posts this project's generation results: signed like webhooks, retried. */
+function Notifications({ projectId }: { projectId: string }) {
+  const base = `/api/projects/${projectId}/notifications`
+  const [targets, setTargets] = useState<NotifyTarget[] | null>(null)
+  const [url, setUrl] = useState('')
+  const [failedToo, setFailedToo] = useState(true)
+  const [made, setMade] = useState<NotifyTargetCreated | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [open, setOpen] = useState<string | null>(null)
+  const fail = (e: unknown) => setError(e instanceof ApiError ? e.message : String(e))
+  const load = () => api.get<{ items: NotifyTarget[] }>(base).then((r) => setTargets(r.items), fail)
+  useEffect(() => {
+    load()
+  }, [base])
+  const create = async (e: Event) => {
+    e.preventDefault()
+    setError(null)
+    try {
+      const events = failedToo ? ['generation.completed', 'generation.failed'] : ['generation.completed']
+      setMade(await api.post<NotifyTargetCreated>(base, { url: url.trim(), events }))
+      setUrl('')
+      await load()
+    } catch (err) {
+      fail(err)
+    }
+  }
+  const remove = async (t: NotifyTarget) => {
+    if (!confirm('Stop sending notifications to this URL?')) return
+    try {
+      await api.del(`${base}/${t.id}`)
+      await load()
+    } catch (err) {
+      fail(err)
+    }
+  }
+  return (
+    <section class="card" aria-labelledby="notify-title">
+      <h2 id="notify-title">Notifications</h2>
+      <p class="muted small">
+        When a generation completes (or fails), Kiln POSTs it here as JSON with its version and preview URL, signed with the target's secret
+        (<code>Kiln-Signature</code>), and tries again with growing waits until the URL answers 2xx.
+      </p>
+      <form onSubmit={create} class="token-form">
+        <label>
+          URL (public)
+          <input type="url" value={url} placeholder="https://ci.example.com/kiln" onInput={(e) => setUrl(e.currentTarget.value)} required />
+        </label>
+        <label class="inline">
+          <input type="checkbox" checked={failedToo} onChange={() => setFailedToo(!failedToo)} /> failed generations too
+        </label>
+        <button type="submit" disabled={!url.trim()}>
+          Add notification URL
+        </button>
+      </form>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {made && (
+        <div class="card new-token" role="status">
+          <p>Its signing secret: copy it now — it is not shown again.</p>
+          <code class="token-secret" aria-label="Notification secret">
+            {made.secret}
+          </code>
+        </div>
+      )}
+      {!targets ? (
+        <p class="muted" aria-busy="true">
+          Loading…
+        </p>
+      ) : targets.length === 0 ? (
+        <p class="muted empty">No notification URLs yet.</p>
+      ) : (
+        <ul class="projects">
+          {targets.map((t) => (
+            <li class="project hook">
+              <div class="hook-main">
+                <code class="small">{t.url}</code>
+                <div class="muted small">
+                  {t.events.join(', ')} · added {when(t.created_at)}
+                </div>
+              </div>
+              <button type="button" class="small" onClick={() => setOpen(open === t.id ? null : t.id)} aria-expanded={open === t.id}>
+                Attempts
+              </button>
+              <button type="button" class="ghost small danger" onClick={() => remove(t)} aria-label="Remove notification URL">
+                Remove
+              </button>
+              {open === t.id && <Attempts url={`${base}/${t.id}/attempts`} />}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  )
+}
+
+function Attempts({ url }: { url: string }) {
+  const [items, setItems] = useState<NotifyAttempt[] | null>(null)
+  useEffect(() => {
+    api.get<{ items: NotifyAttempt[] }>(url).then((r) => setItems(r.items))
+  }, [url])
+  if (!items) return <p class="muted">Loading attempts…</p>
+  if (items.length === 0) return <p class="muted empty">Nothing sent yet.</p>
+  return (
+    <table class="tokens">
+      <thead>
+        <tr>
+          <th>When</th>
+          <th>Event</th>
+          <th>Attempt</th>
+          <th>Answer</th>
+        </tr>
+      </thead>
+      <tbody>
+        {items.map((a) => (
+          <tr>
+            <td>{when(a.at)}</td>
+            <td>{a.event}</td>
+            <td>{a.attempt}</td>
+            <td>{a.status ?? 'none'}{a.error ? ` — ${a.error}` : ''}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   )
 }
 
