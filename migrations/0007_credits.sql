@@ -11,8 +11,10 @@ CREATE TABLE credit_balances (
 CREATE TABLE credit_ledger (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
   org_id        TEXT NOT NULL REFERENCES orgs(id),
-  kind          TEXT NOT NULL CHECK (kind IN ('grant', 'debit')),
-  amount_micros INTEGER NOT NULL,          -- > 0 for grants, <= 0 for debits (as applied)
+  -- grant (+), hold (-: what a starting generation sets aside), release (+: what it did
+  -- not spend), debit (-: spent beyond its hold, as applied). They sum to the balance.
+  kind          TEXT NOT NULL CHECK (kind IN ('grant', 'hold', 'release', 'debit')),
+  amount_micros INTEGER NOT NULL,
   reason        TEXT NOT NULL,
   project_id    TEXT,
   generation_id TEXT,

@@ -8,6 +8,26 @@ use crate::agent::llm::{cost_micros, Usage};
 /// What a new org starts with unless `KILN_CREDIT_GRANT_MICROS` says otherwise: $5.
 pub const DEFAULT_GRANT_MICROS: u64 = 5_000_000;
 
+/// What a generation on a priced model holds of the org's credit when it starts, unless
+/// `KILN_CREDIT_HOLD_MICROS` says otherwise: $0.50. Its calls spend the hold first; what is
+/// left of it goes back when the generation ends. An org whose credit covers one hold and
+/// not two runs one generation at a time.
+pub const DEFAULT_HOLD_MICROS: u64 = 500_000;
+
+/// The hold from `KILN_CREDIT_HOLD_MICROS` (unset or unreadable: the default; at least 1).
+pub fn hold(setting: Option<&str>) -> u64 {
+    setting
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_HOLD_MICROS, |v| v.clamp(1, MAX_GRANT_MICROS))
+}
+
+/// How a call's cost is paid with `held` left of the generation's hold: (from the hold, beyond
+/// it, from the balance).
+pub fn split_cost(cost: u64, held: u64) -> (u64, u64) {
+    let from_hold = cost.min(held);
+    (from_hold, cost - from_hold)
+}
+
 /// The largest single grant (a typo's guard): $100,000.
 pub const MAX_GRANT_MICROS: u64 = 100_000_000_000;
 
@@ -66,6 +86,16 @@ mod tests {
         assert_eq!(starting_grant(Some(" 250 ")), 250);
         assert_eq!(starting_grant(Some("lots")), DEFAULT_GRANT_MICROS);
         assert_eq!(starting_grant(Some("999999999999999")), MAX_GRANT_MICROS);
+    }
+
+    #[test]
+    fn a_call_spends_the_hold_first() {
+        assert_eq!(split_cost(300, 500), (300, 0));
+        assert_eq!(split_cost(315, 300), (300, 15));
+        assert_eq!(split_cost(50, 0), (0, 50));
+        assert_eq!(hold(None), DEFAULT_HOLD_MICROS);
+        assert_eq!(hold(Some("0")), 1);
+        assert_eq!(hold(Some("300")), 300);
     }
 
     #[test]

@@ -329,7 +329,7 @@ impl Credits<'_> {
                     .prepare(
                         "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, \
                          project_id, generation_id, created_at) \
-                         SELECT ?1, 'debit', -MIN(?2, balance_micros), 'model calls', ?3, ?4, ?5 \
+                         SELECT ?1, 'debit', -MIN(?2, balance_micros), 'beyond its hold', ?3, ?4, ?5 \
                          FROM credit_balances WHERE org_id = ?1",
                     )
                     .bind(&[
@@ -353,6 +353,90 @@ impl Credits<'_> {
             .transpose()?
             .and_then(|rows| rows.into_iter().next());
         Ok(left.map_or(0, |r| r.balance_micros.max(0) as u64))
+    }
+
+    /// Sets `amount` aside for a generation, if the balance covers it (one transaction: the
+    /// check and the change, so of two starts racing for one hold one wins); whether it did.
+    pub async fn hold(
+        &self,
+        org: &str,
+        amount: u64,
+        project: &str,
+        generation: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let t = JsValue::from_f64(now as f64);
+        let results = self
+            .0
+            .batch(vec![
+                self.0
+                    .prepare(
+                        "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, \
+                         project_id, generation_id, created_at) \
+                         SELECT ?1, 'hold', -?2, 'held for a generation', ?3, ?4, ?5 \
+                         FROM credit_balances WHERE org_id = ?1 AND balance_micros >= ?2",
+                    )
+                    .bind(&[
+                        org.into(),
+                        int(amount),
+                        project.into(),
+                        generation.into(),
+                        t.clone(),
+                    ])?,
+                self.0
+                    .prepare(
+                        "UPDATE credit_balances SET balance_micros = balance_micros - ?2, \
+                         updated_at = ?3 WHERE org_id = ?1 AND balance_micros >= ?2 \
+                         RETURNING balance_micros",
+                    )
+                    .bind(&[org.into(), int(amount), t])?,
+            ])
+            .await?;
+        let rows = results
+            .get(1)
+            .map(|r| r.results::<BalanceRow>())
+            .transpose()?
+            .unwrap_or_default();
+        Ok(!rows.is_empty())
+    }
+
+    /// Gives back what a generation did not spend of its hold.
+    pub async fn release(
+        &self,
+        org: &str,
+        amount: u64,
+        project: &str,
+        generation: &str,
+        now: i64,
+    ) -> Result<()> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let t = JsValue::from_f64(now as f64);
+        self.0
+            .batch(vec![
+                self.0
+                    .prepare(
+                        "UPDATE credit_balances SET balance_micros = balance_micros + ?2, \
+                         updated_at = ?3 WHERE org_id = ?1",
+                    )
+                    .bind(&[org.into(), int(amount), t.clone()])?,
+                self.0
+                    .prepare(
+                        "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, \
+                         project_id, generation_id, created_at) \
+                         VALUES (?1, 'release', ?2, 'not spent of its hold', ?3, ?4, ?5)",
+                    )
+                    .bind(&[
+                        org.into(),
+                        int(amount),
+                        project.into(),
+                        generation.into(),
+                        t,
+                    ])?,
+            ])
+            .await?;
+        Ok(())
     }
 
     /// The ledger's newest `limit` entries.

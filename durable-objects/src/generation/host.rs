@@ -20,6 +20,25 @@ use crate::room::{encode, now, ProjectRoom};
 use crate::sandbox_client::SandboxClient;
 use crate::versions;
 
+/// What is left of generation `id`'s credit hold (meta `credit_hold`, `<id>:<micros>`).
+pub fn held(room: &ProjectRoom, id: &str) -> u64 {
+    room.store()
+        .meta(HOLD_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| {
+            let (g, left) = v.split_once(':')?;
+            (g == id).then(|| left.parse().ok()).flatten()
+        })
+        .unwrap_or(0)
+}
+
+pub fn set_held(room: &ProjectRoom, id: &str, left: u64) -> worker::Result<()> {
+    room.store().set_meta(HOLD_KEY, &format!("{id}:{left}"))
+}
+
+const HOLD_KEY: &str = "credit_hold";
+
 /// The project's sandbox client, as its org's (the proxy caps sandboxes per org).
 pub fn sandbox_client(room: &ProjectRoom, project: &str) -> Option<SandboxClient> {
     let org = room.store().meta("org_id").ok().flatten();
@@ -172,10 +191,19 @@ impl Host for RoomHost<'_> {
             .map_err(text)?;
         if call.cost_micros > 0 {
             if let Some(org) = self.room.store().meta("org_id").map_err(text)? {
-                Credits(&db)
-                    .debit(&org, self.project, call.generation, call.cost_micros, now())
-                    .await
-                    .map_err(text)?;
+                // The generation's hold pays first; only what is beyond it comes out of the
+                // balance (clamped there at zero).
+                let held = held(self.room, call.generation);
+                let (from_hold, beyond) = kiln_core::credits::split_cost(call.cost_micros, held);
+                if from_hold > 0 {
+                    set_held(self.room, call.generation, held - from_hold).map_err(text)?;
+                }
+                if beyond > 0 {
+                    Credits(&db)
+                        .debit(&org, self.project, call.generation, beyond, now())
+                        .await
+                        .map_err(text)?;
+                }
             }
         }
         Ok(())
@@ -186,7 +214,13 @@ impl Host for RoomHost<'_> {
             return Ok(None);
         };
         let db = self.room.env().d1("DB").map_err(text)?;
-        Ok(Some(Credits(&db).balance(&org).await.map_err(text)?))
+        let balance = Credits(&db).balance(&org).await.map_err(text)?;
+        let generation = load(self.room)
+            .ok()
+            .flatten()
+            .map(|g| g.id)
+            .unwrap_or_default();
+        Ok(Some(balance + held(self.room, &generation)))
     }
 
     fn has_sandbox(&self) -> bool {

@@ -109,9 +109,6 @@ pub async fn start(
         })?;
         return Ok(Ok(g.id));
     }
-    if let Some(balance) = credit_spent(room).await? {
-        return Ok(Err(NotStarted::NoCredit { balance }));
-    }
     if let Err(busy) = take_org_slot(room).await? {
         return Ok(Err(busy));
     }
@@ -121,6 +118,10 @@ pub async fn start(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0)
         + 1;
+    if let Err(balance) = hold_credit(room, &format!("g{n}")).await? {
+        free_org_slot(room).await?;
+        return Ok(Err(NotStarted::NoCredit { balance }));
+    }
     room.store()
         .set_meta("generation_counter", &n.to_string())?;
     let previous = load(room)?;
@@ -140,18 +141,44 @@ pub async fn start(
     Ok(Ok(g.id))
 }
 
-/// `Some(balance)` when the configured model has a price and the project's org has no credit
-/// left; the local model (no price) never needs any.
-async fn credit_spent(room: &ProjectRoom) -> Result<Option<u64>> {
+/// On a priced model, sets the generation's hold aside from its org's credit (`Err(balance)`
+/// when the balance does not cover it); the local model (no price) holds nothing.
+async fn hold_credit(room: &ProjectRoom, id: &str) -> Result<std::result::Result<(), u64>> {
     let host = RoomHost::new(room, "");
     let priced = host
         .model(kiln_core::agent::roles::Role::Planner, 0)
         .is_some_and(|m| kiln_core::credits::needs_credit(&m));
-    if !priced {
-        return Ok(None);
+    let Some(org) = room.store().meta("org_id")?.filter(|_| priced) else {
+        return Ok(Ok(()));
+    };
+    let amount = kiln_core::credits::hold(
+        room.env()
+            .var("KILN_CREDIT_HOLD_MICROS")
+            .ok()
+            .map(|v| v.to_string())
+            .as_deref(),
+    );
+    let project = room.store().meta("project_id")?.unwrap_or_default();
+    let credits = crate::repo::Credits(&room.env().d1("DB")?);
+    if credits.hold(&org, amount, &project, id, now()).await? {
+        host::set_held(room, id, amount)?;
+        Ok(Ok(()))
+    } else {
+        Ok(Err(credits.balance(&org).await?))
     }
-    let left = host.credit_left().await.map_err(worker::Error::from)?;
-    Ok(left.filter(|b| *b == 0))
+}
+
+/// Gives back what generation `id` did not spend of its hold (once: the hold is then 0).
+async fn release_credit(room: &ProjectRoom, id: &str) -> Result<()> {
+    let left = host::held(room, id);
+    let Some(org) = room.store().meta("org_id")?.filter(|_| left > 0) else {
+        return Ok(());
+    };
+    let project = room.store().meta("project_id")?.unwrap_or_default();
+    host::set_held(room, id, 0)?;
+    crate::repo::Credits(&room.env().d1("DB")?)
+        .release(&org, left, &project, id, now())
+        .await
 }
 
 /// How many generations one org may run at once (`KILN_ORG_MAX_GENERATIONS`), so that one
@@ -217,6 +244,7 @@ pub async fn cancel(room: &ProjectRoom) -> Result<()> {
         g.apply(Outcome::Cancel);
         save(room, &g)?;
         announce(room, &g)?;
+        release_credit(room, &g.id).await?;
         free_org_slot(room).await?;
     }
     Ok(())
@@ -249,6 +277,7 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
         .await
         .map_err(worker::Error::from)?;
     if matches!(after, AfterStep::Done { .. } | AfterStep::Failed) {
+        release_credit(room, &g.id).await?;
         notify(room, project, &g).await;
     }
     match after {
