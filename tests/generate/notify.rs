@@ -79,12 +79,12 @@ fn a_completed_generation_is_posted_signed_and_retried_until_the_receiver_takes_
     );
     let events = generate_to_completion(&run);
     assert_eq!(events.last().unwrap()["type"], "generation_complete");
-    // The first attempt meets a 500; the next comes after the backoff (10 s).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while rx.got.lock().unwrap().len() < 2 {
+    // Two attempts meet a 500; the third comes after the backoff (10 s, then 20 s).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while rx.got.lock().unwrap().len() < 3 {
         assert!(
             Instant::now() < deadline,
-            "the delivery was not tried twice"
+            "the delivery was not tried three times"
         );
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -118,7 +118,9 @@ fn a_runtime_error_shows_in_console_and_fix_with_ai_fixes_it() {
                 Turn::text(r#"{"tool":"finish","summary":"the counter starts"}"#)
                     .matching("You change an existing web app"),
             ),
-        &[],
+        // Kiln's own checks would catch the crash on load and send it to the fixer (as they
+        // should); this test is about a person finding it in the console afterwards.
+        &[("KILN_BROWSER_CHECKS", "off")],
     );
     let shots = kiln_e2e::screenshot_dir();
     let cfg = json!({
