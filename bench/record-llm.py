@@ -9,12 +9,15 @@ model calls the quality work keeps as fixtures for the native replay harness
     python3 bench/record-llm.py --listen 127.0.0.1:8795 --upstream http://127.0.0.1:8791 --out calls.jsonl
 """
 import argparse
-import http.client
-import http.server
 import json
+import os
+import sys
 import threading
 import time
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import relay  # noqa: E402
 
 LOCK = threading.Lock()
 
@@ -25,50 +28,20 @@ def main():
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    up = urllib.parse.urlparse(a.upstream)
     host, port = a.listen.rsplit(":", 1)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def prepare(handler, _body):
+        handler.started = time.time()
+        headers = {k: v for k, v in handler.headers.items()
+                   if k.lower() not in ("host", "content-length")}
+        return handler.path, headers
 
-        def log_message(self, *args):
-            pass
+    def done(handler, body, status, answer):
+        if handler.path.rstrip("/").endswith("/chat/completions"):
+            record(a.out, body, status, answer, time.time() - handler.started)
 
-        def relay(self):
-            n = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(n) if n else b""
-            t0 = time.time()
-            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=900)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-            conn.request(self.command, self.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            self.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() not in ("transfer-encoding", "content-length", "connection"):
-                    self.send_header(k, v)
-            self.send_header("transfer-encoding", "chunked")
-            self.end_headers()
-            raw = bytearray()
-            try:
-                while True:
-                    chunk = resp.read1(65536)
-                    if not chunk:
-                        break
-                    raw += chunk
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the caller abandoned the call (a cancel): record what came
-            finally:
-                conn.close()
-            if self.path.rstrip("/").endswith("/chat/completions"):
-                record(a.out, body, resp.status, bytes(raw), time.time() - t0)
-
-        do_POST = relay
-        do_GET = relay
-
-    srv = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+    srv = relay.serve(host, int(port), urllib.parse.urlparse(a.upstream), prepare,
+                      stream=True, timeout=900, done=done)
     srv.serve_forever()
 
 

@@ -320,39 +320,16 @@ impl Credits<'_> {
         cost: u64,
         now: i64,
     ) -> Result<u64> {
-        let t = JsValue::from_f64(now as f64);
-        let results = self
-            .0
-            .batch(vec![
-                // What is taken is recorded before the balance changes (same transaction).
-                self.0
-                    .prepare(
-                        "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, \
-                         project_id, generation_id, created_at) \
-                         SELECT ?1, 'debit', -MIN(?2, balance_micros), 'beyond its hold', ?3, ?4, ?5 \
-                         FROM credit_balances WHERE org_id = ?1",
-                    )
-                    .bind(&[
-                        org.into(),
-                        int(cost),
-                        project.into(),
-                        generation.into(),
-                        t.clone(),
-                    ])?,
-                self.0
-                    .prepare(
-                        "UPDATE credit_balances SET balance_micros = MAX(balance_micros - ?2, 0), \
-                         updated_at = ?3 WHERE org_id = ?1 RETURNING balance_micros",
-                    )
-                    .bind(&[org.into(), int(cost), t])?,
-            ])
+        let left = self
+            .for_generation(
+                "SELECT ?1, 'debit', -MIN(?2, balance_micros), 'beyond its hold', ?3, ?4, ?5 \
+                 FROM credit_balances WHERE org_id = ?1",
+                "SET balance_micros = MAX(balance_micros - ?2, 0), updated_at = ?3 \
+                 WHERE org_id = ?1",
+                (org, cost, project, generation, now),
+            )
             .await?;
-        let left = results
-            .get(1)
-            .map(|r| r.results::<BalanceRow>())
-            .transpose()?
-            .and_then(|rows| rows.into_iter().next());
-        Ok(left.map_or(0, |r| r.balance_micros.max(0) as u64))
+        Ok(left.unwrap_or(0))
     }
 
     /// Sets `amount` aside for a generation, if the balance covers it (one transaction: the
@@ -365,39 +342,16 @@ impl Credits<'_> {
         generation: &str,
         now: i64,
     ) -> Result<bool> {
-        let t = JsValue::from_f64(now as f64);
-        let results = self
-            .0
-            .batch(vec![
-                self.0
-                    .prepare(
-                        "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, \
-                         project_id, generation_id, created_at) \
-                         SELECT ?1, 'hold', -?2, 'held for a generation', ?3, ?4, ?5 \
-                         FROM credit_balances WHERE org_id = ?1 AND balance_micros >= ?2",
-                    )
-                    .bind(&[
-                        org.into(),
-                        int(amount),
-                        project.into(),
-                        generation.into(),
-                        t.clone(),
-                    ])?,
-                self.0
-                    .prepare(
-                        "UPDATE credit_balances SET balance_micros = balance_micros - ?2, \
-                         updated_at = ?3 WHERE org_id = ?1 AND balance_micros >= ?2 \
-                         RETURNING balance_micros",
-                    )
-                    .bind(&[org.into(), int(amount), t])?,
-            ])
+        let left = self
+            .for_generation(
+                "SELECT ?1, 'hold', -?2, 'held for a generation', ?3, ?4, ?5 \
+                 FROM credit_balances WHERE org_id = ?1 AND balance_micros >= ?2",
+                "SET balance_micros = balance_micros - ?2, updated_at = ?3 \
+                 WHERE org_id = ?1 AND balance_micros >= ?2",
+                (org, amount, project, generation, now),
+            )
             .await?;
-        let rows = results
-            .get(1)
-            .map(|r| r.results::<BalanceRow>())
-            .transpose()?
-            .unwrap_or_default();
-        Ok(!rows.is_empty())
+        Ok(left.is_some())
     }
 
     /// Gives back what a generation did not spend of its hold.
@@ -412,31 +366,54 @@ impl Credits<'_> {
         if amount == 0 {
             return Ok(());
         }
+        self.for_generation(
+            "VALUES (?1, 'release', ?2, 'not spent of its hold', ?3, ?4, ?5)",
+            "SET balance_micros = balance_micros + ?2, updated_at = ?3 WHERE org_id = ?1",
+            (org, amount, project, generation, now),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One ledger entry of a generation and the balance change it records, in one transaction;
+    /// the entry is written first, so `ledger` (`SELECT …`/`VALUES …` over ?1 org, ?2 amount,
+    /// ?3 project, ?4 generation, ?5 time) reads the balance before `balance` (`SET … WHERE …`
+    /// over ?1 org, ?2 amount, ?3 time) changes it. The balance after, if a row changed.
+    async fn for_generation(
+        &self,
+        ledger: &str,
+        balance: &str,
+        (org, amount, project, generation, now): (&str, u64, &str, &str, i64),
+    ) -> Result<Option<u64>> {
         let t = JsValue::from_f64(now as f64);
-        self.0
+        let results = self
+            .0
             .batch(vec![
                 self.0
-                    .prepare(
-                        "UPDATE credit_balances SET balance_micros = balance_micros + ?2, \
-                         updated_at = ?3 WHERE org_id = ?1",
-                    )
-                    .bind(&[org.into(), int(amount), t.clone()])?,
-                self.0
-                    .prepare(
+                    .prepare(format!(
                         "INSERT INTO credit_ledger (org_id, kind, amount_micros, reason, \
-                         project_id, generation_id, created_at) \
-                         VALUES (?1, 'release', ?2, 'not spent of its hold', ?3, ?4, ?5)",
-                    )
+                         project_id, generation_id, created_at) {ledger}"
+                    ))
                     .bind(&[
                         org.into(),
                         int(amount),
                         project.into(),
                         generation.into(),
-                        t,
+                        t.clone(),
                     ])?,
+                self.0
+                    .prepare(format!(
+                        "UPDATE credit_balances {balance} RETURNING balance_micros"
+                    ))
+                    .bind(&[org.into(), int(amount), t])?,
             ])
             .await?;
-        Ok(())
+        let rows = results
+            .get(1)
+            .map(|r| r.results::<BalanceRow>())
+            .transpose()?
+            .unwrap_or_default();
+        Ok(rows.first().map(|r| r.balance_micros.max(0) as u64))
     }
 
     /// The ledger's newest `limit` entries.

@@ -13,6 +13,9 @@ export class ApiError extends Error {
   }
 }
 
+/** What a person is told of a failed call: the API's message, or the failure's own. */
+export const errorText = (e: unknown) => (e instanceof ApiError ? e.message : String(e))
+
 type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE'
 
 async function request<T>(method: Method, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks'
 import { signIn } from '../session'
 import { go } from '../router'
-import { ApiError } from '../api'
+import { errorText } from '../api'
 
 export function Auth({ mode }: { mode: 'signin' | 'signup' }) {
   const [email, setEmail] = useState('')
@@ -18,7 +18,7 @@ export function Auth({ mode }: { mode: 'signin' | 'signup' }) {
       await signIn(email, password, create)
       go('/')
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err))
+      setError(errorText(err))
     } finally {
       setBusy(false)
     }

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { signal } from '@preact/signals'
 import type { Invitation, Org, Page, Project } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
 import { me, loadMe } from '../session'
 import { go } from '../router'
 import { EXAMPLES, nameFromPrompt } from '../examples'
@@ -58,7 +58,7 @@ function NewProject({ org }: { org?: Org }) {
       await api.post(`/api/projects/${project.id}/generate`, { prompt })
       go(`/projects/${project.id}`)
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err))
+      setError(errorText(err))
       setBusy(false)
     }
   }
@@ -110,7 +110,7 @@ function ProjectList({ org }: { org: Org }) {
       setItems((old) => [...(after ? (old ?? []) : []), ...page.items])
       setCursor(page.next_cursor ?? null)
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err))
+      setError(errorText(err))
     }
   }
   useEffect(() => {
@@ -143,7 +143,7 @@ function ProjectRow({ project, onGone }: { project: Project; onGone: () => void 
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
   const writer = project.role !== 'client'
-  const fail = (err: unknown) => setError(err instanceof ApiError ? err.message : String(err))
+  const fail = (err: unknown) => setError(errorText(err))
   const rename = async (e: Event) => {
     e.preventDefault()
     setBusy(true)

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import type { VersionDiff } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
 
 /** What changed from one version to another, file by file, as unified diffs. */
 export function Diff({ project, from, to }: { project: string; from: number; to: number }) {
@@ -9,7 +9,7 @@ export function Diff({ project, from, to }: { project: string; from: number; to:
   useEffect(() => {
     setDiff(null)
     api.get<VersionDiff>(`/api/projects/${project}/versions/${from}/diff/${to}`).then(setDiff, (e) =>
-      setError(e instanceof ApiError ? e.message : String(e)),
+      setError(errorText(e)),
     )
   }, [project, from, to])
   if (error) return <p class="error" role="alert">{error}</p>

@@ -1,7 +1,7 @@
 import type { Signal } from '@preact/signals'
 import { useState } from 'preact/hooks'
 import type { Room } from '../room'
-import { api, encodePath, ApiError } from '../api'
+import { api, encodePath, errorText } from '../api'
 
 /** The working tree: one treeitem per file, named by its path, grouped by folder. */
 export function FileTree({ room, open, writer }: { room: Room; open: Signal<string | null>; writer: boolean }) {
@@ -30,7 +30,7 @@ export function FileTree({ room, open, writer }: { room: Room; open: Signal<stri
       await api.del(`/api/projects/${room.projectId}/files/${encodePath(path)}`, { 'if-match': String(f.rev) })
       if (open.value === path) open.value = null
     } catch (e) {
-      setNote(e instanceof ApiError ? e.message : String(e))
+      setNote(errorText(e))
     }
   }
   let lastDir = ''

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import type { Invitation, Member, Org, Role } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
 import { me } from '../session'
 
 const ROLES: Role[] = ['owner', 'admin', 'member', 'client']
@@ -24,7 +24,7 @@ export function OrgPage({ orgId }: { orgId: string }) {
     }
   }
   useEffect(() => {
-    reload().catch((e) => setNote(e instanceof ApiError ? e.message : String(e)))
+    reload().catch((e) => setNote(errorText(e)))
   }, [orgId])
 
   const act = (f: () => Promise<unknown>) => async (e?: Event) => {
@@ -34,7 +34,7 @@ export function OrgPage({ orgId }: { orgId: string }) {
       await f()
       await reload()
     } catch (err) {
-      setNote(err instanceof ApiError ? err.message : String(err))
+      setNote(errorText(err))
     }
   }
 

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import type { Room } from '../room'
 import type { CaptureMessage, Problems } from '../problems'
 import type { DevServerStatus } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
 
 const WIDTHS = { Desktop: '100%', Tablet: '768px', Phone: '375px' } as const
 type Width = keyof typeof WIDTHS
@@ -26,7 +26,7 @@ export function Preview({ room, problems, writer }: { room: Room; problems: Prob
       if (s.state !== 'ready') setError(`The dev server is ${s.state}:\n${s.log}`)
       await open()
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : String(e))
+      setError(errorText(e))
     } finally {
       setRestarting(false)
     }
@@ -39,7 +39,7 @@ export function Preview({ room, problems, writer }: { room: Room; problems: Prob
       const link = await api.post<{ url: string }>(`/api/projects/${room.projectId}/preview-link`)
       setSrc(link.url)
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : String(e))
+      setError(errorText(e))
     }
   }
   // A new version, or files a person changed reaching the sandbox: show the app as it is now

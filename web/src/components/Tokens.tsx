@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import type { Page, Project, Scope, TokenCreated, TokenInfo } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
+import { ErrorLine, Listed, SecretOnce, Table } from './Listing'
 
 const SCOPES: { id: Scope; label: string; hint: string }[] = [
   { id: 'read', label: 'read', hint: 'orgs, projects, files, versions; watch a project' },
@@ -21,7 +22,7 @@ export function Tokens() {
   const [project, setProject] = useState('')
   const [days, setDays] = useState('90')
   const [busy, setBusy] = useState(false)
-  const fail = (e: unknown) => setError(e instanceof ApiError ? e.message : String(e))
+  const fail = (e: unknown) => setError(errorText(e))
   const load = () => api.get<{ items: TokenInfo[] }>('/api/tokens').then((r) => setItems(r.items), fail)
   useEffect(() => {
     load()
@@ -102,50 +103,21 @@ export function Tokens() {
             Create token
           </button>
         </form>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorLine error={error} />
         {made && (
-          <div class="card new-token" role="status">
-            <p>
-              <strong>{made.name}</strong>: copy it now — it is not shown again.
-            </p>
-            <code class="token-secret" aria-label="New token">
-              {made.token}
-            </code>{' '}
-            <button type="button" onClick={() => navigator.clipboard?.writeText(made.token)}>
-              Copy
-            </button>
-          </div>
+          <SecretOnce label="New token" secret={made.token}>
+            <strong>{made.name}</strong>: copy it now — it is not shown again.
+          </SecretOnce>
         )}
       </section>
       <section aria-labelledby="tokens-title">
         <h2 id="tokens-title">Your tokens</h2>
-        {!items ? (
-          <p class="muted" aria-busy="true">
-            Loading tokens…
-          </p>
-        ) : items.length === 0 ? (
-          <p class="muted empty">No tokens yet.</p>
-        ) : (
-          <table class="tokens">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Scopes</th>
-                <th>Reaches</th>
-                <th>Created</th>
-                <th>Expires</th>
-                <th>Last used</th>
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((t) => (
+        <Listed items={items} loading="Loading tokens…" empty="No tokens yet.">
+          {(items) => (
+            <Table
+              head={['Name', 'Scopes', 'Reaches', 'Created', 'Expires', 'Last used', '']}
+              rows={items}
+              row={(t) => (
                 <tr>
                   <td>{t.name}</td>
                   <td>{t.scopes.join(', ')}</td>
@@ -159,10 +131,10 @@ export function Tokens() {
                     </button>
                   </td>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+              )}
+            />
+          )}
+        </Listed>
       </section>
     </main>
   )

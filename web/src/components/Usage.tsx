@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import type { Credits, Org, Usage as UsageData, UsageRow } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
 
 const DAY = 86_400_000
 const tokens = (n: number) => n.toLocaleString('en')
@@ -14,7 +14,7 @@ export function Usage({ orgId }: { orgId: string }) {
   const [credits, setCredits] = useState<Credits | null>(null)
   const [error, setError] = useState<string | null>(null)
   useEffect(() => {
-    api.get<Org>(`/api/orgs/${orgId}`).then(setOrg, (e) => setError(e instanceof ApiError ? e.message : String(e)))
+    api.get<Org>(`/api/orgs/${orgId}`).then(setOrg, (e) => setError(errorText(e)))
     api.get<Credits>(`/api/orgs/${orgId}/credits`).then(setCredits, () => setCredits(null))
   }, [orgId])
   useEffect(() => {
@@ -23,7 +23,7 @@ export function Usage({ orgId }: { orgId: string }) {
     const q = (group: string) => api.get<UsageData>(`/api/orgs/${orgId}/usage?from=${to - days * DAY}&to=${to}&group=${group}`)
     Promise.all([q('day'), q('agent'), q('model')]).then(
       ([day, agent, model]) => setData({ day, agent, model }),
-      (e) => setError(e instanceof ApiError ? e.message : String(e)),
+      (e) => setError(errorText(e)),
     )
   }, [orgId, days])
 

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import type { VersionFile, VersionInfo } from '../gen'
 import type { Room } from '../room'
-import { api, ApiError, encodePath } from '../api'
+import { api, encodePath, errorText } from '../api'
 import { Diff } from './Diff'
 
 /** The project's versions, newest first: restore one (a new version), or download it. */
@@ -14,7 +14,7 @@ export function Versions({ room, writer }: { room: Room; writer: boolean }) {
   useEffect(() => {
     api.get<{ items: VersionInfo[] }>(`/api/projects/${room.projectId}/versions`).then(
       (r) => setItems(r.items),
-      (e) => setNote(e instanceof ApiError ? e.message : String(e)),
+      (e) => setNote(errorText(e)),
     )
   }, [live.length])
   const restore = async (n: number) => {
@@ -22,7 +22,7 @@ export function Versions({ room, writer }: { room: Room; writer: boolean }) {
     try {
       await api.post(`/api/projects/${room.projectId}/versions/${n}/restore`)
     } catch (e) {
-      setNote(e instanceof ApiError ? e.message : String(e))
+      setNote(errorText(e))
     }
   }
   if (!items) return <p class="muted" aria-busy="true">{note ?? 'Loading versions…'}</p>

@@ -10,7 +10,8 @@ import type {
   WebhookInfo,
   WebhookSecret,
 } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
+import { ErrorLine, Listed, SecretOnce, Table } from './Listing'
 import { go } from '../router'
 
 const when = (ms: number | null | undefined) => (ms ? new Date(ms).toLocaleString() : '—')
@@ -26,7 +27,7 @@ export function Webhooks({ projectId }: { projectId: string }) {
   const [event, setEvent] = useState('')
   const [open, setOpen] = useState<string | null>(null)
   const base = `/api/projects/${projectId}/webhooks`
-  const fail = (e: unknown) => setError(e instanceof ApiError ? e.message : String(e))
+  const fail = (e: unknown) => setError(errorText(e))
   const load = () => api.get<{ items: WebhookInfo[] }>(base).then((r) => setHooks(r.items), fail)
   useEffect(() => {
     api.get<Project>(`/api/projects/${projectId}`).then(setProject, fail)
@@ -74,11 +75,7 @@ export function Webhooks({ projectId }: { projectId: string }) {
           Back to the project
         </a>
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
       <section class="card" aria-labelledby="hook-new">
         <h2 id="hook-new">New webhook</h2>
         <p class="muted small">
@@ -106,52 +103,42 @@ export function Webhooks({ projectId }: { projectId: string }) {
           </button>
         </form>
         {secret && (
-          <div class="card new-token" role="status">
-            <p>The webhook's secret: copy it now — it is not shown again.</p>
-            <code class="token-secret" aria-label="Webhook secret">
-              {secret.secret}
-            </code>{' '}
-            <button type="button" onClick={() => navigator.clipboard?.writeText(secret.secret)}>
-              Copy
-            </button>
-          </div>
+          <SecretOnce label="Webhook secret" secret={secret.secret}>
+            The webhook's secret: copy it now — it is not shown again.
+          </SecretOnce>
         )}
       </section>
       <section aria-labelledby="hooks-title">
         <h2 id="hooks-title">This project's webhooks</h2>
-        {!hooks ? (
-          <p class="muted" aria-busy="true">
-            Loading webhooks…
-          </p>
-        ) : hooks.length === 0 ? (
-          <p class="muted empty">No webhooks yet.</p>
-        ) : (
-          <ul class="projects">
-            {hooks.map((h) => (
-              <li class="project hook">
-                <div class="hook-main">
-                  <code class="small">{h.url}</code>
-                  <div class="muted small">
-                    {h.kind} · made {when(h.created_at)}
-                    {h.filters.event && ` · only “${h.filters.event}”`}
-                    {h.previous_valid_until && h.previous_valid_until > Date.now() && ` · the previous secret works until ${when(h.previous_valid_until)}`}
+        <Listed items={hooks} loading="Loading webhooks…" empty="No webhooks yet.">
+          {(hooks) => (
+            <ul class="projects">
+              {hooks.map((h) => (
+                <li class="project hook">
+                  <div class="hook-main">
+                    <code class="small">{h.url}</code>
+                    <div class="muted small">
+                      {h.kind} · made {when(h.created_at)}
+                      {h.filters.event && ` · only “${h.filters.event}”`}
+                      {h.previous_valid_until && h.previous_valid_until > Date.now() && ` · the previous secret works until ${when(h.previous_valid_until)}`}
+                    </div>
+                    <pre class="small">{h.prompt_template}</pre>
                   </div>
-                  <pre class="small">{h.prompt_template}</pre>
-                </div>
-                <button type="button" class="small" onClick={() => setOpen(open === h.id ? null : h.id)} aria-expanded={open === h.id}>
-                  Deliveries
-                </button>
-                <button type="button" class="small" onClick={() => rotate(h)}>
-                  Rotate secret
-                </button>
-                <button type="button" class="ghost small danger" onClick={() => remove(h)} aria-label="Remove webhook">
-                  Remove
-                </button>
-                {open === h.id && <HookLog base={`${base}/${h.id}`} />}
-              </li>
-            ))}
-          </ul>
-        )}
+                  <button type="button" class="small" onClick={() => setOpen(open === h.id ? null : h.id)} aria-expanded={open === h.id}>
+                    Deliveries
+                  </button>
+                  <button type="button" class="small" onClick={() => rotate(h)}>
+                    Rotate secret
+                  </button>
+                  <button type="button" class="ghost small danger" onClick={() => remove(h)} aria-label="Remove webhook">
+                    Remove
+                  </button>
+                  {open === h.id && <HookLog base={`${base}/${h.id}`} />}
+                </li>
+              ))}
+            </ul>
+          )}
+        </Listed>
       </section>
       <Notifications projectId={projectId} />
     </main>
@@ -167,7 +154,7 @@ function Notifications({ projectId }: { projectId: string }) {
   const [made, setMade] = useState<NotifyTargetCreated | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [open, setOpen] = useState<string | null>(null)
-  const fail = (e: unknown) => setError(e instanceof ApiError ? e.message : String(e))
+  const fail = (e: unknown) => setError(errorText(e))
   const load = () => api.get<{ items: NotifyTarget[] }>(base).then((r) => setTargets(r.items), fail)
   useEffect(() => {
     load()
@@ -212,46 +199,35 @@ function Notifications({ projectId }: { projectId: string }) {
           Add notification URL
         </button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
       {made && (
-        <div class="card new-token" role="status">
-          <p>Its signing secret: copy it now — it is not shown again.</p>
-          <code class="token-secret" aria-label="Notification secret">
-            {made.secret}
-          </code>
-        </div>
+        <SecretOnce label="Notification secret" secret={made.secret}>
+          Its signing secret: copy it now — it is not shown again.
+        </SecretOnce>
       )}
-      {!targets ? (
-        <p class="muted" aria-busy="true">
-          Loading…
-        </p>
-      ) : targets.length === 0 ? (
-        <p class="muted empty">No notification URLs yet.</p>
-      ) : (
-        <ul class="projects">
-          {targets.map((t) => (
-            <li class="project hook">
-              <div class="hook-main">
-                <code class="small">{t.url}</code>
-                <div class="muted small">
-                  {t.events.join(', ')} · added {when(t.created_at)}
+      <Listed items={targets} loading="Loading notification URLs…" empty="No notification URLs yet.">
+        {(targets) => (
+          <ul class="projects">
+            {targets.map((t) => (
+              <li class="project hook">
+                <div class="hook-main">
+                  <code class="small">{t.url}</code>
+                  <div class="muted small">
+                    {t.events.join(', ')} · added {when(t.created_at)}
+                  </div>
                 </div>
-              </div>
-              <button type="button" class="small" onClick={() => setOpen(open === t.id ? null : t.id)} aria-expanded={open === t.id}>
-                Attempts
-              </button>
-              <button type="button" class="ghost small danger" onClick={() => remove(t)} aria-label="Remove notification URL">
-                Remove
-              </button>
-              {open === t.id && <Attempts url={`${base}/${t.id}/attempts`} />}
-            </li>
-          ))}
-        </ul>
-      )}
+                <button type="button" class="small" onClick={() => setOpen(open === t.id ? null : t.id)} aria-expanded={open === t.id}>
+                  Attempts
+                </button>
+                <button type="button" class="ghost small danger" onClick={() => remove(t)} aria-label="Remove notification URL">
+                  Remove
+                </button>
+                {open === t.id && <Attempts url={`${base}/${t.id}/attempts`} />}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
     </section>
   )
 }
@@ -261,29 +237,26 @@ function Attempts({ url }: { url: string }) {
   useEffect(() => {
     api.get<{ items: NotifyAttempt[] }>(url).then((r) => setItems(r.items))
   }, [url])
-  if (!items) return <p class="muted">Loading attempts…</p>
-  if (items.length === 0) return <p class="muted empty">Nothing sent yet.</p>
   return (
-    <table class="tokens">
-      <thead>
-        <tr>
-          <th>When</th>
-          <th>Event</th>
-          <th>Attempt</th>
-          <th>Answer</th>
-        </tr>
-      </thead>
-      <tbody>
-        {items.map((a) => (
-          <tr>
-            <td>{when(a.at)}</td>
-            <td>{a.event}</td>
-            <td>{a.attempt}</td>
-            <td>{a.status ?? 'none'}{a.error ? ` — ${a.error}` : ''}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <Listed items={items} loading="Loading attempts…" empty="Nothing sent yet.">
+      {(items) => (
+        <Table
+          head={['When', 'Event', 'Attempt', 'Answer']}
+          rows={items}
+          row={(a) => (
+            <tr>
+              <td>{when(a.at)}</td>
+              <td>{a.event}</td>
+              <td>{a.attempt}</td>
+              <td>
+                {a.status ?? 'none'}
+                {a.error ? ` — ${a.error}` : ''}
+              </td>
+            </tr>
+          )}
+        />
+      )}
+    </Listed>
   )
 }
 
@@ -311,7 +284,7 @@ function HookLog({ base }: { base: string }) {
       const r = await api.post<{ generation_id: string | null; skipped: boolean }>(`${base}/test`, { payload: parsed })
       setNote(r.skipped ? 'The filters passed it over.' : `Started generation ${r.generation_id}.`)
     } catch (err) {
-      setNote(err instanceof ApiError ? err.message : String(err))
+      setNote(errorText(err))
     }
     await load()
   }
@@ -325,23 +298,12 @@ function HookLog({ base }: { base: string }) {
         <button type="submit">Send a test delivery</button>
         {note && <p role="status">{note}</p>}
       </form>
-      {!items ? (
-        <p class="muted">Loading deliveries…</p>
-      ) : items.length === 0 ? (
-        <p class="muted empty">No deliveries yet.</p>
-      ) : (
-        <table class="tokens">
-          <thead>
-            <tr>
-              <th>When</th>
-              <th>Delivery</th>
-              <th>Status</th>
-              <th>Generation</th>
-              <th>Error</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((d) => (
+      <Listed items={items} loading="Loading deliveries…" empty="No deliveries yet.">
+        {(items) => (
+          <Table
+            head={['When', 'Delivery', 'Status', 'Generation', 'Error']}
+            rows={items}
+            row={(d) => (
               <tr>
                 <td>{when(d.received_at)}</td>
                 <td>
@@ -351,10 +313,10 @@ function HookLog({ base }: { base: string }) {
                 <td>{d.generation_id ?? '—'}</td>
                 <td>{d.error ?? ''}</td>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            )}
+          />
+        )}
+      </Listed>
     </div>
   )
 }

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks'
 import { lazy, Suspense } from 'preact/compat'
 import { signal } from '@preact/signals'
 import type { Generation, Project } from '../gen'
-import { api, ApiError } from '../api'
+import { api, errorText } from '../api'
 import { Room } from '../room'
 import { go } from '../router'
 import { TopBar } from './TopBar'
@@ -30,7 +30,7 @@ export function Workspace({ projectId }: { projectId: string }) {
 
   useEffect(() => () => room.close(), [room])
   useEffect(() => {
-    api.get<Project>(`/api/projects/${projectId}`).then(setProject, (e) => setError(e instanceof ApiError ? e.message : String(e)))
+    api.get<Project>(`/api/projects/${projectId}`).then(setProject, (e) => setError(errorText(e)))
     api.get<Generation>(`/api/projects/${projectId}/generation`).then(
       (g) => {
         if (g.preview_url && !room.previewUrl.value) room.previewUrl.value = g.preview_url
