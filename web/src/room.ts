@@ -145,6 +145,16 @@ export class Room {
     for (const fn of this.fileListeners) fn(path)
   }
 
+  /** A step ends with its files closed; a file still streaming then was abandoned (a cut or
+   * looping answer, a cancel) and never stored: it shows as it was before. */
+  private dropUnfinishedStreams() {
+    for (const [path, f] of this.files.value) {
+      if (f.streaming === undefined) continue
+      this.setFile(path, f.rev === 0 ? null : { ...f, streaming: undefined })
+      this.changed(path)
+    }
+  }
+
   private setFile(path: string, f: FileState | null) {
     const next = new Map(this.files.value)
     if (f) next.set(path, f)
@@ -273,6 +283,7 @@ export class Room {
       case 'state_change':
         this.step.value = e.step
         this.running.value = !TERMINAL.has(e.step)
+        this.dropUnfinishedStreams()
         this.log(ev)
         return
       case 'blueprint':

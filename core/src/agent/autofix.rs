@@ -257,6 +257,33 @@ pub fn hints(tsc_output: &str, files: &BTreeMap<String, String>) -> Vec<String> 
             );
         }
     }
+    // A module the model imagined: a small model told "cannot find module" rewrites the file
+    // as it was (recorded, 8ca5ac1+: three rounds the same), but follows a plain instruction.
+    for d in parse_tsc(tsc_output).iter().filter(|d| d.code == 2307) {
+        let Some(imp) = files
+            .get(&d.file)
+            .and_then(|f| f.lines().nth(d.line.saturating_sub(1)))
+            .and_then(Import::parse)
+        else {
+            continue;
+        };
+        let stem = file_stem(imp.spec.rsplit('/').next().unwrap_or(imp.spec));
+        let exists = files
+            .keys()
+            .any(|p| is_code(p) && file_stem(file_name(p)) == stem);
+        if !imp.spec.starts_with('.') || exists || imp.clause.is_empty() {
+            continue;
+        }
+        let names = imp.clause.trim_start_matches("type ");
+        out.push(format!(
+            "{} imports {names} from '{}', but the app has no such file. Write {} in {} itself \
+             (above the code that uses it) and delete that import line.",
+            d.file,
+            imp.spec,
+            names.trim_matches(|c| c == '{' || c == '}' || c == ' '),
+            d.file
+        ));
+    }
     out
 }
 
@@ -861,6 +888,36 @@ mod tests {
         let fine = project(&[("src/App.tsx", "export function App() {}\n")]);
         assert!(hints(out, &fine).is_empty());
         assert!(hints("", &files).is_empty());
+    }
+
+    #[test]
+    fn an_import_of_a_file_that_is_nowhere_says_to_write_it_in_place() {
+        // Recorded: 12083d0, the todo list's coder imported `Task` (a type and a component)
+        // from a file it never wrote; the fixer, shown only tsc's line, copied App.tsx back.
+        let files = project(&[
+            (
+                "src/App.tsx",
+                "import React, { useState } from 'react'\nimport { usePersistentState } from './lib/persist'\nimport { Task } from './Task'\n",
+            ),
+            ("src/lib/persist.ts", "export function usePersistentState() {}\n"),
+        ]);
+        let out = "src/App.tsx(3,22): error TS2307: Cannot find module './Task' or its corresponding type declarations.\n";
+        assert_eq!(
+            hints(out, &files),
+            ["src/App.tsx imports { Task } from './Task', but the app has no such file. Write \
+              Task in src/App.tsx itself (above the code that uses it) and delete that import line."]
+        );
+        // A file a directory off is autofix's (it rewrites the path), and a package is installed.
+        let moved = project(&[
+            (
+                "src/App.tsx",
+                "import { Task } from './Task'\nimport QR from 'qrcode'\n",
+            ),
+            ("src/components/Task.tsx", "export function Task() {}\n"),
+        ]);
+        let out = "src/App.tsx(1,22): error TS2307: Cannot find module './Task'.\n\
+                   src/App.tsx(2,16): error TS2307: Cannot find module 'qrcode'.\n";
+        assert!(hints(out, &moved).is_empty());
     }
 
     #[test]

@@ -58,8 +58,10 @@ impl Ask {
 
     /// The request for `model`: file-writing calls get room for whole files; JSON answers
     /// are short and held to their schema; everything runs cool (a small model at higher
-    /// temperatures breaks the formats).
-    pub fn request(self, model: String, messages: Vec<ChatMessage>) -> ChatRequest {
+    /// temperatures breaks the formats). A file-writing call that is tried again (`attempt`
+    /// 1, 2, …) runs warmer: at the first temperature a small model that looped once loops
+    /// the same way again.
+    pub fn request(self, model: String, messages: Vec<ChatMessage>, attempt: u32) -> ChatRequest {
         let (max_tokens, temperature, json_schema) = match self {
             Ask::Plan => (
                 1500,
@@ -70,6 +72,11 @@ impl Ask {
             Ask::Code => (8192, 0.2, None),
             Ask::Test => (2048, 0.1, Some(("checks".into(), checks::json_schema()))),
             Ask::Fix => (8192, 0.1, None),
+        };
+        let temperature = if self.is_whole() {
+            temperature
+        } else {
+            (temperature + 0.25 * attempt.min(2) as f32).min(0.7)
         };
         ChatRequest {
             model,
@@ -94,13 +101,21 @@ mod tests {
             (Ask::Test, Role::Tester, Some("checks"), 2048),
             (Ask::Fix, Role::Fixer, None, 8192),
         ] {
-            let req = ask.request("m".into(), vec![ChatMessage::user("x")]);
+            let req = ask.request("m".into(), vec![ChatMessage::user("x")], 0);
             assert_eq!(ask.role(), role, "{ask:?}");
             assert_eq!(req.json_schema.as_ref().map(|(n, _)| n.as_str()), schema);
             assert_eq!(ask.is_whole(), schema.is_some(), "{ask:?}");
             assert_eq!(req.max_tokens, max_tokens, "{ask:?}");
             assert!(req.temperature <= 0.2, "{ask:?}");
             assert_eq!(req.model, "m");
+            let again = ask.request("m".into(), vec![ChatMessage::user("x")], 1);
+            let third = ask.request("m".into(), vec![ChatMessage::user("x")], 5);
+            if ask.is_whole() {
+                assert_eq!(again.temperature, req.temperature, "{ask:?}");
+            } else {
+                assert!(again.temperature > req.temperature, "{ask:?}");
+                assert!(third.temperature > again.temperature && third.temperature <= 0.7);
+            }
         }
     }
 }

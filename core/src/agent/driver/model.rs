@@ -42,7 +42,7 @@ async fn call<H: Host>(
             )));
         }
     }
-    let req = ask.request(model, messages);
+    let req = ask.request(model, messages, g.attempts);
     let result = host.stream(&req, on_text).await;
     let (usage, latency, error) = match &result {
         Ok(r) => (r.usage, r.latency_ms, None),

@@ -110,6 +110,12 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
     g.apply(Outcome::QueueTaken);
     let messages = prompts::coder(&bp, profile(host), phase, &files, &g.folding);
     match stream_files(host, g, Ask::Code, messages).await? {
+        // An answer cut by the repeat guard inside its first file writes nothing; going on
+        // would check (and pass) the template. Asked again, warmer.
+        Ok(streamed) if streamed.written.is_empty() && !ph.files.is_empty() => Ok(Outcome::failed(
+            "the coder's answer held no whole file",
+            true,
+        )),
         Ok(streamed) => {
             host.broadcast(ServerEvent::PhaseDesigned {
                 phase,
