@@ -121,6 +121,7 @@ fn shown(call: &Call) -> Value {
         "large_gate": gate(Profile::Large),
         "repaired": repair.files.keys().collect::<Vec<_>>(),
         "repair_notes": repair.notes,
+        "hints": autofix::hints(tsc, &code),
     })
 }
 
