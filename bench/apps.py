@@ -71,7 +71,7 @@ def main():
         t0 = time.time()
         st, g = call(a.url, "POST", f"/api/projects/{pid}/generate", token, {"prompt": f"{title}: {ask}"})
         assert st == 202, (st, g)
-        preview_at, g = None, {}
+        preview_at, g, steps = None, {}, []
         while time.time() - t0 < a.cap_min * 60:
             time.sleep(2)
             st, g = call(a.url, "GET", f"/api/projects/{pid}/generation", token)
@@ -79,6 +79,10 @@ def main():
                 continue
             if g.get("preview_url") and preview_at is None:
                 preview_at = time.time() - t0
+            # Where the clock goes: each step as it is first seen (2 s resolution).
+            now = (g.get("step") or {}).get("step")
+            if not steps or steps[-1][1] != now:
+                steps.append((round(time.time() - t0), now))
             if g.get("step", {}).get("step") in ("done", "failed", "cancelled"):
                 break
         else:
@@ -95,7 +99,7 @@ def main():
             "llm_calls": totals.get("llm_calls"), "tokens_out": totals.get("output_tokens"),
             "checks": checks, "unresolved": len(g.get("unresolved", [])),
             "input_tokens": totals.get("input_tokens"), "worked": worked, "why": why,
-            "preview": f"{a.url}/preview/{pid}/", "check": check,
+            "preview": f"{a.url}/preview/{pid}/", "check": check, "steps": steps,
         }
         print(json.dumps(row), flush=True)
         return row

@@ -496,3 +496,48 @@ fn the_smoke_check_catches_a_crash_on_load_and_a_blank_page() {
         }
     }
 }
+
+/// The small profile's worked examples (`core::agent::examples`), which its coder is shown,
+/// are apps that work: each type-checks in the react-vite template and passes Kiln's smoke
+/// checks in Chromium (it shows something, and every field and button can be used).
+#[test]
+fn the_small_models_examples_type_check_and_pass_the_smoke_checks() {
+    let s = svc();
+    let (id, t) = s.create("examples", "react-vite");
+    let files = template_files("react-vite");
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(s.write(&id, &t, &refs).status, 200);
+    for (i, ex) in kiln_core::agent::examples::EXAMPLES.iter().enumerate() {
+        let w = s.write(&id, &t, &[("src/App.tsx", ex.code)]);
+        assert_eq!(w.status, 200, "{}", w.body);
+        let (out, err, last) = s.exec(&id, &t, "npx", &["tsc", "--noEmit", "-p", "."], 120_000);
+        assert_eq!(
+            last,
+            ExecFrame::Exit { exit_code: 0 },
+            "{}: {out}\n{err}",
+            ex.name
+        );
+        if i == 0 {
+            start_dev_server(s, &id, &t);
+        }
+        let (out, err, last) = s.exec(
+            &id,
+            &t,
+            "node",
+            &["/opt/kiln/check.mjs", ".kiln/checks.json", "--smoke"],
+            120_000,
+        );
+        assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
+        let report: kiln_core::agent::checks::RunReport =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(report.results.len(), 2, "{out}");
+        assert!(
+            report.results.iter().all(|r| r.passed),
+            "{}: {out}",
+            ex.name
+        );
+    }
+}

@@ -606,26 +606,19 @@ fn import_mistakes_are_repaired_without_a_fix_round() {
     assert_eq!(sandbox().file(&run.pid, "src/App.tsx"), file("src/App.tsx"));
 }
 
-/// The small profile (`KILN_MODEL_PROFILE=small`, what the embedded 1.5B model gets): the
-/// plan is folded into one phase that writes only src/App.tsx, and strict type complaints
-/// (implicit `any` here) are shown but do not send the app to the fixer; no tester is asked —
-/// Kiln's smoke checks judge the app in the browser, and it passes them.
+/// The small profile (`KILN_MODEL_PROFILE=small`, what the embedded 1.5B model gets): no
+/// planner is asked — the plan is one phase made from the request, in its words, that writes
+/// only src/App.tsx — and strict type complaints (implicit `any` here) are shown but do not
+/// send the app to the fixer; no tester is asked: Kiln's smoke checks judge the app in the
+/// browser, and it passes them.
 #[test]
 fn the_small_profile_writes_one_file_and_lets_type_complaints_through() {
-    let plan = BLUEPRINT
-        .replace(r#""template":"static""#, r#""template":"react-vite""#)
-        .replace(
-            r#""files":["index.html","style.css","main.js"]"#,
-            r#""files":["src/components/Counter.tsx","src/App.tsx"]"#,
-        );
     let app = "import { usePersistentState } from './lib/persist'\n\nfunction Counter({ count, onAdd }) {\n  return (\n    <p>\n      <button id=\"plus\" data-testid=\"add\" onClick={onAdd}>+</button> <output id=\"count\">{count}</output>\n    </p>\n  )\n}\n\nexport default function App() {\n  const [count, setCount] = usePersistentState('count', 0)\n  return (\n    <main>\n      <h1>Tally</h1>\n      <Counter count={count} onAdd={() => setCount(count + 1)} />\n    </main>\n  )\n}\n";
     let run = setup(
-        Script::new()
-            .turn(Turn::text(plan).matching("Make exactly 1 phase"))
-            .turn(
-                Turn::text(format!("<file path=\"src/App.tsx\">\n{app}</file>\n"))
-                    .matching("ONE file, src/App.tsx"),
-            ),
+        Script::new().turn(
+            Turn::text(format!("<file path=\"src/App.tsx\">\n{app}</file>\n"))
+                .matching("ONE file, src/App.tsx"),
+        ),
         &[("KILN_MODEL_PROFILE", "small")],
     );
     let mut ws = socket(&run);
@@ -641,6 +634,10 @@ fn the_small_profile_writes_one_file_and_lets_type_complaints_through() {
     assert_eq!(
         blueprint["blueprint"]["phases"][0]["files"],
         json!(["src/App.tsx"])
+    );
+    assert_eq!(
+        blueprint["blueprint"]["phases"][0]["acceptance"],
+        json!(["a tally counter that remembers"])
     );
     let note = events
         .iter()
@@ -659,8 +656,11 @@ fn the_small_profile_writes_one_file_and_lets_type_complaints_through() {
     assert_eq!(results[0]["passed"], true, "{}", results[0]);
     assert_eq!(checks_ran(results[0]), []);
     assert!(!events.iter().any(|e| e["type"] == "checks_written"));
-    // Plan and the one file: no tester, no fixer.
-    assert_eq!(run.llm.chat_requests().len(), 2);
+    // The one file, asked for in the person's words: no planner, no tester, no fixer.
+    let asked = run.llm.chat_requests();
+    assert_eq!(asked.len(), 1);
+    let body = asked[0].body.as_ref().unwrap().to_string();
+    assert!(body.contains("a tally counter that remembers"), "{body}");
 }
 
 /// Small models loop: the whole answer again and again until max_tokens. The second time a

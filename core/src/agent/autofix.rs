@@ -390,7 +390,17 @@ fn fix_import_line(
             let mut found = files
                 .keys()
                 .filter(|p| is_code(p) && *p != &d.file && file_stem(file_name(p)) == stem);
-            let target = found.next()?;
+            let Some(target) = found.next() else {
+                // A file that is nowhere, imported for types alone (`import { Task } from
+                // './types'`): types are erased before the page runs, so the import only
+                // breaks it (Vite cannot resolve it). Without it, what is left is a missing
+                // name used as a type, which the small profile lets through.
+                let text = files.get(&d.file)?;
+                let types_only = local_names(imp.clause)
+                    .iter()
+                    .all(|name| only_as_type(text, name, d.line.saturating_sub(1)));
+                return types_only.then_some(None);
+            };
             if found.next().is_some() {
                 return None;
             }
@@ -437,6 +447,36 @@ fn fix_import_line(
 
 /// Whether the name at `column` (1-based) of `line` is written as a type (`x: Item`,
 /// `useState<Item>`, `A | Item`): a component of that name is no answer there.
+/// The names an import clause binds in the file: `A`, `{ B, C as D, type E }` → A, B, D, E.
+fn local_names(clause: &str) -> Vec<String> {
+    clause
+        .split([',', '{', '}'])
+        .map(|b| {
+            let b = b.trim().strip_prefix("type ").unwrap_or(b.trim());
+            b.rsplit(" as ").next().unwrap_or(b).trim().to_owned()
+        })
+        .filter(|b| is_ident(b))
+        .collect()
+}
+
+/// Whether every use of `name` in `text` (but on line `skip`, 0-based) is in a type position.
+fn only_as_type(text: &str, name: &str, skip: usize) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    text.lines()
+        .enumerate()
+        .filter(|(i, _)| *i != skip)
+        .all(|(_, line)| {
+            let chars: Vec<char> = line.chars().collect();
+            let n: Vec<char> = name.chars().collect();
+            (0..chars.len()).all(|at| {
+                let hit = chars[at..].starts_with(&n)
+                    && (at == 0 || !word(chars[at - 1]))
+                    && chars.get(at + n.len()).is_none_or(|c| !word(*c));
+                !hit || type_position(line, at + 1)
+            })
+        })
+}
+
 pub(crate) fn type_position(line: &str, column: usize) -> bool {
     let before: String = line.chars().take(column.saturating_sub(1)).collect();
     let before = before.trim_end();
@@ -918,6 +958,34 @@ mod tests {
         let out = "src/App.tsx(1,22): error TS2307: Cannot find module './Task'.\n\
                    src/App.tsx(2,16): error TS2307: Cannot find module 'qrcode'.\n";
         assert!(hints(out, &moved).is_empty());
+    }
+
+    #[test]
+    fn an_import_of_types_from_a_file_that_is_nowhere_is_removed() {
+        // Recorded: 2231c80, the todo list: `Task` imported from './types', which the coder
+        // never wrote, and used only as a type; the fixer copied the file back unchanged.
+        let app = "import React, { useState } from 'react'\nimport { usePersistentState } from './lib/persist'\nimport { Task } from './types'\n\nconst App: React.FC = () => {\n  const [tasks, setTasks] = usePersistentState<Task[]>('tasks', [])\n  const add = (t: Task) => setTasks([...tasks, t])\n  const first = tasks[0] as Task | undefined\n  return <ul onClick={() => add({ id: 1 } as Task)}>{first ? 1 : 0}</ul>\n}\nexport default App\n";
+        let files = project(&[
+            ("src/App.tsx", app),
+            (
+                "src/lib/persist.ts",
+                "export function usePersistentState() {}\n",
+            ),
+        ]);
+        let out = "src/App.tsx(3,22): error TS2307: Cannot find module './types' or its corresponding type declarations.\n";
+        let r = repair(out, &files, &deps(&["react"]));
+        assert_eq!(
+            r.files["src/App.tsx"],
+            app.replace("import { Task } from './types'\n", "")
+        );
+        assert_eq!(
+            r.notes,
+            ["src/App.tsx:3: removed `import { Task } from './types'`"]
+        );
+        // Also a component (recorded, 12083d0): `<Task …/>` needs the file, so it stays.
+        let component = app.replace("<ul onClick", "<Task task={first} /><ul onClick");
+        let files = project(&[("src/App.tsx", component.as_str())]);
+        assert!(repair(out, &files, &deps(&["react"])).is_empty());
     }
 
     #[test]

@@ -180,6 +180,64 @@ impl Blueprint {
         self.phases = vec![merged];
     }
 
+    /// The plan of a one-file app made from the request itself, with no model call: for the
+    /// small profile, whose planner spent 25–90 s of the clock on a plan that paraphrased the
+    /// request and added points nobody asked for ("a header with a background image"),
+    /// while the coder never saw the person's own words. Those words are the summary and,
+    /// a clause each, the acceptance points.
+    pub fn from_request(request: &str, template: Template) -> Blueprint {
+        let request: String = request.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (title, body) = match request
+            .split_once(": ")
+            .or_else(|| request.split_once(" — "))
+        {
+            Some((t, b)) if t.split(' ').count() <= 6 && !b.trim().is_empty() => (t, b),
+            _ => ("", request.as_str()),
+        };
+        let name = if title.is_empty() {
+            name_of(body)
+        } else {
+            title.to_owned()
+        };
+        let mut acceptance: Vec<String> = Vec::new();
+        for clause in body.split([';', '\n']).flat_map(|c| c.split(". ")) {
+            let clause = clause.trim().trim_end_matches('.').trim();
+            if clause.chars().count() >= 3 && acceptance.len() < 12 {
+                acceptance.push(clause.chars().take(300).collect());
+            }
+        }
+        let mut bp = Blueprint {
+            name: name.chars().take(80).collect(),
+            summary: body.chars().take(600).collect(),
+            template,
+            design: DesignBrief {
+                style: "clean and readable, generous spacing, rounded controls".into(),
+                palette: [
+                    ("ink", "#1f2937"),
+                    ("accent", "#2563eb"),
+                    ("surface", "#f8fafc"),
+                ]
+                .iter()
+                .map(|(name, hex)| Swatch {
+                    name: (*name).into(),
+                    hex: (*hex).into(),
+                })
+                .collect(),
+                typography: "system-ui".into(),
+                sections: Vec::new(),
+            },
+            images: Vec::new(),
+            phases: vec![Phase {
+                name: "The app".into(),
+                goal: body.chars().take(1000).collect(),
+                files: Vec::new(),
+                acceptance,
+            }],
+        };
+        bp.into_single_file();
+        bp
+    }
+
     /// Parses the planner's answer: JSON, possibly wrapped in a code fence or prose.
     pub fn from_model(text: &str) -> Result<Blueprint, Vec<String>> {
         let start = text
@@ -316,9 +374,80 @@ pub fn placeholder_svg(spec: &ImageSpec, palette: &[Swatch]) -> String {
     )
 }
 
+/// A name for an app asked for without one: its first words, less "build me a".
+fn name_of(request: &str) -> String {
+    const FILLER: &[&str] = &[
+        "build", "make", "create", "write", "me", "a", "an", "the", "simple",
+    ];
+    let words: Vec<&str> = request
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+        .filter(|w| !w.is_empty())
+        .skip_while(|w| FILLER.contains(&w.to_lowercase().as_str()))
+        .take(4)
+        .collect();
+    let name = words.join(" ");
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => "App".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_becomes_a_one_file_plan_in_its_own_words() {
+        let bp = Blueprint::from_request(
+            "Todo list: add tasks with Enter, tick them done, delete them, filter \
+             all/active/done; the list survives a reload.",
+            Template::ReactVite,
+        );
+        assert_eq!(bp.validate(), Ok(()));
+        assert_eq!(bp.name, "Todo list");
+        assert!(bp.summary.starts_with("add tasks with Enter"));
+        assert_eq!(bp.phases.len(), 1);
+        let ph = &bp.phases[0];
+        assert_eq!(
+            ph.files.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            ["src/App.tsx"]
+        );
+        assert_eq!(
+            ph.acceptance,
+            [
+                "add tasks with Enter, tick them done, delete them, filter all/active/done",
+                "the list survives a reload"
+            ]
+        );
+        // Without a title: a name from its first words; sentences are points of their own.
+        let bp = Blueprint::from_request(
+            "Build me a unit converter for length and weight. It converts live as you type.",
+            Template::Static,
+        );
+        assert_eq!(bp.validate(), Ok(()));
+        assert_eq!(bp.name, "Unit converter for length");
+        assert_eq!(
+            bp.phases[0].acceptance,
+            [
+                "Build me a unit converter for length and weight",
+                "It converts live as you type"
+            ]
+        );
+        assert_eq!(
+            bp.phases[0]
+                .files
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>(),
+            ["index.html", "style.css", "main.js"]
+        );
+        // Nothing usable still makes a valid plan.
+        assert_eq!(
+            Blueprint::from_request("  ", Template::ReactVite).name,
+            "App"
+        );
+    }
 
     #[test]
     fn the_single_file_layout_keeps_every_acceptance_point_in_one_phase() {

@@ -33,11 +33,12 @@ fn template_notes(t: Template, profile: Profile) -> &'static str {
             ONE file, src/App.tsx: `export default function App()` plus any small components \
             as functions in the same file, above App. Use Tailwind classes for styling. \
             Import every React hook you use: import { useState } from 'react'. Define every \
-            type you use in that file. For data that must survive a reload use the given \
-            hook: import { usePersistentState } from './lib/persist', e.g. with \
-            `type Expense = { id: number; amount: number }`: \
-            const [expenses, setExpenses] = usePersistentState<Expense[]>('expenses', []) — it \
-            works like useState. No other files."
+            type you use in that file; import nothing from files that do not exist, and no \
+            package for ids (use Date.now()). For data that must survive a reload use the \
+            given hook: import { usePersistentState } from './lib/persist', e.g. with \
+            `type Item = { id: number; name: string }`: \
+            const [items, setItems] = usePersistentState<Item[]>('items', []) — it works \
+            like useState. No other files."
         }
         (Template::Static, _) => {
             "Template `static`: plain HTML, CSS and JavaScript served as files. \
@@ -174,6 +175,16 @@ pub fn coder(
         template_notes(bp.template, profile)
     );
     let mut user = brief(bp);
+    if profile == Profile::Small && bp.template == Template::ReactVite {
+        if let Some(ex) = super::examples::pick(&format!("{} {}", bp.name, bp.summary)) {
+            user += &format!(
+                "\nA small, correct app of a similar kind, for its patterns (state, events, \
+                 effects, persistence, data-testid attributes). Write the app asked for, not \
+                 this one:\n<example>\n{}</example>\n",
+                ex.code
+            );
+        }
+    }
     user += &format!(
         "\nPhase {} of {}: {}\nGoal: {}\nWrite these files: {}\n",
         phase + 1,

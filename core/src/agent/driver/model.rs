@@ -42,7 +42,11 @@ async fn call<H: Host>(
             )));
         }
     }
-    let req = ask.request(model, messages, g.attempts);
+    // A fix round after a fix round: the first answer did not do it, and a small model asked
+    // the same again at the same temperature copied its file back unchanged (recorded,
+    // 2231c80: three rounds, three copies). Each later round runs warmer.
+    let warmth = g.attempts + if ask == Ask::Fix { g.fix_round } else { 0 };
+    let req = ask.request(model, messages, warmth);
     let result = host.stream(&req, on_text).await;
     let (usage, latency, error) = match &result {
         Ok(r) => (r.usage, r.latency_ms, None),

@@ -63,8 +63,15 @@ async fn edit<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
     })
 }
 
-/// The plan (and its one repair).
+/// The plan (and its one repair); the small profile's is made from the request.
 async fn plan<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
+    if profile(host) == crate::agent::profile::Profile::Small {
+        let blueprint = crate::agent::blueprint::Blueprint::from_request(&g.prompt, g.template);
+        host.broadcast(ServerEvent::Blueprint {
+            blueprint: blueprint.clone(),
+        })?;
+        return Ok(Outcome::Planned(blueprint));
+    }
     let messages = match host.memo("plan_answer")? {
         Some(prev) if !g.plan_errors.is_empty() => {
             prompts::plan_repair(&g.prompt, g.template, profile(host), &prev, &g.plan_errors)
