@@ -25,15 +25,22 @@ def main():
     calls_path, apps_path, out_dir, commit = sys.argv[1:5]
     calls = [json.loads(l) for l in open(calls_path, encoding="utf-8")]
     apps = [json.loads(l) for l in open(apps_path, encoding="utf-8") if l.startswith("{")]
-    # A new app starts with a planner call.
-    runs, cur = [], None
+    # A new app starts with a planner call, or (the small profile asks no planner) with a
+    # coder call for an app of another name ("App: NAME — …" in its brief).
+    runs, cur, cur_name = [], None, None
     for c in calls:
-        if kind(c["request"]) == "plan" and (cur is None or any(x["kind"] != "plan" for x in cur)):
+        k = kind(c["request"])
+        m = re.search(r"^App: (.+?) — ", c["request"]["messages"][-1]["content"], re.M)
+        name = m.group(1) if m and k in ("code", "fix") else None
+        planned_only = cur is not None and all(x["kind"] == "plan" for x in cur)
+        if (k == "plan" and (cur is None or not planned_only)) or (
+                k == "code" and name != cur_name and not planned_only):
             cur = []
             runs.append(cur)
+        if name:
+            cur_name = name
         if cur is None:
             continue
-        k = kind(c["request"])
         rec = {"kind": k, "answer": c["answer"], "usage": c.get("usage"), "secs": c["secs"],
                "status": c["status"]}
         if k == "fix":

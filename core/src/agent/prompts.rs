@@ -168,23 +168,25 @@ pub fn coder(
     phase: usize,
     files: &[(String, String)],
     queued: &[String],
+    example: Option<&super::examples::Example>,
 ) -> Vec<ChatMessage> {
     let ph = &bp.phases[phase];
     let system = format!(
         "You are a senior front-end engineer. You write complete, working files.\n{}\n{TESTIDS}\n{FORMAT}",
         template_notes(bp.template, profile)
     );
-    let mut user = brief(bp);
-    if profile == Profile::Small && bp.template == Template::ReactVite {
-        if let Some(ex) = super::examples::pick(&format!("{} {}", bp.name, bp.summary)) {
-            user += &format!(
-                "\nA small, correct app of a similar kind, for its patterns (state, events, \
-                 effects, persistence, data-testid attributes). Write the app asked for, not \
-                 this one:\n<example>\n{}</example>\n",
-                ex.code
-            );
-        }
+    // The example first, the request after it: a small model follows what it read last, and
+    // shown the example after the request it wrote the example back (recorded, 4babc6e).
+    let mut user = String::new();
+    if let Some(ex) = example {
+        user += &format!(
+            "An example of a DIFFERENT app, only for its patterns (state, events, effects, \
+             persistence, data-testid attributes):\n<example>\n{}</example>\n\nNow the app \
+             to write, which is not that one.\n",
+            ex.code
+        );
     }
+    user += &brief(bp);
     user += &format!(
         "\nPhase {} of {}: {}\nGoal: {}\nWrite these files: {}\n",
         phase + 1,
@@ -321,6 +323,18 @@ mod tests {
     }
 
     #[test]
+    fn the_small_coder_reads_the_example_first_and_the_request_after_it() {
+        let ex = &crate::agent::examples::EXAMPLES[0];
+        let u = &coder(&bp(), Profile::Small, 0, &[], &[], Some(ex))[1].content;
+        let (at_example, at_request) = (u.find(ex.code).unwrap(), u.find("App: Todo").unwrap());
+        assert!(at_example < at_request, "{u}");
+        assert!(u.contains("DIFFERENT app"));
+        assert!(!coder(&bp(), Profile::Small, 0, &[], &[], None)[1]
+            .content
+            .contains("<example>"));
+    }
+
+    #[test]
     fn the_coder_prompt_carries_the_phase_acceptance_and_format() {
         let m = coder(
             &bp(),
@@ -328,6 +342,7 @@ mod tests {
             0,
             &[("src/App.tsx".into(), "export {}".into())],
             &["dark mode".into()],
+            None,
         );
         let u = &m[1].content;
         for needle in [
@@ -372,7 +387,7 @@ mod tests {
         let large = planner("a todo list", Template::ReactVite, Profile::Large);
         assert!(large[0].content.contains("1 to 3 small phases"));
         assert!(large[0].content.contains("src/components/"));
-        let c = coder(&bp(), Profile::Small, 0, &[], &[]);
+        let c = coder(&bp(), Profile::Small, 0, &[], &[], None);
         assert!(c[0].content.contains("No other files."));
     }
 

@@ -8,6 +8,7 @@ use super::tree::{checks_path, context_files, read_checks, tree_paths, AgentTree
 use super::*;
 use crate::agent::blueprint::placeholder_svg;
 use crate::agent::checks;
+use crate::agent::examples;
 use crate::agent::machine::Next;
 use crate::agent::npm::NpmInstall;
 use crate::agent::pipeline;
@@ -115,7 +116,13 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
     })?;
     let files = context_files(host, ph.files.iter().map(|p| p.as_str()))?;
     g.apply(Outcome::QueueTaken);
-    let messages = prompts::coder(&bp, profile(host), phase, &files, &g.folding);
+    let example = examples::for_coder(&bp, profile(host), g.attempts);
+    let messages = prompts::coder(&bp, profile(host), phase, &files, &g.folding, example);
+    let before: Vec<(ProjectPath, Option<Vec<u8>>)> = ph
+        .files
+        .iter()
+        .map(|p| Ok((p.clone(), host.read(p)?)))
+        .collect::<HostResult<_>>()?;
     match stream_files(host, g, Ask::Code, messages).await? {
         // An answer cut by the repeat guard inside its first file writes nothing; going on
         // would check (and pass) the template. Asked again, warmer.
@@ -123,6 +130,21 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
             "the coder's answer held no whole file",
             true,
         )),
+        // A small model shown an example sometimes writes the example back: that is not the
+        // app asked for. The phase's files go back to what they were, and it is asked again
+        // without the example.
+        Ok(_) if example.is_some_and(|ex| copied_example(host, ex, &before)) => {
+            // (The small profile's one file, src/App.tsx, is the template's until then.)
+            for (path, old) in &before {
+                if let Some(bytes) = old {
+                    host.write(path, bytes)?;
+                }
+            }
+            Ok(Outcome::failed(
+                "the coder wrote the example app back instead of the one asked for",
+                true,
+            ))
+        }
         Ok(streamed) => {
             host.broadcast(ServerEvent::PhaseDesigned {
                 phase,
@@ -142,6 +164,21 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
         }
         Err(o) => Ok(o),
     }
+}
+
+/// Whether a phase file now holds `ex` (what it held before the answer is `before`).
+fn copied_example<H: Host>(
+    host: &H,
+    ex: &examples::Example,
+    before: &[(ProjectPath, Option<Vec<u8>>)],
+) -> bool {
+    before.iter().any(|(path, _)| {
+        host.read(path)
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .is_some_and(|text| ex.is_copy(&text))
+    })
 }
 
 /// The phase's `npm install`s.
