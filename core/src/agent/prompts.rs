@@ -217,6 +217,29 @@ pub fn coder(
     vec![ChatMessage::system(system), ChatMessage::user(user)]
 }
 
+/// The small profile's repair of a new app: the phase's files written again from the start,
+/// told what the last version did wrong, without that version to copy (`files` are the
+/// others, e.g. the persistence helper).
+pub fn rewrite(
+    bp: &Blueprint,
+    profile: Profile,
+    phase: usize,
+    errors: &[String],
+    files: &[(String, String)],
+) -> Vec<ChatMessage> {
+    let mut m = coder(bp, profile, phase, &[], &[], None);
+    let user = &mut m[1].content;
+    *user += "\nThe last version of this app failed with:\n";
+    for e in errors {
+        *user += &format!("- {}\n", e.chars().take(1200).collect::<String>());
+    }
+    *user += "Write it again, whole, from the start, so that this does not happen.\n";
+    if !files.is_empty() {
+        *user += &format!("\nCurrent files:\n{}", quote_files(files));
+    }
+    m
+}
+
 /// Write the browser checks for one phase's acceptance points, against the code as written
 /// (so the selectors match it).
 pub fn tester(bp: &Blueprint, phase: usize, files: &[(String, String)]) -> Vec<ChatMessage> {
@@ -320,6 +343,26 @@ mod tests {
         );
         assert_eq!(r.len(), 4);
         assert!(r[3].content.contains("name is empty"));
+    }
+
+    #[test]
+    fn a_small_models_repair_is_a_rewrite_told_what_failed_without_the_old_file() {
+        let persist = (
+            "src/lib/persist.ts".to_owned(),
+            "export function usePersistentState() {}".to_owned(),
+        );
+        let m = rewrite(
+            &bp(),
+            Profile::Small,
+            0,
+            &["TS1192: no default export".into()],
+            &[persist],
+        );
+        let u = &m[1].content;
+        assert!(m[0].content.contains("ONE file, src/App.tsx"));
+        assert!(u.contains("Enter adds a task") && u.contains("TS1192: no default export"));
+        assert!(u.contains("from the start"));
+        assert!(u.contains("src/lib/persist.ts") && !u.contains("<file path=\"src/App.tsx\">"));
     }
 
     #[test]

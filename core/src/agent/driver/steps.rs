@@ -8,6 +8,7 @@ use super::tree::{checks_path, context_files, read_checks, tree_paths, AgentTree
 use super::*;
 use crate::agent::blueprint::placeholder_svg;
 use crate::agent::checks;
+use crate::agent::context;
 use crate::agent::examples;
 use crate::agent::machine::Next;
 use crate::agent::npm::NpmInstall;
@@ -293,13 +294,25 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
 async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
     let bp = g.blueprint.clone().ok_or("no blueprint")?;
     let tree = tree_paths(host)?;
-    let quoted = crate::agent::context::for_fix(&g.check_errors, &tree);
-    let files = context_files(host, quoted.iter().map(String::as_str))?;
-    let checks_now = read_checks(host)?.to_pretty();
-    let change = g
-        .is_follow_up()
-        .then_some((g.prompt.as_str(), checks_now.as_str()));
-    let messages = prompts::fixer(&bp, profile(host), phase, &g.check_errors, &files, change);
+    let messages = if profile(host) == crate::agent::profile::Profile::Small && !g.is_follow_up() {
+        // A small model shown its broken file writes it back (recorded: 2231c80 and
+        // 4babc6e, six fix rounds of six, at every temperature): a new app's file is
+        // written again from the start instead, told what the last one did wrong.
+        let own = &bp.phases[phase].files;
+        let files: Vec<(String, String)> = context_files(host, std::iter::empty())?
+            .into_iter()
+            .filter(|(p, _)| !own.iter().any(|o| o.as_str() == p))
+            .collect();
+        prompts::rewrite(&bp, profile(host), phase, &g.check_errors, &files)
+    } else {
+        let quoted = context::for_fix(&g.check_errors, &tree);
+        let files = context_files(host, quoted.iter().map(String::as_str))?;
+        let checks_now = read_checks(host)?.to_pretty();
+        let change = g
+            .is_follow_up()
+            .then_some((g.prompt.as_str(), checks_now.as_str()));
+        prompts::fixer(&bp, profile(host), phase, &g.check_errors, &files, change)
+    };
     match stream_files(host, g, Ask::Fix, messages).await? {
         Ok(streamed) => {
             sync_sandbox(host, g.template, Sync::Always)
