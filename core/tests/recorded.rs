@@ -69,8 +69,15 @@ fn judge(call: &Call) -> Value {
                 Ok(events) => json!(events
                     .iter()
                     .filter_map(|e| match e {
-                        StreamEvent::FileEnd { path, content } =>
-                            Some(json!({"file": path, "bytes": content.len()})),
+                        StreamEvent::FileEnd { path, content } => {
+                            // The small profile's worked examples: an answer that is one of
+                            // them again is refused (`Example::is_copy`).
+                            let copy = kiln_core::agent::examples::EXAMPLES
+                                .iter()
+                                .find(|ex| ex.is_copy(content))
+                                .map(|ex| ex.name);
+                            Some(json!({"file": path, "bytes": content.len(), "copy_of": copy}))
+                        }
                         StreamEvent::Edit { path, .. } => Some(json!({"edit": path})),
                         StreamEvent::Command { command } => Some(json!({"command": command})),
                         _ => None,
