@@ -217,6 +217,60 @@ pub fn coder(
     vec![ChatMessage::system(system), ChatMessage::user(user)]
 }
 
+/// The small profile's first repairs: only the wrong lines changed, as edit blocks, with the
+/// lines tsc names quoted under their errors. Asked for whole files, a small model wrote its
+/// file back unchanged (six rounds of six, recorded at 2231c80 and 4babc6e), while the
+/// recorded errors were one or two lines of an otherwise working app (4babc6e+, the todo
+/// list: `{ id: Date.now(), title, completed: false }` with no `title` in scope).
+pub fn edit_fix(
+    bp: &Blueprint,
+    profile: Profile,
+    phase: usize,
+    errors: &[String],
+    files: &[(String, String)],
+) -> Vec<ChatMessage> {
+    let system = format!(
+        "You fix bugs in a small web app. {}\n{TESTIDS}\nChange only the lines that are \
+         wrong. Answer with one edit block per wrong place, in this exact format:\n\
+         <edit path=\"src/App.tsx\">\n<<<<<<< SEARCH\n…the wrong lines, copied exactly…\n\
+         =======\n…the lines as they should be…\n>>>>>>> REPLACE\n</edit>\n\
+         No explanations are needed; only the blocks are used.",
+        template_notes(bp.template, profile)
+    );
+    let ph = &bp.phases[phase];
+    let mut user = brief(bp);
+    user += "\nThe app must satisfy:\n";
+    for a in &ph.acceptance {
+        user += &format!("- {a}\n");
+    }
+    user += "\nThe check failed with:\n";
+    for e in errors {
+        user += &format!("- {}\n", e.chars().take(2000).collect::<String>());
+    }
+    let named = super::autofix::parse_tsc(&errors.join("\n"));
+    let mut pointed = String::new();
+    for d in named.iter().take(6) {
+        let line = files
+            .iter()
+            .find(|(p, _)| *p == d.file)
+            .and_then(|(_, t)| t.lines().nth(d.line.saturating_sub(1)));
+        if let Some(line) = line {
+            pointed += &format!(
+                "{} line {}: `{}`\n  {}\n",
+                d.file,
+                d.line,
+                line.trim(),
+                d.message
+            );
+        }
+    }
+    if !pointed.is_empty() {
+        user += &format!("\nThe lines with errors:\n{pointed}");
+    }
+    user += &format!("\nCurrent files:\n{}", quote_files(files));
+    vec![ChatMessage::system(system), ChatMessage::user(user)]
+}
+
 /// The small profile's repair of a new app: the phase's files written again from the start,
 /// told what the last version did wrong, without that version to copy (`files` are the
 /// others, e.g. the persistence helper).
@@ -343,6 +397,28 @@ mod tests {
         );
         assert_eq!(r.len(), 4);
         assert!(r[3].content.contains("name is empty"));
+    }
+
+    #[test]
+    fn a_small_models_first_repairs_are_edits_of_the_lines_tsc_names() {
+        // Recorded: 92ccf79, the todo list's one real error.
+        let app = "export default function App() {\n  const text = 'a'\n  setTodos([...todos, { id: Date.now(), title, completed: false }])\n}\n";
+        let files = [("src/App.tsx".to_owned(), app.to_owned())];
+        let err = "src/App.tsx(3,43): error TS18004: No value exists in scope for the shorthand property 'title'. Either declare one or provide an initializer.\n";
+        let m = edit_fix(&bp(), Profile::Small, 0, &[err.into()], &files);
+        assert!(
+            m[0].content.contains("<<<<<<< SEARCH")
+                && m[0].content.contains("Change only the lines")
+        );
+        let u = &m[1].content;
+        assert!(u.contains("src/App.tsx line 3: `setTodos([...todos, { id: Date.now(), title, completed: false }])`"), "{u}");
+        assert!(u.contains("<file path=\"src/App.tsx\">"));
+        // What the model answers in that format is read as an edit of the file.
+        let answer = "<edit path=\"src/App.tsx\">\n<<<<<<< SEARCH\n  setTodos([...todos, { id: Date.now(), title, completed: false }])\n=======\n  setTodos([...todos, { id: Date.now(), title: text, completed: false }])\n>>>>>>> REPLACE\n</edit>\n";
+        let mut fa = super::super::pipeline::FileAnswer::new();
+        fa.feed(answer);
+        let events = fa.finish().unwrap();
+        assert!(events.iter().any(|e| matches!(e, super::super::file_stream::StreamEvent::Edit { path, .. } if path.as_str() == "src/App.tsx")));
     }
 
     #[test]

@@ -294,10 +294,17 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
 async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
     let bp = g.blueprint.clone().ok_or("no blueprint")?;
     let tree = tree_paths(host)?;
-    let messages = if profile(host) == crate::agent::profile::Profile::Small && !g.is_follow_up() {
-        // A small model shown its broken file writes it back (recorded: 2231c80 and
-        // 4babc6e, six fix rounds of six, at every temperature): a new app's file is
-        // written again from the start instead, told what the last one did wrong.
+    let small = profile(host) == crate::agent::profile::Profile::Small;
+    let last_round = g.fix_round + 1 >= crate::agent::machine::MAX_FIX_ROUNDS;
+    let messages = if small && !last_round {
+        // The lines that are wrong, changed in place (see `prompts::edit_fix`).
+        let quoted = context::for_fix(&g.check_errors, &tree);
+        let files = context_files(host, quoted.iter().map(String::as_str))?;
+        prompts::edit_fix(&bp, profile(host), phase, &g.check_errors, &files)
+    } else if small && !g.is_follow_up() {
+        // The last round of a new app: after edits that did not do it, its file written
+        // again from the start, told what the last one did wrong, without the broken file
+        // in view (shown it, a small model writes it back).
         let own = &bp.phases[phase].files;
         let files: Vec<(String, String)> = context_files(host, std::iter::empty())?
             .into_iter()
