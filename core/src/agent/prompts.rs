@@ -217,6 +217,21 @@ pub fn coder(
     vec![ChatMessage::system(system), ChatMessage::user(user)]
 }
 
+/// The brief, what the phase must do, and what the check found: what every repair is told.
+fn what_failed(bp: &Blueprint, phase: usize, errors: &[String]) -> String {
+    let ph = &bp.phases[phase];
+    let mut user = brief(bp);
+    user += &format!("\nThe phase \"{}\" must satisfy:\n", ph.name);
+    for a in &ph.acceptance {
+        user += &format!("- {a}\n");
+    }
+    user += "\nThe check failed with:\n";
+    for e in errors {
+        user += &format!("- {}\n", e.chars().take(2000).collect::<String>());
+    }
+    user
+}
+
 /// The small profile's first repairs: only the wrong lines changed, as edit blocks, with the
 /// lines tsc names quoted under their errors. Asked for whole files, a small model wrote its
 /// file back unchanged (six rounds of six, recorded at 2231c80 and 4babc6e), while the
@@ -237,16 +252,7 @@ pub fn edit_fix(
          No explanations are needed; only the blocks are used.",
         template_notes(bp.template, profile)
     );
-    let ph = &bp.phases[phase];
-    let mut user = brief(bp);
-    user += "\nThe app must satisfy:\n";
-    for a in &ph.acceptance {
-        user += &format!("- {a}\n");
-    }
-    user += "\nThe check failed with:\n";
-    for e in errors {
-        user += &format!("- {}\n", e.chars().take(2000).collect::<String>());
-    }
+    let mut user = what_failed(bp, phase, errors);
     let named = super::autofix::parse_tsc(&errors.join("\n"));
     let mut pointed = String::new();
     for d in named.iter().take(6) {
@@ -345,16 +351,7 @@ pub fn fixer(
          changes. {FORMAT}",
         template_notes(bp.template, profile)
     );
-    let ph = &bp.phases[phase];
-    let mut user = brief(bp);
-    user += &format!("\nThe phase \"{}\" must satisfy:\n", ph.name);
-    for a in &ph.acceptance {
-        user += &format!("- {a}\n");
-    }
-    user += "\nThe check failed with:\n";
-    for e in errors {
-        user += &format!("- {}\n", e.chars().take(2000).collect::<String>());
-    }
+    let mut user = what_failed(bp, phase, errors);
     if let Some((request, checks)) = change {
         user += &format!(
             "\nThe user has just asked: \"{request}\". A browser check written before that \
