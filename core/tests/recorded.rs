@@ -4,7 +4,8 @@
 //! read (`Blueprint::from_model`, the small profile's one-file layout), the file blocks of a
 //! coder's or fixer's answer (`FileAnswer`, with the repeat guard), the tester's checks
 //! (`checks::from_model`), and for every fix the failures it was shown and the files it saw:
-//! what the type gate lets through per profile and what `autofix` repairs. What each yields
+//! what the type gate lets through per profile and what `autofix` repairs; and for every
+//! component written, whether its module-scope hooks are moved into it (`hooks`). What each yields
 //! is compared with `<fixture>.expect.json`, so a change that alters what Kiln makes of real
 //! output shows in review (`KILN_WRITE_RECORDED=1` rewrites the expectations).
 
@@ -14,6 +15,7 @@ use kiln_core::agent::autofix;
 use kiln_core::agent::blueprint::Blueprint;
 use kiln_core::agent::checks;
 use kiln_core::agent::file_stream::StreamEvent;
+use kiln_core::agent::hooks;
 use kiln_core::agent::pipeline::FileAnswer;
 use kiln_core::agent::profile::Profile;
 use serde::Deserialize;
@@ -76,7 +78,15 @@ fn judge(call: &Call) -> Value {
                                 .iter()
                                 .find(|ex| ex.is_copy(content))
                                 .map(|ex| ex.name);
-                            Some(json!({"file": path, "bytes": content.len(), "copy_of": copy}))
+                            let mut block =
+                                json!({"file": path, "bytes": content.len(), "copy_of": copy});
+                            // Hooks called at module scope, moved into the component.
+                            if path.as_str().ends_with(".tsx") {
+                                if let Some((_, note)) = hooks::move_into_component(content) {
+                                    block["hooks"] = json!(note);
+                                }
+                            }
+                            Some(block)
                         }
                         StreamEvent::Edit { path, .. } => Some(json!({"edit": path})),
                         StreamEvent::Command { command } => Some(json!({"command": command})),

@@ -1,7 +1,8 @@
 //! The agent's pure parts: what it plans (`blueprint`), how it reads model output
 //! (`file_stream`, `repeat`), the LLM wire formats (`llm`), who is asked with which
 //! parameters (`roles`), what a prompt quotes (`context`), the pipeline's state machine
-//! (`machine`), the follow-up tool loop (`tools`), worked examples for a small model
+//! (`machine`), the follow-up tool loop (`tools`), hooks a model called at module scope moved
+//! into their component (`hooks`), worked examples for a small model
 //! (`examples`), the acceptance checks and how the check
 //! runner's answers read (`checks`), `npm install` requests (`npm`) and what it asks the
 //! models (`prompts`). No I/O: the room performs effects and feeds results back.
@@ -13,6 +14,7 @@ pub mod context;
 pub mod driver;
 pub mod examples;
 pub mod file_stream;
+pub mod hooks;
 pub mod llm;
 pub mod machine;
 pub mod npm;

@@ -41,6 +41,7 @@ pub(super) async fn compile_check<H: Host>(
             let args = ["tsc", "--noEmit", "-p", "."].map(String::from).to_vec();
             let tsc = exec("npx", args, CHECK_TIMEOUT_MS);
             let profile = super::profile(host);
+            restructure(host).await?;
             let mut pass = 0;
             loop {
                 let r = host.exec(&tsc, &mut |_| {}).await?;
@@ -101,6 +102,32 @@ async fn repair<H: Host>(host: &H, tsc_output: &str) -> Result<bool, SandboxErro
     if repair.is_empty() {
         return Ok(false);
     }
+    apply(host, repair).await
+}
+
+/// Hooks a model called at module scope go into their component (`hooks`) before the
+/// type-check: tsc accepts them, and the page would throw on load.
+async fn restructure<H: Host>(host: &H) -> Result<(), SandboxError> {
+    let (files, _) = project_code(host).map_err(room_side)?;
+    let mut repair = autofix::Repair::default();
+    for (path, text) in &files {
+        if !(path.ends_with(".tsx") || path.ends_with(".jsx")) {
+            continue;
+        }
+        if let Some((new, note)) = crate::agent::hooks::move_into_component(text) {
+            repair.notes.push(format!("{path}: {note}"));
+            repair.files.insert(path.clone(), new);
+        }
+    }
+    if !repair.is_empty() {
+        apply(host, repair).await?;
+    }
+    Ok(())
+}
+
+/// Writes a repair to the working tree and the sandbox, installs what it names and tells
+/// the room; true when something changed.
+async fn apply<H: Host>(host: &H, repair: autofix::Repair) -> Result<bool, SandboxError> {
     let mut writes = Vec::new();
     for (path, content) in repair.files {
         let Ok(p) = ProjectPath::parse(&path) else {
