@@ -105,6 +105,11 @@ const NODE_BUILTINS: &[&str] = &[
 
 const MAX_INSTALLS: usize = 3;
 
+/// Packages models import as a default though they export only names, and the export that
+/// does what the default was taken for (`qrcode.react` 3+: `QRCodeCanvas` draws a canvas,
+/// which is also what a "download as PNG" needs).
+const NAMED_ONLY: &[(&str, &str)] = &[("qrcode.react", "QRCodeCanvas")];
+
 /// Repairs for `tsc_output` over the project's code `files` (path → text); `deps` are
 /// package.json's dependencies and devDependencies.
 pub fn repair(
@@ -440,6 +445,18 @@ fn fix_import_line(
             } else {
                 None
             }
+        }
+        // A package with no default export, taken as a default: its component, by that name.
+        1192 | 2613 => {
+            let name = imp.clause.trim();
+            if !is_ident(name) {
+                return None;
+            }
+            let pkg = package_name(imp.spec)?;
+            let (_, export) = NAMED_ONLY.iter().find(|(p, _)| *p == pkg)?;
+            Some(Some(
+                imp.with(&format!("{{ {export} as {name} }}"), imp.spec),
+            ))
         }
         _ => None,
     }
@@ -1040,6 +1057,26 @@ mod tests {
         assert_eq!(
             r.files["src/App.tsx"],
             "import Header from './Header'\nimport { Footer } from './Footer'\n"
+        );
+    }
+
+    /// Run 4babc6e's QR code maker: three fix rounds wrote this import back unchanged.
+    #[test]
+    fn a_package_without_a_default_export_is_imported_by_its_component() {
+        let files = project(&[(
+            "src/App.tsx",
+            "import { useState } from 'react'\nimport QRCode from 'qrcode.react'\nimport Other from 'left-pad'\n",
+        )]);
+        let out = "- src/App.tsx(2,8): error TS1192: Module '\"/work/node_modules/qrcode.react/lib/index\"' has no default export.\n\
+                   src/App.tsx(3,8): error TS1192: Module '\"/work/node_modules/left-pad/index\"' has no default export.\n";
+        let r = repair(
+            out.trim_start_matches("- "),
+            &files,
+            &deps(&["qrcode.react", "left-pad"]),
+        );
+        assert_eq!(
+            r.files["src/App.tsx"],
+            "import { useState } from 'react'\nimport { QRCodeCanvas as QRCode } from 'qrcode.react'\nimport Other from 'left-pad'\n"
         );
     }
 
