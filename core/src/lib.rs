@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod role;
 pub mod room_api;
 pub mod sandbox;
+pub mod sites;
 pub mod tokens;
 pub mod tree;
 pub mod usage;

@@ -293,6 +293,11 @@ pub enum ServerEvent {
     ServerStarted {
         preview_url: String,
     },
+    /// The project's published site changed: a build began, went live, failed, or the
+    /// site was taken down.
+    Site {
+        site: crate::sites::Site,
+    },
     /// One model call of a generation, as logged in `ai_calls`: what it cost, so the
     /// timeline can show tokens and cost per step.
     ModelCall {

@@ -30,6 +30,8 @@ pub enum Action {
     ManageHooks,
     /// See what the models cost (usage): members, not an agency's clients.
     ReadUsage,
+    /// Put a version on the public web at the project's site, or take it down.
+    Publish,
 }
 
 impl Role {
@@ -56,7 +58,7 @@ impl Role {
         use Action::*;
         match action {
             ReadOrg | ReadProject => true,
-            CreateProject | WriteProject | Generate | ReadUsage => self != Role::Client,
+            CreateProject | WriteProject | Generate | ReadUsage | Publish => self != Role::Client,
             DeleteProject | ManageMembers | ManageHooks => {
                 matches!(self, Role::Owner | Role::Admin)
             }

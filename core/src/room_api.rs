@@ -53,9 +53,13 @@ pub enum RoomOp {
     Deleted,
     /// `GET export[?version=]`: a zip.
     Export,
+    /// `POST publish` [`crate::sites::PublishJob`]: build a version and make it the site.
+    Publish,
+    /// `DELETE publish`: the site is taken down (the Worker has recorded it).
+    Unpublish,
 }
 
-const ALL: [RoomOp; 15] = [
+const ALL: [RoomOp; 17] = [
     RoomOp::State,
     RoomOp::Socket,
     RoomOp::Files,
@@ -71,6 +75,8 @@ const ALL: [RoomOp; 15] = [
     RoomOp::RevokeSession,
     RoomOp::Deleted,
     RoomOp::Export,
+    RoomOp::Publish,
+    RoomOp::Unpublish,
 ];
 
 /// Why a room path was not an operation.
@@ -97,6 +103,7 @@ impl RoomOp {
             RevokeSession => "revoke-session",
             Deleted => "deleted",
             Export => "export",
+            Publish | Unpublish => "publish",
         }
     }
 
@@ -106,10 +113,9 @@ impl RoomOp {
         match self {
             State | Socket | Files | ReadFile | Generation | Export => "GET",
             WriteFile => "PUT",
-            DeleteFile => "DELETE",
-            CreateVersion | Restore | Generate | Cancel | Access | RevokeSession | Deleted => {
-                "POST"
-            }
+            DeleteFile | Unpublish => "DELETE",
+            CreateVersion | Restore | Generate | Cancel | Access | RevokeSession | Deleted
+            | Publish => "POST",
         }
     }
 

@@ -51,7 +51,8 @@ impl Scope {
             | Action::WriteProject
             | Action::DeleteProject
             | Action::ManageMembers
-            | Action::ManageHooks => Scope::Write,
+            | Action::ManageHooks
+            | Action::Publish => Scope::Write,
         }
     }
 }

@@ -64,6 +64,10 @@ fn render() -> BTreeMap<String, String> {
         DevServerStatus,
         // GET /api/projects/:id/versions/:n/files
         kiln_core::api::VersionFile,
+        // /api/projects/:id/publish
+        kiln_core::sites::Site,
+        kiln_core::sites::PublishState,
+        kiln_core::sites::PublishRequest,
         // /api/tokens
         kiln_core::api::CreateToken,
         kiln_core::api::TokenInfo,

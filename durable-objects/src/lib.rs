@@ -11,6 +11,7 @@ mod export;
 mod generation;
 pub mod limiter;
 pub mod llm_client;
+pub mod publish;
 pub mod repo;
 mod room;
 pub mod sandbox_client;

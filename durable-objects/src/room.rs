@@ -24,7 +24,9 @@ use worker::{
 use crate::conn::{presence, Conn};
 use crate::docs::DocCache;
 use crate::store::{LogLimits, RoomStore};
-use crate::{export, generation, versions};
+use crate::{export, generation, publish, versions};
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// How long after a person's typing the sandbox gets the tree.
 const FOLLOW_DELAY_MS: i64 = 1_000;
@@ -38,6 +40,8 @@ pub struct ProjectRoom {
     env: Env,
     store: RoomStore,
     docs: DocCache,
+    /// A publish job runs in this isolate (`publish::start`); shared with its view.
+    publishing: Rc<Cell<bool>>,
 }
 
 /// The user on whose behalf the Worker forwarded a request.
@@ -58,6 +62,7 @@ impl DurableObject for ProjectRoom {
             env,
             store,
             docs: DocCache::default(),
+            publishing: Rc::default(),
         }
     }
 
@@ -88,7 +93,10 @@ impl DurableObject for ProjectRoom {
         };
         match op {
             RoomOp::State => Response::from_json(&self.state_event(&project)?),
-            RoomOp::Socket => self.accept(caller),
+            RoomOp::Socket => {
+                publish::resume(self, &project)?;
+                self.accept(caller)
+            }
             RoomOp::Files => {
                 // Through a `Value`: sorted keys, the bytes this answer always had.
                 let items = serde_json::to_value(Items {
@@ -160,6 +168,19 @@ impl DurableObject for ProjectRoom {
             RoomOp::Export => {
                 let version = query(&req, "version").and_then(|v| v.parse().ok());
                 export::zip(self, &project, version).await
+            }
+            RoomOp::Publish => {
+                let job: kiln_core::sites::PublishJob = req.json().await?;
+                publish::start(self, &project, job)?;
+                Ok(Response::empty()?.with_status(202))
+            }
+            RoomOp::Unpublish => {
+                let domain = publish::sites_domain(&self.env).map_err(worker::Error::from)?;
+                let db = self.env.d1("DB")?;
+                if let Some(site) = publish::Sites(&db).get(&project, &domain).await? {
+                    self.broadcast(ServerEvent::Site { site })?;
+                }
+                Ok(Response::empty()?.with_status(204))
             }
         }
     }
@@ -294,6 +315,7 @@ impl DurableObject for ProjectRoom {
 
     async fn alarm(&self) -> Result<Response> {
         let project = self.store.meta("project_id")?.unwrap_or_default();
+        publish::resume(self, &project)?;
         if self.store.meta("follow_due")?.is_some() {
             self.store.set_meta_opt("follow_due", None)?;
             self.follow_people().await?;
@@ -341,6 +363,30 @@ impl ProjectRoom {
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The same room as an owned value, for work that outlives the request that began it
+    /// (a publish job): the same storage, sockets and settings.
+    pub fn view(&self) -> ProjectRoom {
+        ProjectRoom {
+            state: State::from(wasm_bindgen::JsCast::unchecked_into::<
+                worker::worker_sys::DurableObjectState,
+            >(
+                AsRef::<wasm_bindgen::JsValue>::as_ref(self.state.as_raw()).clone(),
+            )),
+            env: self.env.clone(),
+            store: self.store.clone(),
+            docs: DocCache::default(),
+            publishing: self.publishing.clone(),
+        }
+    }
+
+    pub fn publishing(&self) -> bool {
+        self.publishing.get()
+    }
+
+    pub fn set_publishing(&self, on: bool) {
+        self.publishing.set(on);
     }
 
     /// A room serves exactly one project: the first request names it.

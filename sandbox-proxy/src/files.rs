@@ -21,7 +21,15 @@ const MAX_LIST: usize = 20_000;
 /// Directories a prune neither enters nor removes, at any depth: what the sandbox makes for
 /// itself (installed packages, Vite's cache, build output, caches, git metadata), which the
 /// edge's tree never holds.
-pub const PRUNE_KEEP_DIRS: &[&str] = &["node_modules", ".vite", "dist", ".git", ".cache", ".npm"];
+pub const PRUNE_KEEP_DIRS: &[&str] = &[
+    "node_modules",
+    ".vite",
+    "dist",
+    ".git",
+    ".cache",
+    ".npm",
+    ".kiln-publish",
+];
 /// How deep a prune descends; deeper trees are left alone rather than recursed without end.
 const MAX_PRUNE_DEPTH: usize = 64;
 

@@ -47,6 +47,7 @@ fn wrangler_accepts_the_production_configuration() {
         "kiln-notify",
         "KILN_APP_ORIGINS",
         "KILN_PREVIEW_URL",
+        "KILN_SITES_URL",
         "KILN_SANDBOX_URL",
     ] {
         assert!(text.contains(binding), "no {binding} in:\n{text}");

@@ -6,6 +6,7 @@ mod credits;
 mod hooks;
 mod isolation;
 mod notify;
+mod publish;
 mod ui;
 
 use std::path::PathBuf;

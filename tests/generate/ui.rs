@@ -46,6 +46,14 @@ fn a_new_person_builds_an_app_in_the_ui() {
         "the preview is framed from its own origin: {report}"
     );
     assert_eq!(report["status"].as_str().map(str::trim), Some("Live"));
+    // Published from the UI: the site is on its own host, and no Kiln cookie goes there.
+    let site = report["site_url"].as_str().unwrap_or_default();
+    assert!(
+        site.starts_with("http://")
+            && site.ends_with(&format!(".sites.localhost:{}/", run.kiln.port)),
+        "{report}"
+    );
+    assert_eq!(report["site_cookies"], json!([]), "{report}");
     // Tokens and cost per step: the planner's call and the coder's (phase 1), with the
     // scripted model's usage.
     let usage: Vec<&str> = report["usage"]
@@ -87,6 +95,8 @@ fn a_new_person_builds_an_app_in_the_ui() {
         "workspace-generating",
         "workspace-done",
         "workspace-versions",
+        "workspace-published",
+        "site",
         "phone",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");

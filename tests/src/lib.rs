@@ -133,6 +133,10 @@ impl Kiln {
                 format!("http://preview.localhost:{port}"),
             ),
             (
+                "KILN_SITES_URL".into(),
+                format!("http://sites.localhost:{port}"),
+            ),
+            (
                 "KILN_APP_ORIGINS".into(),
                 format!("http://127.0.0.1:{port},http://localhost:{port}"),
             ),

@@ -4,7 +4,7 @@
 // has; after a drop it asks only for what it missed. Contents the log no longer holds come
 // over REST.
 import { batch, signal } from '@preact/signals'
-import type { Blueprint, ClientMsg, PresenceUser, Sequenced, ServerEvent, VersionInfo } from './gen'
+import type { Blueprint, ClientMsg, PresenceUser, Sequenced, ServerEvent, Site, VersionInfo } from './gen'
 
 export type Connection = 'connecting' | 'live' | 'reconnecting' | 'closed'
 
@@ -34,6 +34,8 @@ export class Room {
   readonly step = signal('')
   readonly running = signal(false)
   readonly previewUrl = signal<string | null>(null)
+  /** The project's published site (`GET …/publish`, then `site` events). */
+  readonly site = signal<Site | null>(null)
   /** Counts what changed the running app: versions, and files a person's edits wrote to the
    * sandbox between generations (`files_written` while no generation runs). */
   readonly appChanges = signal(0)
@@ -292,6 +294,10 @@ export class Room {
         return
       case 'server_started':
         this.previewUrl.value = e.preview_url
+        this.log(ev)
+        return
+      case 'site':
+        this.site.value = e.site
         this.log(ev)
         return
       case 'generation_complete':

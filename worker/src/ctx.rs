@@ -2,6 +2,7 @@
 //! origins Kiln serves.
 
 use kiln_core::origin::PreviewDomain;
+use kiln_core::sites::SitesDomain;
 use worker::{D1Database, Env};
 
 pub struct Ctx {
@@ -11,6 +12,8 @@ pub struct Ctx {
     pub now: i64,
     /// Where previews live (`KILN_PREVIEW_URL`): a domain of their own, never the app's.
     pub preview: PreviewDomain,
+    /// Where published sites live (`KILN_SITES_URL`): a domain of their own too.
+    pub sites: SitesDomain,
     /// The origins of Kiln's own UI (`KILN_APP_ORIGINS`, comma-separated; the first is the
     /// canonical one, used for redirects and `frame-ancestors`).
     pub app_origins: Vec<String>,
@@ -38,6 +41,10 @@ impl Ctx {
         };
         let preview = PreviewDomain::parse(&var("KILN_PREVIEW_URL", DEFAULT_PREVIEW_URL))
             .map_err(|e| format!("KILN_PREVIEW_URL: {e}"))?;
+        let sites = kiln_durable_objects::publish::sites_domain(&env)?;
+        if sites.host == preview.host {
+            return Err("KILN_SITES_URL and KILN_PREVIEW_URL must name different domains".into());
+        }
         let app_origins: Vec<String> = var("KILN_APP_ORIGINS", DEFAULT_APP_ORIGINS)
             .split(',')
             .map(|o| o.trim().trim_end_matches('/').to_owned())
@@ -51,6 +58,7 @@ impl Ctx {
             env,
             now: worker::Date::now().as_millis() as i64,
             preview,
+            sites,
             app_origins,
         })
     }

@@ -15,12 +15,13 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
 use crate::routes::{
-    self, auth as auth_routes, credits, files, notifications, orgs, preview, projects, tokens,
-    usage, versions, webhooks,
+    self, auth as auth_routes, credits, files, notifications, orgs, preview, projects, sites,
+    tokens, usage, versions, webhooks,
 };
 use futures::future::LocalBoxFuture;
 use kiln_core::api::{Org, Project};
 use kiln_core::origin::{is_cross_site, Site};
+use kiln_core::sites::SiteHost;
 use kiln_core::{Action, ErrorCode};
 use worker::{Method, Request, Response};
 
@@ -38,6 +39,11 @@ pub async fn handle(req: Request, ctx: &Ctx) -> ApiResult<Response> {
         Site::Preview(project) => return preview::serve(ctx, req, project).await,
         Site::PreviewUnknown => return Err(ApiError::not_found("preview")),
         Site::App => {}
+    }
+    match kiln_core::sites::classify(&ctx.sites, &host) {
+        SiteHost::Site(slug) => return sites::serve(ctx, req, Some(slug)).await,
+        SiteHost::Unknown => return sites::serve(ctx, req, None).await,
+        SiteHost::Elsewhere => {}
     }
     refuse_cross_site(ctx, &req, &format!("{}://{host}", url.scheme()))?;
     // Everything that is not the API is the UI (its own paths, with a SPA fallback).
@@ -295,6 +301,9 @@ fn routes() -> Vec<Route> {
         route!(Post "/api/projects/:id/generate", InProject(Generate) => |ctx, req, _p, g| files::generate(ctx, req, g.project()?)),
         route!(Get "/api/projects/:id/generation", InProject(ReadProject) => |ctx, _req, _p, g| files::generation(ctx, g.project()?)),
         route!(Post "/api/projects/:id/cancel", InProject(Generate) => |ctx, _req, _p, g| files::cancel(ctx, g.project()?)),
+        route!(Post "/api/projects/:id/publish", InProject(Publish) => |ctx, req, _p, g| sites::publish(ctx, req, g.project()?)),
+        route!(Get "/api/projects/:id/publish", InProject(ReadProject) => |ctx, _req, _p, g| sites::get(ctx, g.project()?)),
+        route!(Delete "/api/projects/:id/publish", InProject(Publish) => |ctx, _req, _p, g| sites::unpublish(ctx, g.project()?)),
         route!(Get "/api/projects/:id/usage", InProject(ReadUsage) => |ctx, req, _p, g| usage::project(ctx, req, g.project()?)),
         route!(Get "/api/projects/:id/webhooks", InProject(ManageHooks) => |ctx, req, _p, g| webhooks::list(ctx, req, g.project()?)),
         route!(Post "/api/projects/:id/webhooks", InProject(ManageHooks) => |ctx, req, _p, g| webhooks::create(ctx, req, g.project()?)),

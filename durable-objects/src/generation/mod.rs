@@ -18,7 +18,7 @@ use worker::Result;
 
 use crate::room::{now, ProjectRoom};
 
-mod host;
+pub(crate) mod host;
 
 use host::{sandbox_client, RoomHost};
 use kiln_core::agent::driver::Host;

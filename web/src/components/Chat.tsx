@@ -185,6 +185,25 @@ function Item({ room, group }: { room: Room; group: Group }) {
       )
     case 'server_started':
       return <div class="step-row small">▶ The preview is up.</div>
+    case 'site':
+      return (
+        <div class="step-row small">
+          {e.site.state === 'live' ? (
+            <>
+              Published v{e.site.version} at{' '}
+              <a href={e.site.url} target="_blank" rel="noopener noreferrer">
+                {e.site.url}
+              </a>
+            </>
+          ) : e.site.state === 'failed' ? (
+            <span class="error">Publishing failed: {(e.site.error ?? '').split('\n')[0]}</span>
+          ) : e.site.state === 'unpublished' ? (
+            'The site was taken down.'
+          ) : (
+            `Publishing v${e.site.building_version}…`
+          )}
+        </div>
+      )
     case 'generation_complete':
       return (
         <div class="card done">

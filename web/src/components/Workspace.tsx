@@ -13,6 +13,7 @@ import { Preview } from './Preview'
 import { Versions } from './Versions'
 import { Presence, ConnectionStatus } from './Presence'
 import { Console } from './Console'
+import { Publish } from './Publish'
 import { Problems } from '../problems'
 
 const Terminal = lazy(() => import('./Terminal').then((m) => m.Terminal))
@@ -79,6 +80,7 @@ export function Workspace({ projectId }: { projectId: string }) {
         <strong class="project-name">{project?.name ?? '…'}</strong>
         <ConnectionStatus room={room} />
         <Presence room={room} />
+        <Publish room={room} writer={writer} />
         {(project?.role === 'owner' || project?.role === 'admin') && (
           <a href={`/projects/${projectId}/webhooks`} class="small" onClick={(e) => (e.preventDefault(), go(`/projects/${projectId}/webhooks`))}>
             Webhooks

@@ -5,6 +5,7 @@ import type { Encoding } from "./Encoding";
 import type { FileMeta } from "./FileMeta";
 import type { PresenceUser } from "./PresenceUser";
 import type { ProjectPath } from "./ProjectPath";
+import type { Site } from "./Site";
 import type { VersionInfo } from "./VersionInfo";
 
 /**
@@ -31,7 +32,7 @@ step: string, phase: number, reason?: string, } | { "type": "blueprint", bluepri
 /**
  * Each acceptance check's result, when the build passed and checks ran.
  */
-checks?: Array<CheckReport>, } | { "type": "server_started", preview_url: string, } | { "type": "model_call", generation_id: string, 
+checks?: Array<CheckReport>, } | { "type": "server_started", preview_url: string, } | { "type": "site", site: Site, } | { "type": "model_call", generation_id: string, 
 /**
  * `planner`, `coder`, `fixer`, `tester`.
  */

@@ -5,6 +5,7 @@ pub mod notifications;
 pub mod orgs;
 pub mod preview;
 pub mod projects;
+pub mod sites;
 pub mod tokens;
 pub mod ui;
 pub mod usage;
