@@ -30,6 +30,9 @@ struct Recording {
     about: String,
     prompt: String,
     template: Template,
+    /// `KILN_MODEL_PROFILE` (`small`, `large`); by the model's name when left out.
+    #[serde(default)]
+    profile: Option<String>,
     /// What a new sandbox holds before the tree is written (the template's scaffolding).
     #[serde(default)]
     template_files: BTreeMap<String, String>,
@@ -186,7 +189,11 @@ impl Host for Double {
         Ok(())
     }
     fn config(&self, name: &str) -> Option<String> {
-        (name == "KILN_PREVIEW_URL").then(|| "http://preview.localhost".into())
+        match name {
+            "KILN_PREVIEW_URL" => Some("http://preview.localhost".into()),
+            "KILN_MODEL_PROFILE" => self.recording.borrow().profile.clone(),
+            _ => None,
+        }
     }
     fn project(&self) -> &str {
         "p-replay"

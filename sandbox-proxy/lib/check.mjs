@@ -2,7 +2,9 @@
 // opens the app's dev server (KILN_DEV_URL, set by the sandbox-proxy) in the host's Chromium,
 // driven by playwright-core from /opt/kiln/node_modules, and runs each check of FILE (the
 // format is core/src/agent/checks.rs) in a fresh browser context; with `--smoke`, Kiln's smoke
-// check (the page shows something, no uncaught error) runs first. Prints one JSON line
+// check (the page shows something, no uncaught error) runs first, and with
+// `--mentions=a,b,c` a check that the page names each of those words (the request's lists).
+// Prints one JSON line
 // `{"results":[{name, passed, step?, error?, page_text?, console_errors?}]}`.
 // Exit 0 when the checks ran (pass or fail), 3 when no browser can run here, 2 on bad input.
 import { readFileSync, existsSync } from 'node:fs';
@@ -17,6 +19,8 @@ function out(obj, code) {
 
 const file = process.argv[2];
 const smoke = process.argv.slice(3).includes('--smoke');
+const mentioned = process.argv.slice(3).find((a) => a.startsWith('--mentions='));
+const words = mentioned ? mentioned.slice('--mentions='.length).split(',').filter(Boolean) : [];
 const base = process.env.KILN_DEV_URL;
 if (!file || !base) out({ error: 'usage: KILN_DEV_URL=… node check.mjs checks.json' }, 2);
 let checks;
@@ -28,8 +32,10 @@ try {
   out({ error: `cannot read ${file}: ${e.message}` }, 2);
 }
 if (smoke) {
-  checks.unshift({ name: 'the app opens and shows its page without errors', steps: [{ do: 'renders' }] },
-    { name: 'its fields and buttons can be used without errors', steps: [{ do: 'explore' }] });
+  const own = [{ name: 'the app opens and shows its page without errors', steps: [{ do: 'renders' }] },
+    { name: 'its fields and buttons can be used without errors', steps: [{ do: 'explore' }] }];
+  if (words.length) own.push({ name: `the page names what the request lists: ${words.join(', ')}`, steps: [{ do: 'mentions', words }] });
+  checks.unshift(...own);
 }
 
 // /usr/bin/chromium is Debian's wrapper script, which needs /etc/chromium.d; start the binary.
@@ -193,6 +199,28 @@ async function step(page, s, pageErrors) {
       await page.waitForTimeout(300);
       if (pageErrors.length) throw new Error(`using the page raised an error: ${pageErrors[0]}`);
       return;
+    }
+    case 'mentions': {
+      // Where a person reads what a control is: the page's text, labels, placeholders,
+      // titles, options, and the names and ids a form gives its fields.
+      const missing = await until(async () => {
+        const text = await page.evaluate(() => {
+          const bits = [document.body.innerText];
+          for (const el of document.querySelectorAll('[placeholder], [aria-label], [title], [name], [id], [alt], input[value], option, label')) {
+            for (const a of ['placeholder', 'aria-label', 'title', 'name', 'id', 'alt', 'value']) {
+              const v = el.getAttribute(a);
+              if (v) bits.push(v);
+            }
+            if (el.tagName === 'OPTION' || el.tagName === 'LABEL') bits.push(el.textContent || '');
+          }
+          return bits.join('\n');
+        }).catch(() => '');
+        // A word counts at the start of a word of the page ("Dates" names "date",
+        // "startTimer" names "start"); any case.
+        const gone = (s.words || []).filter((w) => !new RegExp(`(^|[^a-z])${w.replace(/[^a-z0-9]/gi, '')}`, 'i').test(text));
+        return gone.length === 0 || `the page does not name ${gone.map((w) => `"${w}"`).join(', ')}: the request asks for ${gone.length > 1 ? 'them' : 'it'} (a button, a field's label or a heading with ${gone.length > 1 ? 'these words' : 'this word'})`;
+      });
+      return missing;
     }
     default:
       throw new Error(`unknown step ${JSON.stringify(s.do)}`);

@@ -94,6 +94,9 @@ pub enum CheckStep {
     /// Every visible text field is filled and every visible button clicked (at most 12),
     /// and none of it raises an uncaught error (`smoke`).
     Explore,
+    /// Each word is on the page: in its text, a label, a placeholder, a title, an option or
+    /// a control's name (`mentions`, from the request's lists: `coverage`).
+    Mentions { words: Vec<String> },
 }
 
 // Small models write `"equals": "2"` for a count and `"equals": 100` for a value.
@@ -144,6 +147,7 @@ impl CheckStep {
             CheckStep::Explore => {
                 "fill every text field and click every button, raising no error".into()
             }
+            CheckStep::Mentions { words } => format!("find {} on the page", words.join(", ")),
         }
     }
 
@@ -154,6 +158,7 @@ impl CheckStep {
             | CheckStep::Wait { .. }
             | CheckStep::Renders
             | CheckStep::Explore => vec![],
+            CheckStep::Mentions { words } => words.iter().map(String::as_str).collect(),
             CheckStep::Click { target } | CheckStep::Count { target, .. } => vec![target],
             CheckStep::Fill { target, value }
             | CheckStep::Select { target, value }
@@ -229,6 +234,7 @@ impl Check {
                     | CheckStep::Value { .. }
                     | CheckStep::Renders
                     | CheckStep::Explore
+                    | CheckStep::Mentions { .. }
             )
         });
         if !asserts {
@@ -308,9 +314,28 @@ pub fn smoke_controls() -> Check {
     }
 }
 
-/// What the runner runs with `--smoke`: the smoke checks, then `file`'s, in this order.
-pub fn with_smoke(file: &CheckFile) -> CheckFile {
+/// Kiln's third check, where the request has lists: the page names each of their items
+/// (`coverage::named_words`) — the filter buttons, the fields, the units a person looks for.
+pub fn mentions(words: &[String]) -> Check {
+    Check {
+        name: format!("the page names what the request lists: {}", words.join(", ")),
+        phase: 0,
+        steps: vec![CheckStep::Mentions {
+            words: words.to_vec(),
+        }],
+    }
+}
+
+/// The runner's flag for `mentions`: `--mentions=<words, comma-separated>`.
+pub const MENTIONS_FLAG: &str = "--mentions=";
+
+/// What the runner runs with `--smoke` (and `--mentions=` when `words` has any): the smoke
+/// checks, the mentions check, then `file`'s, in this order.
+pub fn with_smoke(file: &CheckFile, words: &[String]) -> CheckFile {
     let mut checks = vec![smoke(), smoke_controls()];
+    if !words.is_empty() {
+        checks.push(mentions(words));
+    }
     checks.extend(file.checks.iter().cloned());
     CheckFile { checks }
 }

@@ -11,6 +11,7 @@ pub mod autofix;
 pub mod blueprint;
 pub mod checks;
 pub mod context;
+pub mod coverage;
 pub mod driver;
 pub mod examples;
 pub mod file_stream;

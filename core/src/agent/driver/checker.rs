@@ -195,6 +195,7 @@ pub(super) async fn run_browser_checks<H: Host>(
     host: &H,
     g: &mut Generation,
     file: &CheckFile,
+    words: &[String],
 ) -> Result<RunVerdict, SandboxError> {
     let status = start_preview(host, g).await?;
     if let Some(why) = checks::dev_server_failure(&status.state, &status.log) {
@@ -204,8 +205,12 @@ pub(super) async fn run_browser_checks<H: Host>(
         command: "acceptance checks".into(),
         output: format!("running {} checks in Chromium", file.checks.len()),
     });
-    let args = ["/opt/kiln/check.mjs", CHECKS_PATH, checks::SMOKE_FLAG].map(String::from);
-    let args = args.to_vec();
+    let mut args = ["/opt/kiln/check.mjs", CHECKS_PATH, checks::SMOKE_FLAG]
+        .map(String::from)
+        .to_vec();
+    if !words.is_empty() {
+        args.push(format!("{}{}", checks::MENTIONS_FLAG, words.join(",")));
+    }
     let r = host
         .exec(&exec("node", args, BROWSER_CHECK_TIMEOUT_MS), &mut |_| {})
         .await?;

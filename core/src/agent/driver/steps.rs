@@ -266,9 +266,12 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
         .map_err(sb)?;
     let compile_errors = compile_check(host, g.template).await.map_err(sb)?;
     // Kiln's smoke check first, then the tester's: an app that builds is always opened.
-    let file = checks::with_smoke(&read_checks(host)?);
+    let words = mentioned_words(host, g);
+    let file = checks::with_smoke(&read_checks(host)?, &words);
     let run = if compile_errors.is_empty() && browser_checks_enabled(host) {
-        let verdict = run_browser_checks(host, g, &file).await.map_err(sb)?;
+        let verdict = run_browser_checks(host, g, &file, &words)
+            .await
+            .map_err(sb)?;
         Some((&file, verdict))
     } else {
         None
@@ -287,7 +290,89 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
         errors: errors.clone(),
         checks: found.reports,
     })?;
+    let errors = keep_the_best_try(host, g, phase, errors).await?;
     Ok(Outcome::Checked { errors })
+}
+
+/// What the small profile's new app is checked for beyond the smoke checks: the items of
+/// the request's lists (`coverage`). A large model's tester writes real checks instead.
+fn mentioned_words<H: Host>(host: &H, g: &Generation) -> Vec<String> {
+    let small = profile(host) == crate::agent::profile::Profile::Small;
+    if small && !g.is_follow_up() {
+        crate::agent::coverage::named_words(&g.prompt)
+    } else {
+        vec![]
+    }
+}
+
+/// One try of a phase: its files and what its check found.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Try {
+    errors: Vec<String>,
+    files: Vec<(String, String)>,
+}
+
+/// A small model's fix round as often makes an app worse as better (run 4 threw away first
+/// answers that were close): of a new app's tries, the one with the fewest problems is kept.
+/// Each check records its try when it is the best so far; after the last fix round, a worse
+/// app is replaced by the best one.
+async fn keep_the_best_try<H: Host>(
+    host: &H,
+    g: &Generation,
+    phase: usize,
+    errors: Vec<String>,
+) -> HostResult<Vec<String>> {
+    let small = profile(host) == crate::agent::profile::Profile::Small;
+    let Some(bp) = g.blueprint.as_ref().filter(|_| small && !g.is_follow_up()) else {
+        return Ok(errors);
+    };
+    let key = format!("best_try:{}:{phase}", g.id);
+    let best: Option<Try> = host
+        .memo(&key)?
+        .and_then(|s| serde_json::from_str(&s).ok());
+    let own: Vec<&str> = bp.phases[phase].files.iter().map(|p| p.as_str()).collect();
+    match best {
+        Some(b) if b.errors.len() <= errors.len() => {
+            let last = g.fix_round >= crate::agent::machine::MAX_FIX_ROUNDS;
+            if !last || b.errors.len() == errors.len() {
+                return Ok(errors);
+            }
+            for (path, content) in &b.files {
+                let p = ProjectPath::parse(path).map_err(|e| e.to_string())?;
+                host.write(&p, content.as_bytes())?;
+            }
+            sync_sandbox(host, g.template, Sync::Always)
+                .await
+                .map_err(sb)?;
+            host.broadcast(ServerEvent::CommandOutput {
+                command: "autofix".into(),
+                output: format!(
+                    "kept the earlier try of {} ({} problems) over the last ({})",
+                    own.join(", "),
+                    b.errors.len(),
+                    errors.len()
+                ),
+            })?;
+            Ok(b.errors)
+        }
+        _ => {
+            let mut files = Vec::new();
+            for path in own {
+                let Ok(p) = ProjectPath::parse(path) else {
+                    continue;
+                };
+                if let Some(bytes) = host.read(&p)? {
+                    files.push((path.to_owned(), String::from_utf8_lossy(&bytes).into_owned()));
+                }
+            }
+            let t = Try {
+                errors: errors.clone(),
+                files,
+            };
+            host.set_memo(&key, &serde_json::to_string(&t).map_err(|e| e.to_string())?)?;
+            Ok(errors)
+        }
+    }
 }
 
 /// Repairs for what the check found.
