@@ -408,7 +408,7 @@ pub struct PublishJob {
 /// Where the room builds a publish job in the sandbox, apart from the working tree the dev
 /// server serves.
 pub fn build_dir(job_id: &str) -> String {
-    format!(".kiln/publish/{job_id}")
+    format!(".kiln-publish/{job_id}")
 }
 
 /// The build's output under `build_dir`.

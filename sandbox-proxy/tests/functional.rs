@@ -539,5 +539,32 @@ fn the_small_models_examples_type_check_and_pass_the_smoke_checks() {
             "{}: {out}",
             ex.name
         );
+        if ex.name == "stopwatch" {
+            // Kiln's check of the request's lists: what the page names passes, what it
+            // does not is named in the failure.
+            let (out, err, last) = s.exec(
+                &id,
+                &t,
+                "node",
+                &[
+                    "/opt/kiln/check.mjs",
+                    ".kiln/checks.json",
+                    "--smoke",
+                    "--mentions=start,pause,lap,countdown",
+                ],
+                120_000,
+            );
+            assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
+            let report: kiln_core::agent::checks::RunReport =
+                serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+            assert_eq!(report.results.len(), 3, "{out}");
+            let named = &report.results[2];
+            assert!(!named.passed, "{out}");
+            let why = named.error.as_deref().unwrap_or_default();
+            assert!(why.contains("\"countdown\""), "{why}");
+            for present in ["start", "pause", "lap"] {
+                assert!(!why.contains(&format!("\"{present}\"")), "{why}");
+            }
+        }
     }
 }

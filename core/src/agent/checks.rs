@@ -96,7 +96,9 @@ pub enum CheckStep {
     Explore,
     /// Each word is on the page: in its text, a label, a placeholder, a title, an option or
     /// a control's name (`mentions`, from the request's lists: `coverage`).
-    Mentions { words: Vec<String> },
+    Mentions {
+        words: Vec<String>,
+    },
 }
 
 // Small models write `"equals": "2"` for a count and `"equals": 100` for a value.
@@ -318,7 +320,10 @@ pub fn smoke_controls() -> Check {
 /// (`coverage::named_words`) — the filter buttons, the fields, the units a person looks for.
 pub fn mentions(words: &[String]) -> Check {
     Check {
-        name: format!("the page names what the request lists: {}", words.join(", ")),
+        name: format!(
+            "the page names what the request lists: {}",
+            words.join(", ")
+        ),
         phase: 0,
         steps: vec![CheckStep::Mentions {
             words: words.to_vec(),

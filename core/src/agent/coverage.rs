@@ -81,7 +81,12 @@ fn comma_list<'a>(tokens: &[&'a str], i: usize) -> Option<(Vec<&'a str>, usize)>
 }
 
 fn trim_punct(t: &str) -> &str {
-    t.trim_matches(|c: char| matches!(c, ',' | '.' | ';' | ':' | '!' | '?' | '"' | '\'' | '(' | ')'))
+    t.trim_matches(|c: char| {
+        matches!(
+            c,
+            ',' | '.' | ';' | ':' | '!' | '?' | '"' | '\'' | '(' | ')'
+        )
+    })
 }
 
 fn is_word(w: &str) -> bool {
@@ -90,7 +95,9 @@ fn is_word(w: &str) -> bool {
 
 /// Words that end a clause rather than name a thing ("drag cards between them, add and edit
 /// cards" is no list).
-const NOT_ITEMS: &[&str] = &["it", "them", "they", "this", "that", "these", "those", "me", "you", "us"];
+const NOT_ITEMS: &[&str] = &[
+    "it", "them", "they", "this", "that", "these", "those", "me", "you", "us",
+];
 
 fn is_item(w: &str) -> bool {
     is_word(w) && !NOT_ITEMS.contains(&w.to_lowercase().as_str())
@@ -136,7 +143,10 @@ mod tests {
 
     #[test]
     fn words_are_kept_once_and_at_most_ten() {
-        assert_eq!(named_words("Start/stop, then START/Stop"), ["start", "stop"]);
+        assert_eq!(
+            named_words("Start/stop, then START/Stop"),
+            ["start", "stop"]
+        );
         let many = (b'a'..=b'z')
             .map(|c| format!("{0}{0}", c as char))
             .collect::<Vec<_>>()

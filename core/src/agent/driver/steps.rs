@@ -327,9 +327,7 @@ async fn keep_the_best_try<H: Host>(
         return Ok(errors);
     };
     let key = format!("best_try:{}:{phase}", g.id);
-    let best: Option<Try> = host
-        .memo(&key)?
-        .and_then(|s| serde_json::from_str(&s).ok());
+    let best: Option<Try> = host.memo(&key)?.and_then(|s| serde_json::from_str(&s).ok());
     let own: Vec<&str> = bp.phases[phase].files.iter().map(|p| p.as_str()).collect();
     match best {
         Some(b) if b.errors.len() <= errors.len() => {
@@ -362,7 +360,10 @@ async fn keep_the_best_try<H: Host>(
                     continue;
                 };
                 if let Some(bytes) = host.read(&p)? {
-                    files.push((path.to_owned(), String::from_utf8_lossy(&bytes).into_owned()));
+                    files.push((
+                        path.to_owned(),
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    ));
                 }
             }
             let t = Try {
