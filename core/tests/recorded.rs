@@ -81,7 +81,7 @@ fn judge(call: &Call) -> Value {
                             let mut block =
                                 json!({"file": path, "bytes": content.len(), "copy_of": copy});
                             // Hooks called at module scope, moved into the component.
-                            if path.as_str().ends_with(".tsx") {
+                            if path.as_str() == "src/App.tsx" {
                                 if let Some((_, note)) = hooks::move_into_component(content) {
                                     block["hooks"] = json!(note);
                                 }

@@ -111,7 +111,8 @@ async fn restructure<H: Host>(host: &H) -> Result<(), SandboxError> {
     let (files, _) = project_code(host).map_err(room_side)?;
     let mut repair = autofix::Repair::default();
     for (path, text) in &files {
-        if !(path.ends_with(".tsx") || path.ends_with(".jsx")) {
+        // App.tsx only: wrapping another file's script as `App` would rename its export.
+        if path != "src/App.tsx" {
             continue;
         }
         if let Some((new, note)) = crate::agent::hooks::move_into_component(text) {
