@@ -164,6 +164,18 @@ fn a_generated_app_is_published_on_its_own_host_switched_whole_and_taken_down() 
     kiln.post(
         &format!("/api/projects/{other}/publish"),
         token,
+        json!({ "slug": "another" }),
+    )
+    .expect_error(409, "conflict");
+    kiln.post(
+        &format!("/api/projects/{other}/versions"),
+        token,
+        json!({ "message": "empty" }),
+    )
+    .expect(201);
+    kiln.post(
+        &format!("/api/projects/{other}/publish"),
+        token,
         json!({ "slug": "tally" }),
     )
     .expect_error(409, "already_exists");

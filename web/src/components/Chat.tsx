@@ -87,6 +87,12 @@ function groups(timeline: readonly Sequenced[]): Group[] {
       continue
     }
     if (ev.type === 'file_edited' || ev.type === 'file_deleted' || ev.type === 'file_renamed' || ev.type === 'presence') continue
+    // A command's output, as it streamed in pieces, reads as one block.
+    const last = out[out.length - 1]
+    if (ev.type === 'command_output' && last?.kind === 'event' && last.ev.type === 'command_output' && (last.ev as any).command === (ev as any).command) {
+      last.ev = { ...last.ev, output: (last.ev as any).output + (ev as any).output } as Sequenced
+      continue
+    }
     out.push({ kind: 'event', ev })
   }
   return out
