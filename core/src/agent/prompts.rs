@@ -286,8 +286,9 @@ pub fn rewrite(
     phase: usize,
     errors: &[String],
     files: &[(String, String)],
+    example: Option<&super::examples::Example>,
 ) -> Vec<ChatMessage> {
-    let mut m = coder(bp, profile, phase, &[], &[], None);
+    let mut m = coder(bp, profile, phase, &[], &[], example);
     let user = &mut m[1].content;
     *user += "\nThe last version of this app failed with:\n";
     for e in errors {
@@ -430,12 +431,33 @@ mod tests {
             0,
             &["TS1192: no default export".into()],
             &[persist],
+            None,
         );
         let u = &m[1].content;
         assert!(m[0].content.contains("ONE file, src/App.tsx"));
         assert!(u.contains("Enter adds a task") && u.contains("TS1192: no default export"));
         assert!(u.contains("from the start"));
         assert!(u.contains("src/lib/persist.ts") && !u.contains("<file path=\"src/App.tsx\">"));
+    }
+
+    #[test]
+    fn a_small_models_fresh_try_reads_the_example_first_then_what_failed() {
+        let ex = &crate::agent::examples::EXAMPLES[0];
+        let m = rewrite(
+            &bp(),
+            Profile::Small,
+            0,
+            &["the page does not name \"done\"".into()],
+            &[],
+            Some(ex),
+        );
+        let u = &m[1].content;
+        let (at_example, at_request, at_failure) = (
+            u.find(ex.code).unwrap(),
+            u.find("App: Todo").unwrap(),
+            u.find("does not name").unwrap(),
+        );
+        assert!(at_example < at_request && at_request < at_failure, "{u}");
     }
 
     #[test]

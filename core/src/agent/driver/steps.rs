@@ -382,21 +382,25 @@ async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<
     let tree = tree_paths(host)?;
     let small = profile(host) == crate::agent::profile::Profile::Small;
     let last_round = g.fix_round + 1 >= crate::agent::machine::MAX_FIX_ROUNDS;
-    let messages = if small && !last_round {
-        // The lines that are wrong, changed in place (see `prompts::edit_fix`).
-        let quoted = context::for_fix(&g.check_errors, &tree);
-        let files = context_files(host, quoted.iter().map(String::as_str))?;
-        prompts::edit_fix(&bp, profile(host), phase, &g.check_errors, &files)
-    } else if small && !g.is_follow_up() {
-        // The last round of a new app: after edits that did not do it, its file written
-        // again from the start, told what the last one did wrong, without the broken file
-        // in view (shown it, a small model writes it back).
+    let fresh = small && !g.is_follow_up();
+    let mut example = None;
+    let messages = if fresh {
+        // A new app on a small model: a fresh try, the worked example first as in its first
+        // answer, told what the last try did wrong, without the broken file in view (shown
+        // it, a small model writes it back; its edits of it changed nothing that mattered in
+        // runs 5 and 6). `keep_the_best_try` keeps whichever try does best.
         let own = &bp.phases[phase].files;
         let files: Vec<(String, String)> = context_files(host, std::iter::empty())?
             .into_iter()
             .filter(|(p, _)| !own.iter().any(|o| o.as_str() == p))
             .collect();
-        prompts::rewrite(&bp, profile(host), phase, &g.check_errors, &files)
+        example = examples::for_coder(&bp, profile(host), 0);
+        prompts::rewrite(&bp, profile(host), phase, &g.check_errors, &files, example)
+    } else if small && !last_round {
+        // A follow-up's lines that are wrong, changed in place (see `prompts::edit_fix`).
+        let quoted = context::for_fix(&g.check_errors, &tree);
+        let files = context_files(host, quoted.iter().map(String::as_str))?;
+        prompts::edit_fix(&bp, profile(host), phase, &g.check_errors, &files)
     } else {
         let quoted = context::for_fix(&g.check_errors, &tree);
         let files = context_files(host, quoted.iter().map(String::as_str))?;
@@ -406,7 +410,24 @@ async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<
             .then_some((g.prompt.as_str(), checks_now.as_str()));
         prompts::fixer(&bp, profile(host), phase, &g.check_errors, &files, change)
     };
+    let before: Vec<(ProjectPath, Option<Vec<u8>>)> = bp.phases[phase]
+        .files
+        .iter()
+        .map(|p| Ok((p.clone(), host.read(p)?)))
+        .collect::<HostResult<_>>()?;
     match stream_files(host, g, Ask::Fix, messages).await? {
+        // The example written back is not a try at the app: the files stay as they were
+        // and the round is spent.
+        Ok(streamed) if example.is_some_and(|ex| copied_example(host, ex, &before)) => {
+            for (path, old) in &before {
+                if let Some(bytes) = old {
+                    host.write(path, bytes)?;
+                }
+            }
+            Ok(Outcome::Fixed {
+                edit_errors: streamed.edit_errors,
+            })
+        }
         Ok(streamed) => {
             sync_sandbox(host, g.template, Sync::Always)
                 .await
