@@ -32,7 +32,8 @@ export async function signIn(browser, { app, email, password, errors, viewport =
   await page.getByLabel('Email').fill(email)
   await page.getByLabel('Password').fill(password)
   await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByText('Projects', { exact: true }).waitFor()
+  // Under a full test run's load the first sign-in can take longer than the default 30 s.
+  await page.getByText('Projects', { exact: true }).waitFor({ timeout: 60_000 })
   return { context, page }
 }
 
