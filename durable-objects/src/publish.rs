@@ -97,7 +97,7 @@ async fn run(room: &ProjectRoom, project: &str, job: &PublishJob) -> Result<()> 
         Ok(manifest) => {
             let key = manifest_key(project, &job.id);
             let json = serde_json::to_vec(&manifest)?;
-            versions::blobs(room)?.0.put(&key, json).execute().await?;
+            versions::blobs(room)?.put(&key, json).await?;
             sites
                 .go_live(project, &job.id, &key, job.version, &job.by, now())
                 .await?
@@ -348,6 +348,11 @@ fn int(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
+/// Whether a guarded write changed a row.
+fn changed(res: &worker::D1Result) -> Result<bool> {
+    Ok(res.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+}
+
 /// Why a slug could not be had.
 pub struct SlugTaken;
 
@@ -435,7 +440,7 @@ impl Sites<'_> {
             ])?
             .run()
             .await?;
-        Ok(res.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+        changed(&res)
     }
 
     /// The build failed: what was live stays live.
@@ -449,7 +454,7 @@ impl Sites<'_> {
             .bind(&[project.into(), job.into(), why.into(), int(now)])?
             .run()
             .await?;
-        Ok(res.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+        changed(&res)
     }
 
     /// Nothing is served any more; the slug stays the project's, and a build under way
@@ -465,6 +470,6 @@ impl Sites<'_> {
             .bind(&[project.into(), int(now)])?
             .run()
             .await?;
-        Ok(res.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+        changed(&res)
     }
 }

@@ -205,7 +205,7 @@ pub struct Blobs(pub Bucket);
 impl Blobs {
     /// An object's bytes; a key that was written and is gone is an error (nothing deletes
     /// them).
-    async fn read(&self, key: &str) -> Result<Vec<u8>> {
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>> {
         let object = self
             .0
             .get(key)
@@ -221,6 +221,12 @@ impl Blobs {
 
     pub async fn blob(&self, sha256: &str) -> Result<Vec<u8>> {
         self.read(&blob_key(sha256)).await
+    }
+
+    /// Stores `bytes` under `key` (a site's manifest: `publish::manifest_key`).
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.0.put(key, bytes).execute().await?;
+        Ok(())
     }
 
     pub async fn put_blob(&self, sha256: &str, bytes: Vec<u8>) -> Result<()> {

@@ -254,16 +254,7 @@ pub async fn serve(ctx: &Ctx, req: Request, slug: Option<Slug>) -> ApiResult<Res
 }
 
 async fn load(blobs: &Blobs, key: &str) -> ApiResult<SiteManifest> {
-    let bytes = blobs
-        .0
-        .get(key)
-        .execute()
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("site manifest {key} is missing")))?
-        .body()
-        .ok_or_else(|| ApiError::internal(format!("site manifest {key} has no body")))?
-        .bytes()
-        .await?;
+    let bytes = blobs.read(key).await?;
     serde_json::from_slice(&bytes).map_err(ApiError::internal)
 }
 

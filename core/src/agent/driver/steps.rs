@@ -119,11 +119,7 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
     g.apply(Outcome::QueueTaken);
     let example = examples::for_coder(&bp, profile(host), g.attempts);
     let messages = prompts::coder(&bp, profile(host), phase, &files, &g.folding, example);
-    let before: Vec<(ProjectPath, Option<Vec<u8>>)> = ph
-        .files
-        .iter()
-        .map(|p| Ok((p.clone(), host.read(p)?)))
-        .collect::<HostResult<_>>()?;
+    let before = files_now(host, &ph.files)?;
     match stream_files(host, g, Ask::Code, messages).await? {
         // An answer cut by the repeat guard inside its first file writes nothing; going on
         // would check (and pass) the template. Asked again, warmer.
@@ -136,11 +132,7 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
         // without the example.
         Ok(_) if example.is_some_and(|ex| copied_example(host, ex, &before)) => {
             // (The small profile's one file, src/App.tsx, is the template's until then.)
-            for (path, old) in &before {
-                if let Some(bytes) = old {
-                    host.write(path, bytes)?;
-                }
-            }
+            put_back(host, &before)?;
             Ok(Outcome::failed(
                 "the coder wrote the example app back instead of the one asked for",
                 true,
@@ -168,6 +160,26 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
 }
 
 /// Whether a phase file now holds `ex` (what it held before the answer is `before`).
+/// A phase's files as they are now, to put back if an answer must not stand.
+fn files_now<H: Host>(
+    host: &H,
+    paths: &[ProjectPath],
+) -> HostResult<Vec<(ProjectPath, Option<Vec<u8>>)>> {
+    paths
+        .iter()
+        .map(|p| Ok((p.clone(), host.read(p)?)))
+        .collect()
+}
+
+fn put_back<H: Host>(host: &H, before: &[(ProjectPath, Option<Vec<u8>>)]) -> HostResult<()> {
+    for (path, old) in before {
+        if let Some(bytes) = old {
+            host.write(path, bytes)?;
+        }
+    }
+    Ok(())
+}
+
 fn copied_example<H: Host>(
     host: &H,
     ex: &examples::Example,
@@ -410,20 +422,12 @@ async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<
             .then_some((g.prompt.as_str(), checks_now.as_str()));
         prompts::fixer(&bp, profile(host), phase, &g.check_errors, &files, change)
     };
-    let before: Vec<(ProjectPath, Option<Vec<u8>>)> = bp.phases[phase]
-        .files
-        .iter()
-        .map(|p| Ok((p.clone(), host.read(p)?)))
-        .collect::<HostResult<_>>()?;
+    let before = files_now(host, &bp.phases[phase].files)?;
     match stream_files(host, g, Ask::Fix, messages).await? {
         // The example written back is not a try at the app: the files stay as they were
         // and the round is spent.
         Ok(streamed) if example.is_some_and(|ex| copied_example(host, ex, &before)) => {
-            for (path, old) in &before {
-                if let Some(bytes) = old {
-                    host.write(path, bytes)?;
-                }
-            }
+            put_back(host, &before)?;
             Ok(Outcome::Fixed {
                 edit_errors: streamed.edit_errors,
             })
