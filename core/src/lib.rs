@@ -11,6 +11,7 @@ pub mod credits;
 pub mod diff;
 pub mod doc;
 pub mod error;
+pub mod fleet;
 pub mod ids;
 pub mod limits;
 pub mod notify;

@@ -8,6 +8,7 @@
 mod conn;
 mod docs;
 mod export;
+pub mod fleet;
 mod generation;
 pub mod limiter;
 pub mod llm_client;

@@ -183,8 +183,8 @@ async fn vite_build(
     say: &impl Fn(String),
 ) -> std::result::Result<BTreeMap<String, SiteFile>, String> {
     let text = |e: worker::Error| e.to_string();
-    let sandbox = sandbox_client(room, project).ok_or("no sandbox-proxy is configured")?;
     let sb = |e: kiln_core::sandbox::SandboxError| e.message;
+    let sandbox = sandbox_client(room, project).await.map_err(sb)?;
     sandbox.ensure(Template::ReactVite).await.map_err(sb)?;
     let dir = build_dir(&job.id);
     let under = |p: &str| ProjectPath::parse(&format!("{dir}/{p}")).map_err(|e| e.to_string());

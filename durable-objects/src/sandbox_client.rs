@@ -1,7 +1,7 @@
 //! The room's client of the sandbox-proxy (invariant 7): every call carries a JWT the room
-//! mints for its own project only, valid for two minutes. Configuration: `KILN_SANDBOX_URL`
-//! (e.g. `http://127.0.0.1:8790`) and the secret `KILN_SANDBOX_JWT_SECRET` (HS256, shared
-//! with the proxy).
+//! mints for its own project only, valid for two minutes. Which host: `crate::fleet` (a
+//! fixed `KILN_SANDBOX_URL`, or the project's placement); the secret `KILN_SANDBOX_JWT_SECRET`
+//! (HS256) is shared with every proxy.
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -15,11 +15,14 @@ use kiln_core::sandbox::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
 const TOKEN_SECS: i64 = 120;
 
+#[derive(Clone)]
 pub struct SandboxClient {
+    /// The fleet host's id (`None`: the fixed `KILN_SANDBOX_URL`).
+    host: Option<String>,
     base: String,
     secret: String,
     project: String,
@@ -55,20 +58,31 @@ pub fn token_for(secret: &str, project: &str, org: Option<&str>) -> Result<Strin
 }
 
 impl SandboxClient {
-    pub fn from_env(env: &Env, project: &str, org: Option<String>) -> Option<SandboxClient> {
-        let get = |n: &str| {
-            env.secret(n)
-                .map(|s| s.to_string())
-                .or_else(|_| env.var(n).map(|v| v.to_string()))
-                .ok()
-                .filter(|v| !v.is_empty())
-        };
-        Some(SandboxClient {
-            base: get("KILN_SANDBOX_URL")?.trim_end_matches('/').to_owned(),
-            secret: get("KILN_SANDBOX_JWT_SECRET")?,
+    pub fn new(
+        target: crate::fleet::Target,
+        secret: String,
+        project: &str,
+        org: Option<String>,
+    ) -> SandboxClient {
+        SandboxClient {
+            host: target.host,
+            base: target.url,
+            secret,
             project: project.to_owned(),
             org,
-        })
+        }
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    /// Whether the host answers its health check.
+    pub async fn healthy(&self) -> bool {
+        let Ok(req) = Request::new(&format!("{}/healthz", self.base), Method::Get) else {
+            return false;
+        };
+        matches!(Fetch::Request(req).send().await, Ok(r) if r.status_code() == 200)
     }
 
     fn token(&self) -> SbResult<String> {

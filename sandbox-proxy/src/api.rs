@@ -27,6 +27,8 @@ use std::time::Instant;
 pub struct AppState {
     pub mgr: Manager,
     pub auth: Auth,
+    /// Set when this host is a member of the edge's fleet.
+    pub fleet: Option<Arc<crate::fleet::Membership>>,
 }
 
 type St = State<Arc<AppState>>;
@@ -35,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/v1/host/drain", post(drain))
         .route("/v1/sandboxes", post(create))
         .route("/v1/sandboxes/{id}", get(info).delete(delete))
         .route("/v1/sandboxes/{id}/files", put(write_files).get(list_files))
@@ -62,6 +65,35 @@ async fn count(State(st): St, req: Request, next: axum::middleware::Next) -> Res
         .request_micros
         .add(t.elapsed().as_micros() as u64);
     resp
+}
+
+/// `POST /v1/host/drain` with the host credential: no new sandbox comes here (the edge hears
+/// it at once); running ones stay until the edge moves their projects.
+async fn drain(State(st): St, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    let Some(m) = &st.fleet else {
+        return Err(ApiError::not_found(
+            "this host is not a member of a fleet (--edge-url)",
+        ));
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !m.is_own(bearer) {
+        return Err(ApiError::unauthorized(
+            "draining needs this host's credential",
+        ));
+    }
+    m.drain();
+    let told = m
+        .beat(st.mgr.cfg.max_sandboxes, st.mgr.running_count())
+        .await;
+    Ok(Json(serde_json::json!({
+        "draining": true,
+        "edge_told": told.is_ok(),
+        "running": st.mgr.running_count(),
+    })))
 }
 
 async fn healthz(State(st): St) -> Json<serde_json::Value> {

@@ -52,6 +52,8 @@ pub struct Config {
     pub hmr_idle_timeout: Duration,
     /// PEM certificate chain and key: serve HTTPS (needs the `tls` cargo feature).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Membership of the edge's sandbox fleet (`--edge-url`, `--host-credential`).
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 #[derive(Clone)]
@@ -162,6 +164,19 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "PEM certificate chain: serve HTTPS (built with --features tls)",
     ),
     ("tls-key", "PEM private key for --tls-cert"),
+    (
+        "edge-url",
+        "join the edge's sandbox fleet: beat to <edge-url>/api/fleet/heartbeat",
+    ),
+    (
+        "host-credential",
+        "this host's fleet credential (`kiln-sandbox-proxy credential <id>`)",
+    ),
+    (
+        "public-url",
+        "where the edge reaches this host (http(s)://<listen>)",
+    ),
+    ("heartbeat-ms", "how often to beat to the edge (5000)"),
 ];
 
 impl Config {
@@ -248,6 +263,28 @@ impl Config {
             _ => return Err("--tls-cert and --tls-key go together".into()),
         };
         let ms = |v: u64| Duration::from_millis(v);
+        let fleet = match (get("edge-url"), get("host-credential")) {
+            (Some(edge), Some(credential)) => {
+                let edge = edge.trim_end_matches('/').to_owned();
+                if !edge.starts_with("http://") && !edge.starts_with("https://") {
+                    return Err("--edge-url must be an http:// or https:// URL".into());
+                }
+                if edge.starts_with("https://") && !cfg!(feature = "tls") {
+                    return Err("an https --edge-url needs a build with --features tls".into());
+                }
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                Some(crate::fleet::FleetConfig {
+                    edge_url: edge,
+                    credential,
+                    public_url: get("public-url")
+                        .map(|u| u.trim_end_matches('/').to_owned())
+                        .unwrap_or_else(|| format!("{scheme}://{listen}")),
+                    interval: ms(num("heartbeat-ms", get("heartbeat-ms"), 5_000)?.max(100)),
+                })
+            }
+            (None, None) => None,
+            _ => return Err("--edge-url and --host-credential go together".into()),
+        };
         Ok(Config {
             listen,
             state_dir: get("state-dir")
@@ -288,6 +325,7 @@ impl Config {
             )?),
             hmr_idle_timeout: Duration::from_secs(num("hmr-idle-secs", get("hmr-idle-secs"), 600)?),
             tls,
+            fleet,
         })
     }
 

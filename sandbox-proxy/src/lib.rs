@@ -15,6 +15,7 @@ pub mod egress;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod fleet;
 pub mod metrics;
 pub mod net;
 pub mod preview;
@@ -49,7 +50,17 @@ pub async fn serve(cfg: config::Config) -> Result<(), String> {
     raise_fd_limit();
     let metrics = Arc::new(metrics::Metrics::default());
     let mgr = sandbox::Manager::start(cfg, user, metrics).await?;
-    let state = Arc::new(api::AppState { mgr, auth });
+    let fleet = mgr
+        .cfg
+        .fleet
+        .clone()
+        .map(|f| Arc::new(fleet::Membership::new(f)));
+    let state = Arc::new(api::AppState {
+        mgr,
+        auth,
+        fleet: fleet.clone(),
+    });
+    let beats = fleet.clone().map(|m| fleet::spawn(m, state.clone()));
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
     let reaper_state = state.clone();
@@ -75,6 +86,12 @@ pub async fn serve(cfg: config::Config) -> Result<(), String> {
         state.mgr.cgroups.hierarchy.name(),
         state.mgr.cfg.instance
     );
+    if let Some(f) = &state.mgr.cfg.fleet {
+        eprintln!(
+            "sandbox-proxy: a fleet member: beats to {} every {:?} as {}",
+            f.edge_url, f.interval, f.public_url
+        );
+    }
     let app = api::router(state.clone());
     let result = match state.mgr.cfg.tls.clone() {
         #[cfg(feature = "tls")]
@@ -92,6 +109,15 @@ pub async fn serve(cfg: config::Config) -> Result<(), String> {
     }
     .map_err(|e| e.to_string());
     reaper.abort();
+    if let (Some(m), Some(beats)) = (&fleet, beats) {
+        // The edge hears at once that this host takes nothing new, rather than after its
+        // beats stop.
+        beats.abort();
+        m.drain();
+        if let Err(e) = m.beat(state.mgr.cfg.max_sandboxes, 0).await {
+            eprintln!("sandbox-proxy: the last heartbeat: {e}");
+        }
+    }
     state.mgr.shutdown().await;
     eprintln!("sandbox-proxy stopped");
     result

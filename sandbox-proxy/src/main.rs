@@ -5,8 +5,29 @@ use kiln_sandbox_proxy::config::{Config, SETTINGS};
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `credential <host-id>`: the fleet credential a host is started with, signed with the
+    // edge's KILN_FLEET_SECRET (run where that secret is, never on the host).
+    if args.first().map(String::as_str) == Some("credential") {
+        let secret = std::env::var("KILN_FLEET_SECRET").unwrap_or_default();
+        match args
+            .get(1)
+            .map(|id| kiln_sandbox_proxy::fleet::mint_credential(&secret, id))
+        {
+            Some(Ok(token)) => println!("{token}"),
+            Some(Err(e)) => {
+                eprintln!("sandbox-proxy credential: {e}");
+                std::process::exit(2);
+            }
+            None => {
+                eprintln!("usage: KILN_FLEET_SECRET=... kiln-sandbox-proxy credential <host-id>");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         eprintln!("usage: kiln-sandbox-proxy [--setting value]... (or KILN_SANDBOX_SETTING=value)");
+        eprintln!("       KILN_FLEET_SECRET=... kiln-sandbox-proxy credential <host-id>");
         for (name, help) in SETTINGS {
             eprintln!("  --{name:<20} {help}");
         }

@@ -331,6 +331,7 @@ impl Proxy {
             port,
             state: &state,
             jwt_secret: SANDBOX_SECRET,
+            extra: vec![],
         })
         .unwrap_or_else(|e| {
             eprintln!("{e}");

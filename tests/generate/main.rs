@@ -3,6 +3,7 @@
 //! fixture) in place of an LLM and the real sandbox-proxy (needs root, as CI has).
 
 mod credits;
+mod fleet;
 mod hooks;
 mod isolation;
 mod notify;
@@ -73,6 +74,7 @@ fn spawn_proxy(instance: &str, octet: u8, port: u16, state: &std::path::Path) ->
         port,
         state,
         jwt_secret: SANDBOX_SECRET,
+        extra: vec![],
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -15,6 +15,8 @@ pub struct ProxySpec<'a> {
     pub port: u16,
     pub state: &'a Path,
     pub jwt_secret: &'a str,
+    /// More settings (`KILN_SANDBOX_*`), e.g. a fleet member's edge URL and credential.
+    pub extra: Vec<(String, String)>,
 }
 
 /// `kiln-sandbox-proxy` next to the running test or bench (`<target>/<profile>/deps/…`).
@@ -40,6 +42,7 @@ pub fn spawn_proxy(spec: &ProxySpec<'_>) -> Result<Group, String> {
             .env("KILN_SANDBOX_INSTANCE", spec.instance)
             .env("KILN_SANDBOX_SUBNET_OCTET", spec.octet.to_string())
             .env("KILN_SANDBOX_JWT_SECRET", spec.jwt_secret)
+            .envs(spec.extra.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log),

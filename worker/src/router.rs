@@ -15,8 +15,8 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json;
 use crate::routes::{
-    self, auth as auth_routes, credits, files, notifications, orgs, preview, projects, sites,
-    tokens, usage, versions, webhooks,
+    self, auth as auth_routes, credits, files, fleet, notifications, orgs, preview, projects,
+    sites, tokens, usage, versions, webhooks,
 };
 use futures::future::LocalBoxFuture;
 use kiln_core::api::{Org, Project};
@@ -254,6 +254,7 @@ fn routes() -> Vec<Route> {
     use Guard::{Org as InOrg, Project as InProject, *};
     vec![
         route!(Get "/api/health", Public => |_ctx, _req, _p, _g| async { json(200, &serde_json::json!({ "ok": true })) }),
+        route!(Post "/api/fleet/heartbeat", Public => |ctx, req, _p, _g| fleet::heartbeat(ctx, req)),
         route!(Post "/api/auth/register", Public => |ctx, req, _p, _g| auth_routes::register(ctx, req)),
         route!(Post "/api/auth/login", Public => |ctx, req, _p, _g| auth_routes::login(ctx, req)),
         route!(Post "/api/auth/logout", Person => |ctx, _req, _p, g| auth_routes::logout(ctx, g.caller()?)),

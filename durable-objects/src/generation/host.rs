@@ -13,6 +13,8 @@ use kiln_core::sandbox::{
     SandboxError, Template, WriteFilesRequest,
 };
 
+use std::cell::RefCell;
+
 use super::{load, save, CANCEL_KEY};
 use crate::llm_client::LlmConfig;
 use crate::repo::{AiCall, AiCalls, Credits};
@@ -39,17 +41,23 @@ pub fn set_held(room: &ProjectRoom, id: &str, left: u64) -> worker::Result<()> {
 
 const HOLD_KEY: &str = "credit_hold";
 
-/// The project's sandbox client, as its org's (the proxy caps sandboxes per org).
-pub fn sandbox_client(room: &ProjectRoom, project: &str) -> Option<SandboxClient> {
+/// The project's sandbox client, as its org's (the proxy caps sandboxes per org), on the
+/// host `fleet` places it on.
+pub async fn sandbox_client(
+    room: &ProjectRoom,
+    project: &str,
+) -> Result<SandboxClient, SandboxError> {
     let org = room.store().meta("org_id").ok().flatten();
-    SandboxClient::from_env(room.env(), project, org)
+    crate::fleet::client(room.env(), project, org, now()).await
 }
 
 pub struct RoomHost<'a> {
     pub room: &'a ProjectRoom,
     pub project: &'a str,
     llm: Option<LlmConfig>,
-    sandbox: Option<SandboxClient>,
+    /// Placed on first use in a step; dropped when its host stops answering, so the step's
+    /// retry places the project again.
+    sandbox: RefCell<Option<SandboxClient>>,
 }
 
 impl<'a> RoomHost<'a> {
@@ -58,16 +66,35 @@ impl<'a> RoomHost<'a> {
             room,
             project,
             llm: LlmConfig::from_env(room.env()),
-            sandbox: sandbox_client(room, project),
+            sandbox: RefCell::new(None),
         }
     }
 
-    fn sb(&self) -> Result<&SandboxClient, SandboxError> {
-        self.sandbox.as_ref().ok_or_else(|| SandboxError {
-            message: "no sandbox-proxy configured".into(),
-            status: None,
-            lost: false,
-        })
+    async fn sb(&self) -> Result<SandboxClient, SandboxError> {
+        if let Some(c) = self.sandbox.borrow().as_ref() {
+            return Ok(c.clone());
+        }
+        let c = sandbox_client(self.room, self.project).await?;
+        *self.sandbox.borrow_mut() = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A call that failed without an HTTP answer may mean its host is gone (`fleet::check_host`).
+    async fn checked<T>(
+        &self,
+        sb: &SandboxClient,
+        r: Result<T, SandboxError>,
+    ) -> Result<T, SandboxError> {
+        match r {
+            Err(e) if e.status.is_none() && sb.host().is_some() => {
+                let e = crate::fleet::check_host(self.room.env(), sb, e, now()).await;
+                if e.lost {
+                    self.sandbox.replace(None);
+                }
+                Err(e)
+            }
+            r => r,
+        }
     }
 }
 
@@ -224,15 +251,19 @@ impl Host for RoomHost<'_> {
     }
 
     fn has_sandbox(&self) -> bool {
-        self.sandbox.is_some()
+        crate::fleet::configured(self.room.env())
     }
 
     async fn ensure_sandbox(&self, template: Template) -> Result<bool, SandboxError> {
-        Ok(self.sb()?.ensure(template).await?.created)
+        let sb = self.sb().await?;
+        let r = sb.ensure(template).await;
+        Ok(self.checked(&sb, r).await?.created)
     }
 
     async fn write_files(&self, files: WriteFilesRequest) -> Result<(), SandboxError> {
-        self.sb()?.write_files(files).await
+        let sb = self.sb().await?;
+        let r = sb.write_files(files).await;
+        self.checked(&sb, r).await
     }
 
     async fn exec(
@@ -240,20 +271,28 @@ impl Host for RoomHost<'_> {
         req: &ExecRequest,
         on_output: &mut dyn FnMut(&str),
     ) -> Result<ExecResult, SandboxError> {
-        self.sb()?.exec(req, on_output).await
+        let sb = self.sb().await?;
+        let r = sb.exec(req, on_output).await;
+        self.checked(&sb, r).await
     }
 
     async fn dev_server(&self, action: DevServerAction) -> Result<DevServerStatus, SandboxError> {
-        self.sb()?.dev_server(action).await
+        let sb = self.sb().await?;
+        let r = sb.dev_server(action).await;
+        self.checked(&sb, r).await
     }
 
     async fn sandbox_files(&self) -> Result<Vec<ProjectPath>, SandboxError> {
-        let files = self.sb()?.list_files().await?;
+        let sb = self.sb().await?;
+        let r = sb.list_files().await;
+        let files = self.checked(&sb, r).await?;
         Ok(files.into_iter().map(|f| f.path).collect())
     }
 
     async fn sandbox_read(&self, path: &ProjectPath) -> Result<Vec<u8>, SandboxError> {
-        self.sb()?.read_file(path).await
+        let sb = self.sb().await?;
+        let r = sb.read_file(path).await;
+        self.checked(&sb, r).await
     }
 
     async fn snapshot(&self, message: &str) -> HostResult<u64> {

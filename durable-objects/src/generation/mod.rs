@@ -20,7 +20,7 @@ use crate::room::{now, ProjectRoom};
 
 pub(crate) mod host;
 
-use host::{sandbox_client, RoomHost};
+use host::RoomHost;
 use kiln_core::agent::driver::Host;
 
 const STATE_KEY: &str = "generation";
@@ -230,9 +230,13 @@ async fn free_org_slot(room: &ProjectRoom) -> Result<()> {
 pub async fn project_deleted(room: &ProjectRoom, project: &str) -> Result<()> {
     cancel(room).await?;
     room.state().storage().delete_alarm().await?;
-    if let Some(sb) = sandbox_client(room, project) {
+    let org = room.store().meta("org_id")?;
+    if let Some(sb) = crate::fleet::existing(room.env(), project, org).await {
         if let Err(e) = sb.remove().await {
             worker::console_warn!("removing the sandbox of deleted project {project}: {e}");
+        }
+        if let Ok(db) = room.env().d1("DB") {
+            crate::fleet::Fleet(&db).forget(project).await?;
         }
     }
     Ok(())

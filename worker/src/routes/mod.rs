@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod credits;
 pub mod files;
+pub mod fleet;
 pub mod notifications;
 pub mod orgs;
 pub mod preview;

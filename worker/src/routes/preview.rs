@@ -148,7 +148,7 @@ pub async fn terminal(
             "this endpoint speaks WebSocket only",
         ));
     }
-    let (base, token) = sandbox_access(ctx, &project)?;
+    let (base, token) = sandbox_access(ctx, &project).await?;
     let headers = Headers::new();
     for name in [
         "upgrade",
@@ -177,7 +177,7 @@ pub async fn restart_dev_server(
     _req: Request,
     (_caller, project): (Caller, Project),
 ) -> ApiResult<Response> {
-    let (base, token) = sandbox_access(ctx, &project)?;
+    let (base, token) = sandbox_access(ctx, &project).await?;
     let headers = Headers::new();
     headers.set("authorization", &format!("Bearer {token}"))?;
     headers.set("content-type", "application/json")?;
@@ -214,16 +214,36 @@ pub async fn restart_dev_server(
     crate::http::json(200, &status)
 }
 
-/// The sandbox-proxy's base URL and a fresh token for this project.
-fn sandbox_access(ctx: &Ctx, project: &Project) -> ApiResult<(String, String)> {
-    let (Some(base), Some(secret)) = (
-        ctx.secret("KILN_SANDBOX_URL"),
-        ctx.secret("KILN_SANDBOX_JWT_SECRET"),
-    ) else {
+/// The base URL of the project's sandbox host (the fixed `KILN_SANDBOX_URL`, or the live
+/// host the fleet placed it on) and a fresh token for this project. Only the room places a
+/// project: a preview of one with no live host waits for the room's next step.
+async fn sandbox_access(ctx: &Ctx, project: &Project) -> ApiResult<(String, String)> {
+    let Some(secret) = ctx.secret("KILN_SANDBOX_JWT_SECRET") else {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
             "no sandbox-proxy configured",
         ));
+    };
+    let base = match ctx.secret("KILN_SANDBOX_URL") {
+        Some(url) => url,
+        None if ctx.secret("KILN_FLEET_SECRET").is_some() => {
+            let ttl = kiln_durable_objects::fleet::ttl_ms(&ctx.env);
+            kiln_durable_objects::fleet::Fleet(&ctx.db)
+                .live_url(project.id.as_str(), ctx.now, ttl)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Unavailable,
+                        "this project's sandbox has no live host right now: it moves at its next build step",
+                    )
+                })?
+        }
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "no sandbox-proxy configured",
+            ))
+        }
     };
     let token = kiln_durable_objects::sandbox_client::token_for(
         &secret,
@@ -235,7 +255,7 @@ fn sandbox_access(ctx: &Ctx, project: &Project) -> ApiResult<(String, String)> {
 }
 
 async fn forward(ctx: &Ctx, mut req: Request, project: &Project) -> ApiResult<Response> {
-    let (base, token) = sandbox_access(ctx, project)?;
+    let (base, token) = sandbox_access(ctx, project).await?;
     let url = req.url()?;
     let mut target = format!("{base}/v1/sandboxes/{}/preview{}", project.id, url.path());
     if let Some(q) = url.query() {

@@ -39,7 +39,11 @@ pub(super) async fn sync_sandbox<H: Host>(
         ));
     }
     let created = host.ensure_sandbox(template).await?;
-    if when != Sync::Always && !created {
+    let behind = host
+        .memo(BEHIND)
+        .map_err(room_side)?
+        .is_some_and(|v| v == "1");
+    if when != Sync::Always && !created && !behind {
         return Ok(());
     }
     push_tree(
@@ -47,7 +51,77 @@ pub(super) async fn sync_sandbox<H: Host>(
         host.tree_writes().map_err(room_side)?,
         when != Sync::KeepTemplate,
     )
-    .await
+    .await?;
+    if behind {
+        host.set_memo(BEHIND, "").map_err(room_side)?;
+    }
+    if created && when != Sync::KeepTemplate {
+        reinstall(host).await?;
+    }
+    Ok(())
+}
+
+/// Memo: the tree holds an answer the sandbox has not been sent (it could not be reached).
+const BEHIND: &str = "sandbox_behind";
+
+/// After a model's answer is in the tree, the sandbox follows. A sandbox that cannot be
+/// reached then (its host lost or moving) must not cost the answer: a failed step would be
+/// tried again and ask the model again. The next step's sync sends the tree instead.
+pub(super) async fn sync_after_answer<H: Host>(
+    host: &H,
+    template: Template,
+) -> Result<(), HostError> {
+    if let Err(e) = sync_sandbox(host, template, Sync::Always).await {
+        host.set_memo(BEHIND, "1")?;
+        host.broadcast(ServerEvent::CommandOutput {
+            command: "sandbox".into(),
+            output: format!("{e}; the files follow at the next step"),
+        })?;
+    }
+    Ok(())
+}
+
+/// A sandbox made again for a tree that already has dependencies (a new host after a lost
+/// or draining one) gets them installed, as the lost one had them.
+async fn reinstall<H: Host>(host: &H) -> Result<(), SandboxError> {
+    let Some(manifest) = host
+        .read(&ProjectPath::parse("package.json").map_err(|e| room_side(e.to_string()))?)
+        .map_err(room_side)?
+    else {
+        return Ok(());
+    };
+    let has_deps = serde_json::from_slice::<serde_json::Value>(&manifest)
+        .ok()
+        .is_some_and(|v| {
+            ["dependencies", "devDependencies"]
+                .iter()
+                .any(|k| v[k].as_object().is_some_and(|o| !o.is_empty()))
+        });
+    if !has_deps {
+        return Ok(());
+    }
+    let req = ExecRequest {
+        cmd: "npm".into(),
+        args: vec!["install".into(), "--no-audit".into(), "--no-fund".into()],
+        cwd: None,
+        timeout_ms: Some(INSTALL_TIMEOUT_MS),
+        env: Default::default(),
+    };
+    let r = host
+        .exec(&req, &mut |out| {
+            let _ = host.broadcast(ServerEvent::CommandOutput {
+                command: "npm install".into(),
+                output: out.to_owned(),
+            });
+        })
+        .await?;
+    if !r.ok() {
+        return Err(room_side(format!(
+            "npm install in the re-made sandbox failed: {}",
+            checks::output_tail(&r.output)
+        )));
+    }
+    Ok(())
 }
 
 /// Writes the tree into the sandbox, in the batches `sandbox::write_batches` plans (with

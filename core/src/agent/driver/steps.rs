@@ -3,7 +3,7 @@
 
 use super::checker::{compile_check, run_browser_checks, start_preview};
 use super::model::{ask, stream_files};
-use super::sandbox::{adopt_sandbox_files, npm_install, sync_sandbox, Sync};
+use super::sandbox::{adopt_sandbox_files, npm_install, sync_after_answer, sync_sandbox, Sync};
 use super::tree::{checks_path, context_files, read_checks, tree_paths, AgentTree};
 use super::*;
 use crate::agent::blueprint::placeholder_svg;
@@ -53,9 +53,7 @@ async fn edit<H: Host>(host: &H, g: &mut Generation) -> HostResult<Outcome> {
     };
     let result = tools::answer(&mut AgentTree::new(host), &answer)?;
     if g.closes_tool_loop(result.finished) {
-        sync_sandbox(host, g.template, Sync::Always)
-            .await
-            .map_err(sb)?;
+        sync_after_answer(host, g.template).await?;
     }
     Ok(Outcome::ToolRound {
         answer,
@@ -143,9 +141,7 @@ async fn implement<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostR
                 phase,
                 files: streamed.written.clone(),
             })?;
-            sync_sandbox(host, g.template, Sync::Always)
-                .await
-                .map_err(sb)?;
+            sync_after_answer(host, g.template).await?;
             host.broadcast(ServerEvent::FilesWritten {
                 phase,
                 files: streamed.written,
@@ -433,9 +429,7 @@ async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<
             })
         }
         Ok(streamed) => {
-            sync_sandbox(host, g.template, Sync::Always)
-                .await
-                .map_err(sb)?;
+            sync_after_answer(host, g.template).await?;
             Ok(Outcome::Fixed {
                 edit_errors: streamed.edit_errors,
             })
