@@ -70,6 +70,14 @@ pub fn enabled(env: &Env) -> bool {
     setting(env, "KILN_SANDBOX_URL").is_none() && setting(env, "KILN_FLEET_SECRET").is_some()
 }
 
+/// The one fixed host `KILN_SANDBOX_URL` names, if set.
+fn fixed(env: &Env) -> Option<Target> {
+    setting(env, "KILN_SANDBOX_URL").map(|url| Target {
+        host: None,
+        url: url.trim_end_matches('/').to_owned(),
+    })
+}
+
 /// Whether the room can reach any sandbox at all.
 pub fn configured(env: &Env) -> bool {
     setting(env, "KILN_SANDBOX_JWT_SECRET").is_some()
@@ -188,9 +196,8 @@ pub async fn target(
     project: &str,
     now: i64,
 ) -> std::result::Result<(Target, Option<Target>), SandboxError> {
-    if let Some(url) = setting(env, "KILN_SANDBOX_URL") {
-        let url = url.trim_end_matches('/').to_owned();
-        return Ok((Target { host: None, url }, None));
+    if let Some(fixed) = fixed(env) {
+        return Ok((fixed, None));
     }
     if !enabled(env) {
         return Err(unavailable(
@@ -296,11 +303,8 @@ pub async fn check_host(
 /// (`None`: it has none, or no sandbox is configured): for removing it.
 pub async fn existing(env: &Env, project: &str, org: Option<String>) -> Option<SandboxClient> {
     let secret = setting(env, "KILN_SANDBOX_JWT_SECRET")?;
-    let target = match setting(env, "KILN_SANDBOX_URL") {
-        Some(url) => Target {
-            host: None,
-            url: url.trim_end_matches('/').to_owned(),
-        },
+    let target = match fixed(env) {
+        Some(fixed) => fixed,
         None => {
             let db = env.d1("DB").ok()?;
             let row = Fleet(&db).placed(project).await.ok()??;

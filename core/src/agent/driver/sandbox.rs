@@ -100,21 +100,8 @@ async fn reinstall<H: Host>(host: &H) -> Result<(), SandboxError> {
     if !has_deps {
         return Ok(());
     }
-    let req = ExecRequest {
-        cmd: "npm".into(),
-        args: vec!["install".into(), "--no-audit".into(), "--no-fund".into()],
-        cwd: None,
-        timeout_ms: Some(INSTALL_TIMEOUT_MS),
-        env: Default::default(),
-    };
-    let r = host
-        .exec(&req, &mut |out| {
-            let _ = host.broadcast(ServerEvent::CommandOutput {
-                command: "npm install".into(),
-                output: out.to_owned(),
-            });
-        })
-        .await?;
+    let args = vec!["install".into(), "--no-audit".into(), "--no-fund".into()];
+    let r = run_npm(host, "npm install", args).await?;
     if !r.ok() {
         return Err(room_side(format!(
             "npm install in the re-made sandbox failed: {}",
@@ -122,6 +109,28 @@ async fn reinstall<H: Host>(host: &H) -> Result<(), SandboxError> {
         )));
     }
     Ok(())
+}
+
+/// `npm <args>` in the sandbox, its output streamed to the browsers as `command`'s.
+async fn run_npm<H: Host>(
+    host: &H,
+    command: &str,
+    args: Vec<String>,
+) -> Result<ExecResult, SandboxError> {
+    let req = ExecRequest {
+        cmd: "npm".into(),
+        args,
+        cwd: None,
+        timeout_ms: Some(INSTALL_TIMEOUT_MS),
+        env: Default::default(),
+    };
+    host.exec(&req, &mut |out| {
+        let _ = host.broadcast(ServerEvent::CommandOutput {
+            command: command.to_owned(),
+            output: out.to_owned(),
+        });
+    })
+    .await
 }
 
 /// Writes the tree into the sandbox, in the batches `sandbox::write_batches` plans (with
@@ -172,21 +181,7 @@ pub(super) async fn npm_install<H: Host>(
     command: &str,
     install: &NpmInstall,
 ) -> Result<Result<(), String>, SandboxError> {
-    let req = ExecRequest {
-        cmd: "npm".into(),
-        args: install.args(),
-        cwd: None,
-        timeout_ms: Some(INSTALL_TIMEOUT_MS),
-        env: Default::default(),
-    };
-    let r = host
-        .exec(&req, &mut |out| {
-            let _ = host.broadcast(ServerEvent::CommandOutput {
-                command: command.to_owned(),
-                output: out.to_owned(),
-            });
-        })
-        .await?;
+    let r = run_npm(host, command, install.args()).await?;
     if !r.ok() {
         return Ok(Err(checks::output_tail(&r.output)));
     }
