@@ -42,6 +42,8 @@ pub struct ProjectRoom {
     docs: DocCache,
     /// A publish job runs in this isolate (`publish::start`); shared with its view.
     publishing: Rc<Cell<bool>>,
+    /// This instance has looked for a step its predecessor was cut off in.
+    looked_for_cut_step: Cell<bool>,
 }
 
 /// The user on whose behalf the Worker forwarded a request.
@@ -63,6 +65,7 @@ impl DurableObject for ProjectRoom {
             store,
             docs: DocCache::default(),
             publishing: Rc::default(),
+            looked_for_cut_step: Cell::new(false),
         }
     }
 
@@ -73,6 +76,9 @@ impl DurableObject for ProjectRoom {
         let op = parts.next().unwrap_or_default().to_owned();
         if let Err(resp) = self.bind_project(&project) {
             return resp;
+        }
+        if !self.looked_for_cut_step.replace(true) {
+            generation::resume_cut_step(self).await?;
         }
         // Projects never change org; the room keeps it for the per-org caps.
         if let Some(org) = req.headers().get(header::ORG)? {
@@ -315,6 +321,8 @@ impl DurableObject for ProjectRoom {
 
     async fn alarm(&self) -> Result<Response> {
         let project = self.store.meta("project_id")?.unwrap_or_default();
+        // The step below is the resumption: a request during it must not schedule another.
+        self.looked_for_cut_step.set(true);
         publish::resume(self, &project)?;
         if self.store.meta("follow_due")?.is_some() {
             self.store.set_meta_opt("follow_due", None)?;
@@ -378,6 +386,8 @@ impl ProjectRoom {
             store: self.store.clone(),
             docs: DocCache::default(),
             publishing: self.publishing.clone(),
+            // A view serves no requests of its own.
+            looked_for_cut_step: Cell::new(true),
         }
     }
 

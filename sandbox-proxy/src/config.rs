@@ -173,6 +173,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "this host's fleet credential (`kiln-sandbox-proxy credential <id>`)",
     ),
     (
+        "host-id",
+        "with KILN_FLEET_SECRET set: sign this host's own credential for this id",
+    ),
+    (
         "public-url",
         "where the edge reaches this host (http(s)://<listen>)",
     ),
@@ -263,7 +267,20 @@ impl Config {
             _ => return Err("--tls-cert and --tls-key go together".into()),
         };
         let ms = |v: u64| Duration::from_millis(v);
-        let fleet = match (get("edge-url"), get("host-credential")) {
+        // A host that holds the fleet secret (a DaemonSet's pods, which share one spec) signs
+        // its own credential for its id; others are given theirs.
+        let credential = match (get("host-credential"), get("host-id")) {
+            (Some(c), None) => Some(c),
+            (None, Some(id)) => Some(crate::fleet::mint_credential(
+                &env("KILN_FLEET_SECRET").unwrap_or_default(),
+                &id,
+            )?),
+            (Some(_), Some(_)) => {
+                return Err("give either --host-credential or --host-id, not both".into())
+            }
+            (None, None) => None,
+        };
+        let fleet = match (get("edge-url"), credential) {
             (Some(edge), Some(credential)) => {
                 let edge = edge.trim_end_matches('/').to_owned();
                 if !edge.starts_with("http://") && !edge.starts_with("https://") {
@@ -283,7 +300,7 @@ impl Config {
                 })
             }
             (None, None) => None,
-            _ => return Err("--edge-url and --host-credential go together".into()),
+            _ => return Err("--edge-url and --host-credential (or --host-id) go together".into()),
         };
         Ok(Config {
             listen,
@@ -416,6 +433,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.max_per_org, 2);
+    }
+
+    #[test]
+    fn a_host_with_the_fleet_secret_signs_its_own_credential() {
+        let s = "s".repeat(32);
+        let fleet = "f".repeat(32);
+        let base = [
+            "--jwt-secret",
+            s.as_str(),
+            "--edge-url",
+            "http://127.0.0.1:1",
+        ];
+        let c = cfg(
+            &[&base[..], &["--host-id", "node-7"]].concat(),
+            &[("KILN_FLEET_SECRET", &fleet)],
+        )
+        .unwrap();
+        assert_eq!(
+            c.fleet.unwrap().credential,
+            crate::fleet::mint_credential(&fleet, "node-7").unwrap()
+        );
+        // Without the secret, with a bad id, or with both ways at once: refused.
+        assert!(cfg(&[&base[..], &["--host-id", "node-7"]].concat(), &[]).is_err());
+        let env = [("KILN_FLEET_SECRET", fleet.as_str())];
+        assert!(cfg(&[&base[..], &["--host-id", "Node_7"]].concat(), &env).is_err());
+        let both = [&base[..], &["--host-id", "n", "--host-credential", "x"]].concat();
+        assert!(cfg(&both, &env).is_err());
+        // An id from the environment, as a DaemonSet gives its node's name.
+        let env = [
+            ("KILN_FLEET_SECRET", fleet.as_str()),
+            ("KILN_SANDBOX_HOST_ID", "node-8"),
+        ];
+        assert!(cfg(&base, &env).unwrap().fleet.is_some());
     }
 
     #[test]

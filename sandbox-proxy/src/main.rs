@@ -25,9 +25,27 @@ async fn main() {
         }
         return;
     }
+    // `layers [--cache-dir DIR]`: install the templates' and tools' node_modules layers now,
+    // so an image built with them needs no registry when it starts.
+    if args.first().map(String::as_str) == Some("layers") {
+        let cache = match args.get(1..) {
+            Some([flag, dir]) if flag == "--cache-dir" => dir.clone(),
+            Some([]) => "/var/cache/kiln-sandbox".into(),
+            _ => {
+                eprintln!("usage: kiln-sandbox-proxy layers [--cache-dir DIR]");
+                std::process::exit(2);
+            }
+        };
+        if let Err(e) = kiln_sandbox_proxy::templates::install_all(cache.as_ref()).await {
+            eprintln!("sandbox-proxy layers: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         eprintln!("usage: kiln-sandbox-proxy [--setting value]... (or KILN_SANDBOX_SETTING=value)");
         eprintln!("       KILN_FLEET_SECRET=... kiln-sandbox-proxy credential <host-id>");
+        eprintln!("       kiln-sandbox-proxy layers [--cache-dir DIR]");
         for (name, help) in SETTINGS {
             eprintln!("  --{name:<20} {help}");
         }

@@ -84,6 +84,18 @@ pub async fn ensure_layer(cache: &Path, t: Template) -> Result<Option<PathBuf>, 
         .map(Some)
 }
 
+/// Every layer a host uses (each template's and the tools'), installed where missing; their
+/// directories are printed. Run while an image is built (`deploy/oci/Containerfile`).
+pub async fn install_all(cache: &Path) -> Result<(), String> {
+    for t in [Template::ReactVite, Template::Static] {
+        if let Some(nm) = ensure_layer(cache, t).await? {
+            println!("{}", nm.display());
+        }
+    }
+    println!("{}", ensure_tools_layer(cache).await?.display());
+    Ok(())
+}
+
 /// The helper scripts' layer (see [`TOOLS_PACKAGE`]); returns its `node_modules`.
 pub async fn ensure_tools_layer(cache: &Path) -> Result<PathBuf, String> {
     ensure_npm_layer(cache, "tools", TOOLS_PACKAGE.0, TOOLS_PACKAGE.1).await
@@ -204,20 +216,32 @@ pub fn mount_overlay(lower: &Path, rw: &Path, merged: &Path) -> std::io::Result<
 /// Unmounts `path` if something is mounted there (lazily if it is still busy).
 pub fn unmount(path: &Path) {
     let p = path.to_string_lossy().into_owned();
-    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(4) == Some(p.as_str()));
-    if mounted {
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split_whitespace().nth(4) == Some(p.as_str()))
+    };
+    // A sandbox's mount namespace is released a moment after its last process is killed;
+    // until then the mount is busy. Waiting that out keeps a lazy unmount (and a loop device
+    // that outlives the call) for what really stays busy.
+    for _ in 0..40 {
+        if !mounted() {
+            return;
+        }
         let ok = std::process::Command::new("umount")
             .arg(&p)
             .status()
             .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = std::process::Command::new("umount")
-                .args(["-l", &p])
-                .status();
+        if ok {
+            return;
         }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    if mounted() {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &p])
+            .status();
     }
 }
 

@@ -25,10 +25,16 @@ try {
   }, cfg)
   const open = async (project) => {
     await page.goto(`${cfg.app}/preview/${project}/`)
-    await page.waitForFunction(() => ['same', 'api'].every((id) => {
-      const t = document.getElementById(id)?.textContent
-      return t && t !== 'pending'
-    }), null, { timeout: 90_000 })
+    try {
+      await page.waitForFunction(() => ['same', 'api'].every((id) => {
+        const t = document.getElementById(id)?.textContent
+        return t && t !== 'pending'
+      }), null, { timeout: 90_000 })
+    } catch (e) {
+      // Say what the page showed instead, and what it logged.
+      const shown = await page.evaluate(() => document.body?.innerText.slice(0, 500)).catch(() => '')
+      throw new Error(`${e.message.split('\n')[0]} at ${page.url()}; page: ${JSON.stringify(shown)}; console: ${JSON.stringify(logs.slice(-10))}`)
+    }
   }
   for (const project of cfg.projects) {
     await open(project)

@@ -211,3 +211,177 @@ fn the_systemd_unit_is_valid_and_uses_flags_the_proxy_has() {
         assert!(problems.is_empty(), "{problems:?}");
     }
 }
+
+/// The release image's name, as the guide builds it and the DaemonSet runs it.
+const IMAGE: &str = "registry.example.com/kiln/sandbox-proxy:0.1.0";
+
+fn flags_of_the_proxy() -> String {
+    run(Command::new(kiln_e2e::sandbox::proxy_bin_beside_exe()).arg("--help")).1
+}
+
+#[test]
+fn the_daemonset_parses_and_names_its_image_privileges_and_fleet_identity() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let path = "deploy/kubernetes/sandbox-proxy.yaml";
+    assert!(guide().contains(&format!("kubectl apply -f {path}")));
+    let docs = YamlLoader::load_from_str(&std::fs::read_to_string(repo_root().join(path)).unwrap())
+        .expect("the manifest is YAML");
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Namespace", "DaemonSet"]);
+    let ds = &docs[1];
+    assert_eq!(ds["apiVersion"].as_str(), Some("apps/v1"));
+    assert_eq!(ds["metadata"]["namespace"], docs[0]["metadata"]["name"]);
+    let labels = &ds["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&ds["spec"]["selector"]["matchLabels"], labels);
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["hostNetwork"].as_bool(),
+        Some(true),
+        "sandboxes' veths live on the node"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"].as_str(), Some(IMAGE));
+    assert_eq!(c["securityContext"]["privileged"].as_bool(), Some(true));
+    assert_eq!(c["securityContext"]["runAsUser"].as_i64(), Some(0));
+
+    // Its arguments are the proxy's flags, and say where it listens, its TLS and the edge.
+    let args: Vec<&str> = c["args"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    let help = flags_of_the_proxy();
+    let mut value = std::collections::HashMap::new();
+    for pair in args.chunks(2) {
+        assert!(pair[0].starts_with("--") && pair.len() == 2, "{args:?}");
+        assert!(
+            help.contains(pair[0]),
+            "{} is not a flag of the proxy:\n{help}",
+            pair[0]
+        );
+        value.insert(pair[0], pair[1]);
+    }
+    for flag in [
+        "--listen",
+        "--tls-cert",
+        "--tls-key",
+        "--edge-url",
+        "--public-url",
+    ] {
+        assert!(value.contains_key(flag), "no {flag}");
+    }
+    assert!(value["--edge-url"].starts_with("https://"));
+    let port: i64 = value["--listen"]
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(value["--public-url"].ends_with(&format!(":{port}")));
+    assert_eq!(c["ports"][0]["containerPort"].as_i64(), Some(port));
+    assert_eq!(c["ports"][0]["hostPort"].as_i64(), Some(port));
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["path"].as_str(), Some("/healthz"));
+        assert_eq!(c[probe]["httpGet"]["port"].as_i64(), Some(port));
+        assert_eq!(c[probe]["httpGet"]["scheme"].as_str(), Some("HTTPS"));
+    }
+
+    // Each pod is its own fleet host: its node's name is its id, and with the fleet secret it
+    // signs its own credential (no per-host credential can be put in one shared spec).
+    let env: Vec<&Yaml> = c["env"].as_vec().unwrap().iter().collect();
+    let var = |name: &str| {
+        *env.iter()
+            .find(|e| e["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert_eq!(
+        var("NODE_NAME")["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("spec.nodeName")
+    );
+    assert_eq!(
+        var("KILN_SANDBOX_HOST_ID")["value"].as_str(),
+        Some("$(NODE_NAME)")
+    );
+    assert!(value["--public-url"].contains("$(NODE_NAME)"));
+    assert!(help.contains("--host-id"));
+    for secret in ["KILN_SANDBOX_JWT_SECRET", "KILN_FLEET_SECRET"] {
+        assert!(
+            !var(secret)["valueFrom"]["secretKeyRef"]["key"].is_badvalue(),
+            "{secret}"
+        );
+    }
+
+    // Every mount has its volume; the certificate is where --tls-cert looks.
+    let volumes: Vec<&str> = pod["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for m in c["volumeMounts"].as_vec().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        assert!(volumes.contains(&name), "mount {name} has no volume");
+        if name == "tls" {
+            assert!(value["--tls-cert"].starts_with(m["mountPath"].as_str().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn the_image_recipe_fetches_everything_while_it_is_built() {
+    let path = "deploy/oci/Containerfile";
+    let recipe = std::fs::read_to_string(repo_root().join(path)).unwrap();
+    let build = format!("docker build -f {path} -t {IMAGE} deploy/oci");
+    assert!(
+        guide().contains(&build),
+        "the guide builds {IMAGE} so: {build}"
+    );
+    let steps: Vec<&str> = recipe
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.starts_with(' '))
+        .collect();
+    assert!(steps[0].starts_with("FROM debian:12"), "{steps:?}");
+    // The same packages as the guide's VM.
+    let guide = guide();
+    let vm = guide
+        .split("apt-get install -y ")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap()
+        .replace("\\\n", " ");
+    for pkg in vm
+        .split_whitespace()
+        .take_while(|w| !w.starts_with("useradd"))
+    {
+        assert!(recipe.contains(pkg), "{pkg} is on the VM, not in the image");
+    }
+    assert!(steps.contains(&"COPY kiln-sandbox-proxy /usr/local/bin/kiln-sandbox-proxy"));
+    let layers = "RUN /usr/local/bin/kiln-sandbox-proxy layers --cache-dir /var/cache/kiln-sandbox";
+    assert!(steps.contains(&layers), "{steps:?}");
+    assert_eq!(
+        steps.last(),
+        Some(&"ENTRYPOINT [\"/usr/local/bin/kiln-sandbox-proxy\"]")
+    );
+    // What the image's `layers` step does, done here: every layer is installed and listed
+    // (at once where the proxy's own tests installed them already).
+    let cache = "/var/cache/kiln-sandbox";
+    let (ok, text) = run(
+        Command::new(kiln_e2e::sandbox::proxy_bin_beside_exe()).args([
+            "layers",
+            "--cache-dir",
+            cache,
+        ]),
+    );
+    assert!(ok, "{text}");
+    let dirs: Vec<&str> = text.lines().filter(|l| l.starts_with(cache)).collect();
+    assert!(dirs.len() >= 2, "{text}");
+    for d in dirs {
+        assert!(
+            Path::new(d).join(".package-lock.json").exists(),
+            "{d} is not installed"
+        );
+    }
+}

@@ -18,11 +18,23 @@ struct Up {
     group: Group,
     url: String,
     sandbox_url: String,
+    sandbox_port: u16,
 }
 
 /// Runs `./kiln up` on `port` and `state` (its sandbox-proxy as `instance` on subnet octet
 /// `octet`, so two tests never share one), and waits for its ready line.
 fn kiln_up(port: u16, state: &std::path::Path, instance: &str, octet: u8) -> Up {
+    kiln_up_with(port, state, instance, octet, &[])
+}
+
+/// `kiln_up` with more of `up`'s environment.
+fn kiln_up_with(
+    port: u16,
+    state: &std::path::Path,
+    instance: &str,
+    octet: u8,
+    env: &[(&str, &str)],
+) -> Up {
     let sandbox_port = free_port();
     // What `up` says on stderr, kept beside the state for when it does not come up.
     let err_log = std::env::temp_dir().join(format!("kiln-up-{instance}-{port}.err"));
@@ -38,6 +50,7 @@ fn kiln_up(port: u16, state: &std::path::Path, instance: &str, octet: u8) -> Up 
             // embedded model is shown in docs/BENCHMARKS.md.
             .env("KILN_LOCAL_MODEL", "off")
             .env_remove("KILN_LLM_BASE_URL")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&err_log).expect("stderr log")),
@@ -69,6 +82,7 @@ fn kiln_up(port: u16, state: &std::path::Path, instance: &str, octet: u8) -> Up 
         group,
         url: format!("http://127.0.0.1:{port}"),
         sandbox_url: format!("http://127.0.0.1:{sandbox_port}"),
+        sandbox_port,
     }
 }
 
@@ -247,4 +261,74 @@ fn kiln_up_stops_every_child_when_wrangler_exits_on_its_own() {
             .is_err(),
         "the sandbox-proxy still answers"
     );
+}
+
+#[test]
+fn kiln_up_with_three_sandbox_hosts_starts_a_fleet_that_joins_the_edge() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let state = std::env::temp_dir().join(format!("kiln-up-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let port = free_port();
+    let mut up = kiln_up_with(port, &state, "lf", 221, &[("KILN_SANDBOX_HOSTS", "3")]);
+    let urls: Vec<String> = (0..3)
+        .map(|i| format!("http://127.0.0.1:{}", up.sandbox_port + 20 * i))
+        .collect();
+    for url in &urls {
+        let (status, _) = call("GET", &format!("{url}/healthz"), None);
+        assert_eq!(status, 200, "{url}");
+    }
+    // Each host beats to the edge with the credential it signed for its id: the edge's
+    // table of hosts (D1, read as the operator would) lists all three at their URLs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let hosts = loop {
+        let out = Command::new(repo_root().join("node_modules/.bin/wrangler"))
+            .current_dir(repo_root())
+            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+            .arg(&state)
+            .args([
+                "--command",
+                "SELECT id, url, draining FROM sandbox_hosts ORDER BY id",
+            ])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .output()
+            .expect("wrangler d1 execute");
+        let rows: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let rows = rows[0]["results"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 3 || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let got: Vec<(String, String)> = hosts
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap_or("").into(),
+                h["url"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("host-{i}"), urls[i].clone()))
+        .collect();
+    assert_eq!(got, want);
+    assert!(hosts.iter().all(|h| h["draining"] == 0));
+    up.group.signal_leader("TERM");
+    assert!(
+        up.group.wait_timeout(Duration::from_secs(30)).is_some(),
+        "kiln up did not exit on SIGTERM"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !up.group.group_alive(),
+        "children of kiln up survived SIGTERM"
+    );
+    for url in &urls {
+        assert!(
+            ureq::get(&format!("{url}/healthz")).call().is_err(),
+            "{url} still answers"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&state);
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod faults;
 pub mod llm;
+pub mod load;
 pub mod process;
 pub mod sandbox;
 pub mod ws;
@@ -225,6 +227,11 @@ impl Kiln {
     /// Stops the server (its whole process group) and waits for it to exit.
     pub fn stop(&self) {
         self.server.lock().unwrap().stop();
+    }
+
+    /// Kills wrangler dev and its workerd at once (SIGKILL), as a crash would.
+    pub fn crash(&self) {
+        self.server.lock().unwrap().kill();
     }
 
     /// Stops the server and starts it again on the same state and port-free config, as after

@@ -622,6 +622,8 @@ struct Conns {
 struct Shared {
     state: Mutex<State>,
     conns: Mutex<Conns>,
+    /// Set by `crash_for`: until then every new connection is closed at once.
+    down_until: Mutex<Option<std::time::Instant>>,
     stopping: AtomicBool,
     next_id: AtomicU64,
 }
@@ -649,6 +651,7 @@ impl ScriptedLlm {
                 records: vec![],
             }),
             conns: Mutex::new(Conns::default()),
+            down_until: Mutex::new(None),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
         });
@@ -686,6 +689,16 @@ impl ScriptedLlm {
         st.uses.push(Use::Free);
         st.calls.push(0);
         st.script.turns.len() - 1
+    }
+
+    /// The server "dies" for `down`, as a killed model server that is restarted: every open
+    /// connection is cut mid-answer, and every new one is closed at once until `down` has
+    /// passed. A reply cut this way leaves its turn free, so the repeated call gets it again.
+    pub fn crash_for(&self, down: Duration) {
+        *lock(&self.shared.down_until) = Some(std::time::Instant::now() + down);
+        for stream in lock(&self.shared.conns).open.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 
     /// Every request received so far, in arrival order.
@@ -904,6 +917,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let down = lock(&shared.down_until).is_some_and(|t| std::time::Instant::now() < t);
+        if down {
+            let _ = stream.shutdown(Shutdown::Both);
+            continue;
+        }
         let Ok(registered) = stream.try_clone() else {
             continue;
         };

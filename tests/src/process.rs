@@ -82,6 +82,17 @@ impl Group {
 
     /// Stops the whole group (TERM, then KILL after 10 s) and retires the watchdog without
     /// letting it clean up, so state directories survive for a restart.
+    /// Kills the whole group at once (SIGKILL), as a crash would: nothing gets to clean up.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_ref() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
+        }
+        self.stop();
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let group = format!("-{}", child.id());

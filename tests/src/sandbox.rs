@@ -31,8 +31,14 @@ pub fn proxy_bin_beside_exe() -> PathBuf {
 /// Starts the proxy on a fresh state directory and waits for `/healthz`. Its log is
 /// `<state>.log`; the process group dies with the test process.
 pub fn spawn_proxy(spec: &ProxySpec<'_>) -> Result<Group, String> {
+    let _ = std::fs::remove_dir_all(spec.state);
+    restart_proxy(spec)
+}
+
+/// Starts the proxy on its state directory as it is (after a crash, as systemd restarts it:
+/// the proxy cleans up what the last one left) and waits for `/healthz`.
+pub fn restart_proxy(spec: &ProxySpec<'_>) -> Result<Group, String> {
     let state = spec.state;
-    let _ = std::fs::remove_dir_all(state);
     std::fs::create_dir_all(state).map_err(|e| format!("{}: {e}", state.display()))?;
     let log = std::fs::File::create(state.with_extension("log")).map_err(|e| e.to_string())?;
     let group = Group::spawn(

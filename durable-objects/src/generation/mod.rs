@@ -6,7 +6,10 @@
 //!
 //! Durability: before a step runs, a watchdog alarm is set a few minutes out, so a step cut
 //! off by eviction, a crash or a deploy runs again; a step whose outcome was applied and
-//! persisted never runs again, so a finished LLM call is never paid for twice.
+//! persisted never runs again, so a finished LLM call is never paid for twice. A step also
+//! marks itself running until it returns: the next instance of the room, when first asked
+//! anything, re-runs a step so cut at once instead of at the watchdog. A step that returned
+//! (a Retry-After wait among them) leaves no mark, so its wait is kept.
 
 use crate::limiter::{self, LimitOp};
 use kiln_core::agent::driver::{self, AfterStep, AGENT};
@@ -29,6 +32,11 @@ const STATE_KEY: &str = "generation";
 const CANCEL_KEY: &str = "generation_cancelled";
 /// A step cut off for longer than this is run again (alarms take offsets in ms).
 const WATCHDOG_MS: i64 = 5 * 60 * 1000;
+/// Set while a step runs: how many times in a row it was started without returning.
+const RUNNING_KEY: &str = "generation_step_running";
+/// A step cut off this many times in a row (one that itself brings the room down, say) is
+/// left to the watchdog's pace rather than re-run on every request.
+const QUICK_RESUMES: u32 = 3;
 
 /// The stored generation. A record that cannot be read (a shape this Kiln does not know) is
 /// reported, stored as a failed generation and returned as one: never silently gone.
@@ -274,12 +282,16 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
         .and_then(|v| v.to_string().parse().ok())
         .unwrap_or(WATCHDOG_MS);
     storage.set_alarm(watchdog).await?;
+    let starts = cut_starts(room)? + 1;
+    room.store().set_meta(RUNNING_KEY, &starts.to_string())?;
     // Renew the org slot; a running generation is never stopped for the cap.
     let _ = take_org_slot(room).await;
     let host = RoomHost::new(room, project);
     let after = driver::step(&host, &mut g)
         .await
-        .map_err(worker::Error::from)?;
+        .map_err(worker::Error::from);
+    room.store().set_meta_opt(RUNNING_KEY, None)?;
+    let after = after?;
     if matches!(after, AfterStep::Done { .. } | AfterStep::Failed) {
         release_credit(room, &g.id).await?;
         notify(room, project, &g).await;
@@ -307,6 +319,27 @@ pub async fn run_step(room: &ProjectRoom, project: &str) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn cut_starts(room: &ProjectRoom) -> Result<u32> {
+    Ok(room
+        .store()
+        .meta(RUNNING_KEY)?
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Called once per room instance, on its first request: a step the last instance was cut off
+/// in (a crash, an eviction mid-step) runs again now.
+pub async fn resume_cut_step(room: &ProjectRoom) -> Result<()> {
+    let starts = cut_starts(room)?;
+    if starts == 0 || starts > QUICK_RESUMES {
+        return Ok(());
+    }
+    if load(room)?.is_some_and(|g| !g.step.is_terminal()) {
+        room.state().storage().set_alarm(0i64).await?;
     }
     Ok(())
 }
