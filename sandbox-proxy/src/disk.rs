@@ -107,7 +107,19 @@ impl Disk {
 
     /// Unmounts and removes the image and its mount point.
     pub async fn remove(&self) -> io::Result<()> {
-        self.unmount();
+        let this = self.clone();
+        let _ = tokio::task::spawn_blocking(move || this.unmount()).await;
+        // The loop device goes when the kernel drops the filesystem's last reference, which
+        // may come a moment after the unmount: wait for it so a delete leaves nothing behind.
+        for _ in 0..80 {
+            if loops_of(&self.image).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        for dev in loops_of(&self.image) {
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+        }
         match tokio::fs::remove_file(&self.image).await {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -210,6 +222,17 @@ pub fn remove_orphans(state_dir: &Path, known: impl Fn(&str) -> bool) -> usize {
         }
     }
     n
+}
+
+/// The loop devices backed by `image` (`losetup -j`).
+fn loops_of(image: &Path) -> Vec<String> {
+    let Ok(out) = Command::new("losetup").arg("-j").arg(image).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(dev, _)| dev.to_string()))
+        .collect()
 }
 
 /// Loop devices still attached to an image under `dir` (their mount was lazily unmounted

@@ -589,8 +589,8 @@ impl Manager {
             r.place.cgroup.destroy().await;
             r.egress.abort();
             net::destroy(&self.cfg, &r.place.net);
-            if let Some(m) = r.overlay() {
-                templates::unmount(m);
+            if let Some(m) = r.overlay().cloned() {
+                let _ = tokio::task::spawn_blocking(move || templates::unmount(&m)).await;
             }
             self.free_slot(r.slot);
         }
