@@ -5,7 +5,8 @@ whether the app passes its prompt's check (a person's check, written once per pr
 bench/prompt-checks/N-*.json or .mjs), tried in Chromium by bench/try-app.sh when the
 generation ends or its cap cancels it (as root; `--no-try` skips it).
 
-    python3 bench/apps.py [--url http://127.0.0.1:8787] [--only 1,3] [--cap-min 15] [--jobs 2] PROMPTS.md
+    python3 bench/apps.py [--url http://127.0.0.1:8787] [--only 1,3] [--cap-min 15] [--jobs 2]
+        [--keep DIR] PROMPTS.md
 """
 import glob
 import os
@@ -55,6 +56,8 @@ def main():
     ap.add_argument("--cap-min", type=float, default=15.0)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-try", action="store_true")
+    ap.add_argument("--keep", default="", help="a directory for each app's generation, room "
+                    "state, files (export.zip) and check output, to read why an app failed")
     a = ap.parse_args()
     only = {int(x) for x in a.only.split(",") if x}
     email = f"bench-{int(time.time())}@kiln.local"
@@ -90,7 +93,9 @@ def main():
         st, f = call(a.url, "GET", f"/api/projects/{pid}/files/.kiln/checks.json", token)
         checks = len(f.get("checks", [])) if st == 200 and isinstance(f, dict) else 0
         totals = g.get("totals", {})
-        worked, why = (None, None) if a.no_try else try_app(pid, n)
+        worked, why, tried = (None, None, "") if a.no_try else try_app(pid, n)
+        if a.keep:
+            keep(a.url, token, pid, os.path.join(a.keep, str(n)), g, tried)
         row = {
             "n": n, "app": title, "project": pid, "end": (g.get("step") or {}).get("step", "?"),
             "reason": (g.get("step") or {}).get("reason"),
@@ -119,26 +124,43 @@ def main():
     return 0
 
 
+def keep(base, token, pid, prefix, generation, tried):
+    os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
+    _, state = call(base, "GET", f"/api/projects/{pid}/state", token)
+    with open(prefix + "-generation.json", "w") as f:
+        json.dump({"generation": generation, "state": state}, f, indent=1)
+    with open(prefix + "-check.txt", "w") as f:
+        f.write(tried)
+    req = urllib.request.Request(f"{base}/api/projects/{pid}/export.zip")
+    req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r, open(prefix + "-files.zip", "wb") as f:
+            f.write(r.read())
+    except urllib.error.URLError as e:
+        print(f"could not keep the files of {pid}: {e}", file=sys.stderr)
+
+
 def try_app(pid, n):
-    """The prompt's own check against the app's preview: (passed, why not)."""
+    """The prompt's own check against the app's preview: (passed, why not, its output)."""
     here = os.path.dirname(os.path.abspath(__file__))
     found = sorted(glob.glob(os.path.join(here, "prompt-checks", f"{n}-*")))
     if not found:
-        return None, "no check for this prompt"
+        return None, "no check for this prompt", ""
     try:
         p = subprocess.run(["bash", os.path.join(here, "try-app.sh"), pid, found[0]],
                            capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
-        return False, "the check did not finish in 5 minutes"
+        return False, "the check did not finish in 5 minutes", ""
+    out = p.stdout + "\n--- stderr\n" + p.stderr
     for line in reversed(p.stdout.splitlines()):
         if line.startswith('{"results"'):
             results = json.loads(line)["results"]
             bad = [r for r in results if not r.get("passed")]
             if not bad:
-                return True, None
+                return True, None, out
             r = bad[0]
-            return False, f"{r.get('error') or 'failed'} (step {r.get('step')})"[:160]
-    return False, (p.stderr.strip().splitlines() or ["no result"])[-1][:160]
+            return False, f"{r.get('error') or 'failed'} (step {r.get('step')})"[:160], out
+    return False, (p.stderr.strip().splitlines() or ["no result"])[-1][:160], out
 
 
 if __name__ == "__main__":

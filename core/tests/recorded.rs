@@ -96,6 +96,23 @@ fn judge(call: &Call) -> Value {
                 Err(cut) => json!({"cut": cut}),
             };
             let mut out = json!({"blocks": blocks, "stopped": stopped, "looped": looped});
+            // The small profile ends an answer once its app is written: where, and how much
+            // of the answer (bytes the model spent time on) it did not wait for.
+            let mut small = FileAnswer::ending_with_the_app();
+            let mut read = 0;
+            for piece in bytes.chunks(40) {
+                read += piece.len();
+                if small.feed(&String::from_utf8_lossy(piece)).stop {
+                    break;
+                }
+            }
+            if let Some(at) = small.ended_at() {
+                let at = at.to_owned();
+                let start = format!("<file path=\"{at}\"");
+                let from = call.answer.find(&start).unwrap_or(read.min(bytes.len()));
+                out["small_ends_at"] =
+                    json!({"file": at, "bytes_not_waited_for": bytes.len() - from});
+            }
             if call.kind == "fix" && !call.failures.is_empty() {
                 out["shown"] = shown(call);
             }

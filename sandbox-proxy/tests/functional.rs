@@ -41,6 +41,32 @@ fn app_tsx(marker: &str) -> String {
     )
 }
 
+/// The check runner's report on the sandbox's app (`args` from `/opt/kiln/check.mjs` on),
+/// and its output for failure messages.
+fn run_checks(
+    s: &Service,
+    id: &str,
+    t: &str,
+    args: &[&str],
+) -> (kiln_core::agent::checks::RunReport, String) {
+    let (out, err, last) = s.exec(id, t, "node", args, 120_000);
+    assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
+    let report = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (report, out)
+}
+
+/// A react-vite sandbox holding the template's files, as a generation starts with.
+fn react_vite_project(s: &Service, tag: &str) -> (String, String) {
+    let (id, t) = s.create(tag, "react-vite");
+    let files = template_files("react-vite");
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(s.write(&id, &t, &refs).status, 200);
+    (id, t)
+}
+
 fn start_dev_server(s: &Service, id: &str, t: &str) -> String {
     let r = s.must(
         "POST",
@@ -389,16 +415,7 @@ console.error('boom from the app');
     );
     assert_eq!(w.status, 200);
     start_dev_server(s, &id, &t);
-    let (out, err, last) = s.exec(
-        &id,
-        &t,
-        "node",
-        &["/opt/kiln/check.mjs", ".kiln/checks.json"],
-        120_000,
-    );
-    assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
-    let report: kiln_core::agent::checks::RunReport =
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let (report, out) = run_checks(s, &id, &t, &["/opt/kiln/check.mjs", ".kiln/checks.json"]);
     let [added, persisted] = &report.results[..] else {
         panic!("two results expected: {out}");
     };
@@ -456,16 +473,12 @@ fn the_smoke_check_catches_a_crash_on_load_and_a_blank_page() {
         if i == 0 {
             start_dev_server(s, &id, &t);
         }
-        let (out, err, last) = s.exec(
+        let (report, out) = run_checks(
+            s,
             &id,
             &t,
-            "node",
             &["/opt/kiln/check.mjs", ".kiln/checks.json", "--smoke"],
-            120_000,
         );
-        assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
-        let report: kiln_core::agent::checks::RunReport =
-            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
         let [shows, controls] = &report.results[..] else {
             panic!("two results expected: {out}");
         };
@@ -503,13 +516,7 @@ fn the_smoke_check_catches_a_crash_on_load_and_a_blank_page() {
 #[test]
 fn the_small_models_examples_type_check_and_pass_the_smoke_checks() {
     let s = svc();
-    let (id, t) = s.create("examples", "react-vite");
-    let files = template_files("react-vite");
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    assert_eq!(s.write(&id, &t, &refs).status, 200);
+    let (id, t) = react_vite_project(s, "examples");
     for (i, ex) in kiln_core::agent::examples::EXAMPLES.iter().enumerate() {
         let w = s.write(&id, &t, &[("src/App.tsx", ex.code)]);
         assert_eq!(w.status, 200, "{}", w.body);
@@ -523,16 +530,12 @@ fn the_small_models_examples_type_check_and_pass_the_smoke_checks() {
         if i == 0 {
             start_dev_server(s, &id, &t);
         }
-        let (out, err, last) = s.exec(
+        let (report, out) = run_checks(
+            s,
             &id,
             &t,
-            "node",
             &["/opt/kiln/check.mjs", ".kiln/checks.json", "--smoke"],
-            120_000,
         );
-        assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
-        let report: kiln_core::agent::checks::RunReport =
-            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(report.results.len(), 2, "{out}");
         assert!(
             report.results.iter().all(|r| r.passed),
@@ -542,21 +545,17 @@ fn the_small_models_examples_type_check_and_pass_the_smoke_checks() {
         if ex.name == "stopwatch" {
             // Kiln's check of the request's lists: what the page names passes, what it
             // does not is named in the failure.
-            let (out, err, last) = s.exec(
+            let (report, out) = run_checks(
+                s,
                 &id,
                 &t,
-                "node",
                 &[
                     "/opt/kiln/check.mjs",
                     ".kiln/checks.json",
                     "--smoke",
                     "--mentions=start,pause,lap,countdown",
                 ],
-                120_000,
             );
-            assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
-            let report: kiln_core::agent::checks::RunReport =
-                serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
             assert_eq!(report.results.len(), 3, "{out}");
             let named = &report.results[2];
             assert!(!named.passed, "{out}");
@@ -566,5 +565,83 @@ fn the_small_models_examples_type_check_and_pass_the_smoke_checks() {
                 assert!(!why.contains(&format!("\"{present}\"")), "{why}");
             }
         }
+    }
+}
+
+/// Kiln's checks from the request's words (`core::agent::probes`) pass on apps that do what
+/// the request says and fail on apps that do not, in Chromium: the worked examples under a
+/// request of their kind pass; the same apps with the bugs the recorded runs showed (a filter
+/// testing the wrong state, an invalid field not marked, a clock counting up from zero) fail
+/// at the step that shows it.
+#[test]
+fn kilns_checks_from_the_request_pass_on_working_apps_and_fail_on_broken_ones() {
+    use kiln_core::agent::checks::CheckFile;
+    use kiln_core::agent::examples::EXAMPLES;
+    let s = svc();
+    let (id, t) = react_vite_project(s, "probes");
+    start_dev_server(s, &id, &t);
+    let example = |name: &str| EXAMPLES.iter().find(|e| e.name == name).unwrap().code;
+    // Each case: the request, the app, and for each probe whether it passes.
+    let countdown = example("stopwatch")
+        .replace("useState(0)", "useState(600)")
+        .replace(
+            "setSecs((s) => s + 1)",
+            "setSecs((s) => Math.max(0, s - 1))",
+        )
+        .replace("setSecs(0)", "setSecs(600)");
+    let reading =
+        "A reading list: add books with Enter, tick them read, filter all/unread/read; the list survives a reload.";
+    let cases: Vec<(&str, String, Vec<bool>)> = vec![
+        (reading, example("reading-list").into(), vec![true, true]),
+        (
+            reading,
+            example("reading-list").replace(
+                "show === 'unread' ? !b.read : b.read",
+                "show === 'unread' ? b.read : !b.read",
+            ),
+            vec![true, false],
+        ),
+        (
+            "a signup form for a yoga class with email validation",
+            example("signup-form").into(),
+            vec![true],
+        ),
+        (
+            "a signup form for a yoga class with email validation",
+            example("signup-form").replace("aria-invalid={!!errors.email} ", ""),
+            vec![false],
+        ),
+        (
+            "a 10 minute countdown with start/pause/reset",
+            countdown,
+            vec![true],
+        ),
+        (
+            "a 10 minute countdown with start/pause/reset",
+            example("stopwatch").into(),
+            vec![false],
+        ),
+        (
+            "a journal: a list of entries, a markdown editor with a live preview",
+            example("journal").into(),
+            vec![true],
+        ),
+    ];
+    for (request, app, want) in cases {
+        let probes = kiln_core::agent::probes::for_request(request);
+        assert_eq!(probes.len(), want.len(), "{request}");
+        let file = CheckFile { checks: probes };
+        let w = s.write(
+            &id,
+            &t,
+            &[
+                ("src/App.tsx", &app),
+                (".kiln/checks.json", &file.to_pretty()),
+            ],
+        );
+        assert_eq!(w.status, 200, "{}", w.body);
+        let (report, out) = run_checks(s, &id, &t, &["/opt/kiln/check.mjs", ".kiln/checks.json"]);
+        let got: Vec<bool> = report.results.iter().map(|r| r.passed).collect();
+        assert_eq!(got, want, "{request}: {out}");
     }
 }

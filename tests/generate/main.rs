@@ -666,6 +666,67 @@ fn the_small_profile_writes_one_file_and_lets_type_complaints_through() {
     assert!(body.contains("a tally counter that remembers"), "{body}");
 }
 
+/// The small profile asks no tester, but Kiln writes the checks the request's words call for
+/// (`core::agent::probes`): "add items with Enter" is tried in Chromium, an app whose Enter
+/// adds nothing fails it and is written again, told what the check did and saw, and the
+/// second app passes it. The check is kept in the project's check file like a tester's.
+#[test]
+fn the_small_profile_checks_what_the_request_says_and_tries_again_when_it_fails() {
+    let app = |on_enter: &str| {
+        format!(
+            "import {{ useState }} from 'react'\n\nexport default function App() {{\n  const [items, setItems] = useState<string[]>([])\n  const [text, setText] = useState('')\n  const add = () => {{\n    if (!text.trim()) return\n    setItems([...items, text])\n    setText('')\n  }}\n  return (\n    <main>\n      <h1>Shopping</h1>\n      <input value={{text}} onChange={{(e) => setText(e.target.value)}}{on_enter} />\n      <button onClick={{add}}>Add</button>\n      <ul>{{items.map((it, i) => <li key={{i}}>{{it}}</li>)}}</ul>\n    </main>\n  )\n}}\n"
+        )
+    };
+    let broken = app("");
+    let fixed = app(" onKeyDown={(e) => { if (e.key === 'Enter') add() }}");
+    let run = setup(
+        Script::new()
+            .turn(
+                Turn::text(format!("<file path=\"src/App.tsx\">\n{broken}</file>\n"))
+                    .matching("ONE file, src/App.tsx"),
+            )
+            .turn(
+                Turn::text(format!("<file path=\"src/App.tsx\">\n{fixed}</file>\n"))
+                    .matching("The last version of this app failed with"),
+            ),
+        &[("KILN_MODEL_PROFILE", "small")],
+    );
+    let mut ws = socket(&run);
+    ws.send(json!({ "type": "generate", "prompt": "a shopping list: add items with Enter", "template": "react-vite" }));
+    let events = until_done(&run, &mut ws);
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "generation_complete", "{done}");
+    assert_eq!(done["unresolved"], json!([]), "{done}");
+    let probe = "typing in the text field and pressing Enter adds the entry";
+    let written = events
+        .iter()
+        .find(|e| e["type"] == "checks_written")
+        .unwrap_or_else(|| panic!("no checks_written in {events:?}"));
+    assert_eq!(written["checks"], json!([probe]), "{written}");
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "check_result")
+        .collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(checks_ran(results[0]), [(probe, false)], "{}", results[0]);
+    assert_eq!(checks_ran(results[1]), [(probe, true)], "{}", results[1]);
+    let asked = run.llm.chat_requests();
+    assert_eq!(asked.len(), 2);
+    let again = asked[1].body.as_ref().unwrap().to_string();
+    assert!(
+        again.contains(probe) && again.contains("Kiln check one"),
+        "the second try is told what the check did: {again}"
+    );
+    let stored = run.kiln.get(
+        &format!("/api/projects/{}/files/.kiln/checks.json", run.pid),
+        run.owner.token(),
+    );
+    assert!(stored.text.contains(probe), "{}", stored.text);
+    assert!(sandbox()
+        .file(&run.pid, "src/App.tsx")
+        .contains("onKeyDown"));
+}
+
 /// Small models loop: the whole answer again and again until max_tokens. The second time a
 /// file closes with the same content the stream is stopped and what was written is kept (here
 /// the repeat is followed by a block that never closes, which would otherwise fail the phase).
@@ -836,7 +897,7 @@ fn a_restart_mid_phase_resumes_without_repeating_finished_calls() {
                 .chunk_size(8)
                 .chunk_delay(Duration::from_millis(50)),
         ),
-        &[("KILN_STEP_WATCHDOG_MS", "3000")],
+        &[],
     );
     let mut ws = socket(&run);
     generate(&mut ws);
@@ -849,6 +910,8 @@ fn a_restart_mid_phase_resumes_without_repeating_finished_calls() {
         pid,
     } = run;
     let kiln = kiln.restart();
+    // The step watchdog is left at its 5 minutes: the restarted room resumes the step it was
+    // cut off in when it is first asked (here, by this poll), long before that.
     let deadline = Instant::now() + Duration::from_secs(120);
     let state = loop {
         let g = kiln

@@ -20,6 +20,7 @@ pub mod llm;
 pub mod machine;
 pub mod npm;
 pub mod pipeline;
+pub mod probes;
 pub mod profile;
 pub mod prompts;
 pub mod repeat;

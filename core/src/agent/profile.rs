@@ -48,6 +48,13 @@ impl Profile {
     }
 }
 
+/// The longest answer the small profile waits for, in tokens. Its answers are one file: the
+/// longest that ended of run 9's 22 was 1,162 tokens. The unit converter of that run wrote
+/// near-repeats (the same `if` with other units, which no exact-repeat guard sees) for all
+/// of its 10 minutes; at 10–15 tokens/s this cap ends such an answer in about 4 minutes, and
+/// it is asked again, warmer.
+pub const SMALL_ANSWER_TOKENS: u32 = 3000;
+
 /// Diagnostics about types alone, which a small model cannot be asked to satisfy in time and
 /// which do not change what the page does: unused names (6xxx), assignability and argument
 /// types, missing or excess props, possibly-null values. Implicit `any` (7xxx) is matched by

@@ -31,7 +31,9 @@ fn template_notes(t: Template, profile: Profile) -> &'static str {
             "Template `react-vite`: React 19 + TypeScript + Vite + Tailwind CSS. \
             src/main.tsx is given (it renders <App/>; never write it). Write the whole app in \
             ONE file, src/App.tsx: `export default function App()` plus any small components \
-            as functions in the same file, above App. Use Tailwind classes for styling. \
+            as functions in the same file, above App. Use plain elements (<button>, <input>, \
+            <ul>) with Tailwind classes: no UI component library (no Material UI, Tailwind UI, \
+            Bootstrap or Chakra) and no package the app can work without. \
             Import every React hook you use: import { useState } from 'react'. Define every \
             type you use in that file; import nothing from files that do not exist, and no \
             package for ids (use Date.now()). For data that must survive a reload use the \
@@ -203,6 +205,17 @@ pub fn coder(
         user += "It must satisfy:\n";
         for a in &ph.acceptance {
             user += &format!("- {a}\n");
+        }
+    }
+    // What Kiln's own checks of the request will try (`probes`), in plain words: told up
+    // front, a small model's first answer can meet them instead of a repair round.
+    if profile == Profile::Small {
+        let probes = super::probes::for_request(&format!("{}: {}", bp.name, bp.summary));
+        if !probes.is_empty() {
+            user += "Kiln will try it in a browser; make sure that:\n";
+            for c in &probes {
+                user += &format!("- {}\n", c.name);
+            }
         }
     }
     if !queued.is_empty() {
@@ -438,6 +451,27 @@ mod tests {
         assert!(u.contains("Enter adds a task") && u.contains("TS1192: no default export"));
         assert!(u.contains("from the start"));
         assert!(u.contains("src/lib/persist.ts") && !u.contains("<file path=\"src/App.tsx\">"));
+    }
+
+    #[test]
+    fn a_small_coder_is_told_what_kilns_checks_of_the_request_will_try() {
+        let request = "Todo list: add tasks with Enter, tick them done, filter all/active/done; the list survives a reload.";
+        let bp = Blueprint::from_request(request, Template::ReactVite);
+        let u = coder(&bp, Profile::Small, 0, &[], &[], None)[1]
+            .content
+            .clone();
+        let told = u
+            .split_once("Kiln will try it in a browser; make sure that:\n")
+            .unwrap()
+            .1;
+        for c in crate::agent::probes::for_request(request) {
+            assert!(told.contains(&format!("- {}\n", c.name)), "{u}");
+        }
+        // The large profile's tester writes its own checks.
+        let u = coder(&bp, Profile::Large, 0, &[], &[], None)[1]
+            .content
+            .clone();
+        assert!(!u.contains("Kiln will try it"), "{u}");
     }
 
     #[test]

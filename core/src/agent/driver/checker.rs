@@ -105,8 +105,9 @@ async fn repair<H: Host>(host: &H, tsc_output: &str) -> Result<bool, SandboxErro
     apply(host, repair).await
 }
 
-/// Hooks a model called at module scope go into their component (`hooks`) before the
-/// type-check: tsc accepts them, and the page would throw on load.
+/// Before the type-check: entry code written into App.tsx comes out (`without_entry_code`),
+/// and hooks a model called at module scope go into their component (`hooks`): tsc accepts
+/// those, and the page would throw on load.
 async fn restructure<H: Host>(host: &H) -> Result<(), SandboxError> {
     let (files, _) = project_code(host).map_err(room_side)?;
     let mut repair = autofix::Repair::default();
@@ -115,9 +116,17 @@ async fn restructure<H: Host>(host: &H) -> Result<(), SandboxError> {
         if path != "src/App.tsx" {
             continue;
         }
-        if let Some((new, note)) = crate::agent::hooks::move_into_component(text) {
+        let mut text = text.clone();
+        if let Some((new, note)) = autofix::without_entry_code(&text) {
             repair.notes.push(format!("{path}: {note}"));
-            repair.files.insert(path.clone(), new);
+            text = new;
+        }
+        if let Some((new, note)) = crate::agent::hooks::move_into_component(&text) {
+            repair.notes.push(format!("{path}: {note}"));
+            text = new;
+        }
+        if !repair.notes.is_empty() {
+            repair.files.insert(path.clone(), text);
         }
     }
     if !repair.is_empty() {

@@ -4,6 +4,7 @@
 
 use super::tree::AgentTree;
 use super::*;
+use crate::agent::file_stream::StreamEvent;
 use crate::agent::llm::{cost_micros, ChatMessage};
 use crate::agent::pipeline::{self, Applied, FileAnswer};
 use crate::agent::roles::Ask;
@@ -46,7 +47,13 @@ async fn call<H: Host>(
     // the same again at the same temperature copied its file back unchanged (recorded,
     // 2231c80: three rounds, three copies). Each later round runs warmer.
     let warmth = g.attempts + if ask == Ask::Fix { g.fix_round } else { 0 };
-    let req = ask.request(model, messages, warmth);
+    let mut req = ask.request(model, messages, warmth);
+    let small = super::profile(host) == crate::agent::profile::Profile::Small;
+    if small {
+        req.max_tokens = req
+            .max_tokens
+            .min(crate::agent::profile::SMALL_ANSWER_TOKENS);
+    }
     let result = host.stream(&req, on_text).await;
     let (usage, latency, error) = match &result {
         Ok(r) => (r.usage, r.latency_ms, None),
@@ -99,15 +106,27 @@ pub(super) async fn stream_files<H: Host>(
     ask: Ask,
     messages: Vec<ChatMessage>,
 ) -> HostResult<Result<Applied, Outcome>> {
-    let mut file_answer = FileAnswer::new();
+    let mut file_answer = if super::profile(host) == crate::agent::profile::Profile::Small {
+        FileAnswer::ending_with_the_app()
+    } else {
+        FileAnswer::new()
+    };
     let mut failure: Option<String> = None;
     let id = g.id.clone();
+    let react = g.template == Template::ReactVite;
     let answer = call(host, g, ask, messages, &mut |text| {
         if failure.is_some() || host.cancelled(&id) {
             return false;
         }
         let fed = file_answer.feed(text);
         for ev in &fed.events {
+            // A script that will be written under another path (`jsx_path`) is not ended
+            // under this one: browsers drop it as abandoned and see the real file written.
+            if let StreamEvent::FileEnd { path, content } = ev {
+                if react && pipeline::jsx_path(path, content).is_some() {
+                    continue;
+                }
+            }
             if let Some(event) = super::tree::live(ev) {
                 if let Err(e) = host.broadcast(event) {
                     failure = Some(e);
@@ -122,6 +141,8 @@ pub(super) async fn stream_files<H: Host>(
             command: ask.role().as_str().into(),
             output: "the model began repeating itself: stopped it there".into(),
         })?;
+    } else if file_answer.ended_at().is_some() && !host.cancelled(&g.id) {
+        // Stopped by Kiln once the app was written: the call did what was asked.
     } else if let Err(o) = answer {
         return Ok(Err(o));
     }
@@ -129,10 +150,27 @@ pub(super) async fn stream_files<H: Host>(
         return Ok(Err(Outcome::failed(f, true)));
     }
     match file_answer.finish() {
-        Ok(events) => Ok(Ok(pipeline::apply_answer(
-            &mut AgentTree::new(host),
-            events,
-        )?)),
+        Ok(mut events) => {
+            if react {
+                for ev in events.iter_mut() {
+                    if let StreamEvent::FileEnd { path, content } = ev {
+                        if let Some(new) = pipeline::jsx_path(path, content) {
+                            host.broadcast(ServerEvent::CommandOutput {
+                                command: "autofix".into(),
+                                output: format!(
+                                    "{path} holds JSX: written as {new}, which Vite can transform"
+                                ),
+                            })?;
+                            *path = new;
+                        }
+                    }
+                }
+            }
+            Ok(Ok(pipeline::apply_answer(
+                &mut AgentTree::new(host),
+                events,
+            )?))
+        }
         // An unclosed block: the answer was cut off. Retry the step.
         Err(cut) => Ok(Err(Outcome::failed(cut, true))),
     }

@@ -231,8 +231,28 @@ async fn write_checks<H: Host>(host: &H, g: &mut Generation, phase: usize) -> Ho
     // A small model's checks are often wrong (selectors it did not write, states it did not
     // build), and a wrong check sends a working app to the fixer: the small profile is judged
     // by Kiln's own smoke checks and the type gate only.
+    // Instead, Kiln writes the checks the request's own words call for (`probes`): an Enter
+    // that adds nothing or a filter that shows the wrong entries fails there, not only in
+    // the person's hands.
     if profile(host) == crate::agent::profile::Profile::Small {
-        return Ok(Outcome::TestsWritten);
+        let probes = if g.is_follow_up() {
+            vec![]
+        } else {
+            crate::agent::probes::for_request(&g.prompt)
+        };
+        if probes.is_empty() {
+            return Ok(Outcome::TestsWritten);
+        }
+        let names = probes.iter().map(|c| c.name.clone()).collect();
+        let mut file = read_checks(host)?;
+        file.set_phase(
+            phase,
+            probes
+                .into_iter()
+                .map(|c| checks::Check { phase, ..c })
+                .collect(),
+        );
+        return store_checks(host, file, phase, names, vec![]).await;
     }
     let bp = g.blueprint.clone().ok_or("no blueprint")?;
     let files = context_files(host, bp.phases[phase].files.iter().map(|p| p.as_str()))?;
@@ -243,6 +263,17 @@ async fn write_checks<H: Host>(host: &H, g: &mut Generation, phase: usize) -> Ho
     };
     let mut file = read_checks(host)?;
     let (names, dropped) = pipeline::tested(&text, phase, &mut file);
+    store_checks(host, file, phase, names, dropped).await
+}
+
+/// The check file with `phase`'s new checks, stored and in the sandbox, and announced.
+async fn store_checks<H: Host>(
+    host: &H,
+    file: checks::CheckFile,
+    phase: usize,
+    names: Vec<String>,
+    dropped: Vec<String>,
+) -> HostResult<Outcome> {
     if !names.is_empty() {
         let content = file.to_pretty();
         host.write(&checks_path(), content.as_bytes())?;
@@ -291,6 +322,7 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
             output: format!("skipped: {why}"),
         })?;
     }
+    let badness = found.badness();
     let errors = found.errors;
     host.broadcast(ServerEvent::CheckResult {
         phase,
@@ -298,7 +330,7 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
         errors: errors.clone(),
         checks: found.reports,
     })?;
-    let errors = keep_the_best_try(host, g, phase, errors).await?;
+    let errors = keep_the_best_try(host, g, phase, errors, badness).await?;
     Ok(Outcome::Checked { errors })
 }
 
@@ -318,10 +350,20 @@ fn mentioned_words<H: Host>(host: &H, g: &Generation) -> Vec<String> {
 struct Try {
     errors: Vec<String>,
     files: Vec<(String, String)>,
+    /// `CheckFindings::badness`; a try stored before it was counted reads by its errors.
+    #[serde(default)]
+    badness: Option<u32>,
+}
+
+impl Try {
+    fn badness(&self) -> u32 {
+        self.badness.unwrap_or(self.errors.len() as u32)
+    }
 }
 
 /// A small model's fix round as often makes an app worse as better (run 4 threw away first
-/// answers that were close): of a new app's tries, the one with the fewest problems is kept.
+/// answers that were close): of a new app's tries, the one nearest to working is kept
+/// (`CheckFindings::badness`).
 /// Each check records its try when it is the best so far; after the last fix round, a worse
 /// app is replaced by the best one.
 async fn keep_the_best_try<H: Host>(
@@ -329,6 +371,7 @@ async fn keep_the_best_try<H: Host>(
     g: &Generation,
     phase: usize,
     errors: Vec<String>,
+    badness: u32,
 ) -> HostResult<Vec<String>> {
     let small = profile(host) == crate::agent::profile::Profile::Small;
     let Some(bp) = g.blueprint.as_ref().filter(|_| small && !g.is_follow_up()) else {
@@ -338,9 +381,9 @@ async fn keep_the_best_try<H: Host>(
     let best: Option<Try> = host.memo(&key)?.and_then(|s| serde_json::from_str(&s).ok());
     let own: Vec<&str> = bp.phases[phase].files.iter().map(|p| p.as_str()).collect();
     match best {
-        Some(b) if b.errors.len() <= errors.len() => {
+        Some(b) if b.badness() <= badness => {
             let last = g.fix_round >= crate::agent::machine::MAX_FIX_ROUNDS;
-            if !last || b.errors.len() == errors.len() {
+            if !last || b.badness() == badness {
                 return Ok(errors);
             }
             for (path, content) in &b.files {
@@ -353,10 +396,10 @@ async fn keep_the_best_try<H: Host>(
             host.broadcast(ServerEvent::CommandOutput {
                 command: "autofix".into(),
                 output: format!(
-                    "kept the earlier try of {} ({} problems) over the last ({})",
+                    "kept the earlier try of {} ({}) over the last ({})",
                     own.join(", "),
-                    b.errors.len(),
-                    errors.len()
+                    pipeline::how_bad(b.badness()),
+                    pipeline::how_bad(badness)
                 ),
             })?;
             Ok(b.errors)
@@ -377,6 +420,7 @@ async fn keep_the_best_try<H: Host>(
             let t = Try {
                 errors: errors.clone(),
                 files,
+                badness: Some(badness),
             };
             host.set_memo(&key, &serde_json::to_string(&t).map_err(|e| e.to_string())?)?;
             Ok(errors)

@@ -17,7 +17,7 @@ export default function App() {
   }
   const toggle = (id: number) => setBooks(books.map((b) => (b.id === id ? { ...b, read: !b.read } : b)))
   const remove = (id: number) => setBooks(books.filter((b) => b.id !== id))
-  const shown = books.filter((b) => (show === 'all' ? true : show === 'read' ? b.read : !b.read))
+  const shown = books.filter((b) => (show === 'all' ? true : show === 'unread' ? !b.read : b.read))
 
   return (
     <main className="mx-auto max-w-md p-6 font-sans">

@@ -22,6 +22,7 @@ const CLASSES = [
 export default function App() {
   const [name, setName] = useState('')
   const [email, setEmail] = useState('')
+  const [note, setNote] = useState('')
   const [errors, setErrors] = useState<Errors>({})
   const [sent, setSent] = useState(false)
 
@@ -53,14 +54,18 @@ export default function App() {
         <h2 className="text-2xl font-semibold">Join us</h2>
         <label className="block">
           Name
-          <input data-testid="name" name="name" className="mt-1 w-full rounded border px-3 py-2" value={name} onChange={(e) => setName(e.target.value)} />
+          <input data-testid="name" name="name" aria-invalid={!!errors.name} className="mt-1 w-full rounded border px-3 py-2" value={name} onChange={(e) => setName(e.target.value)} />
         </label>
         {errors.name && <p className="text-red-600">{errors.name}</p>}
         <label className="block">
           Email
-          <input data-testid="email" name="email" type="email" className="mt-1 w-full rounded border px-3 py-2" value={email} onChange={(e) => setEmail(e.target.value)} />
+          <input data-testid="email" name="email" type="email" aria-invalid={!!errors.email} className="mt-1 w-full rounded border px-3 py-2" value={email} onChange={(e) => setEmail(e.target.value)} />
         </label>
         {errors.email && <p className="text-red-600">{errors.email}</p>}
+        <label className="block">
+          Anything we should know?
+          <textarea data-testid="note" name="note" className="mt-1 w-full rounded border px-3 py-2" value={note} onChange={(e) => setNote(e.target.value)} />
+        </label>
         <button type="submit" data-testid="send" className="rounded bg-amber-700 px-5 py-2 text-white">
           Send
         </button>

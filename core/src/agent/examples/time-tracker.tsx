@@ -28,8 +28,8 @@ export default function App() {
 
   function add() {
     const h = parseFloat(hours)
-    if (!(h > 0)) return
-    setLogs([...logs, { id: Date.now(), hours: h, activity, day }])
+    if (!(h > 0) || !activity.trim()) return
+    setLogs([...logs, { id: Date.now(), hours: h, activity: activity.trim(), day }])
     setHours('')
   }
   const byActivity = new Map<string, number>()
@@ -41,11 +41,13 @@ export default function App() {
       <h1 className="text-2xl font-bold">Time tracker</h1>
       <div className="flex flex-wrap gap-2">
         <input data-testid="hours" type="number" step="0.25" className="w-24 rounded border px-2 py-1" value={hours} onChange={(e) => setHours(e.target.value)} />
-        <select data-testid="activity" name="activity" className="rounded border px-2 py-1" value={activity} onChange={(e) => setActivity(e.target.value)}>
-          <option>Reading</option>
-          <option>Sport</option>
-          <option>Music</option>
-        </select>
+        {/* Typed, with suggestions: a person's own activities are not in any fixed list. */}
+        <input data-testid="activity" name="activity" list="activities" placeholder="Activity" className="rounded border px-2 py-1" value={activity} onChange={(e) => setActivity(e.target.value)} />
+        <datalist id="activities">
+          <option value="Reading" />
+          <option value="Sport" />
+          <option value="Music" />
+        </datalist>
         <input data-testid="day" type="date" className="rounded border px-2 py-1" value={day} onChange={(e) => setDay(e.target.value)} />
         <button data-testid="add" className="rounded bg-teal-600 px-3 py-1 text-white" onClick={add}>
           Add
