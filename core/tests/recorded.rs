@@ -5,7 +5,8 @@
 //! coder's or fixer's answer (`FileAnswer`, with the repeat guard), the tester's checks
 //! (`checks::from_model`), and for every fix the failures it was shown and the files it saw:
 //! what the type gate lets through per profile and what `autofix` repairs; and for every
-//! component written, whether its module-scope hooks are moved into it (`hooks`). What each yields
+//! component written, whether its module-scope hooks are moved into it (`hooks`) and its UI-kit
+//! imports pointed at Kiln's stand-in (`autofix::without_ui_kits`). What each yields
 //! is compared with `<fixture>.expect.json`, so a change that alters what Kiln makes of real
 //! output shows in review (`KILN_WRITE_RECORDED=1` rewrites the expectations).
 
@@ -85,6 +86,13 @@ fn judge(call: &Call) -> Value {
                                 if let Some((_, note)) = hooks::move_into_component(content) {
                                     block["hooks"] = json!(note);
                                 }
+                            }
+                            // Imports from UI kits the template lacks, pointed at Kiln's
+                            // stand-in (the small profile's restructure, before tsc).
+                            let one = BTreeMap::from([(path.to_string(), content.clone())]);
+                            let kits = autofix::without_ui_kits(&one, &Default::default());
+                            if !kits.is_empty() {
+                                block["ui_kits"] = json!(kits.notes);
                             }
                             Some(block)
                         }

@@ -571,7 +571,8 @@ fn the_small_models_examples_type_check_and_pass_the_smoke_checks() {
 /// Kiln's checks from the request's words (`core::agent::probes`) pass on apps that do what
 /// the request says and fail on apps that do not, in Chromium: the worked examples under a
 /// request of their kind pass; the same apps with the bugs the recorded runs showed (a filter
-/// testing the wrong state, an invalid field not marked, a clock counting up from zero) fail
+/// testing the wrong state, an invalid field not marked, a clock counting up from zero, a card
+/// added without the text typed for it) fail
 /// at the step that shows it.
 #[test]
 fn kilns_checks_from_the_request_pass_on_working_apps_and_fail_on_broken_ones() {
@@ -589,6 +590,7 @@ fn kilns_checks_from_the_request_pass_on_working_apps_and_fail_on_broken_ones() 
             "setSecs((s) => Math.max(0, s - 1))",
         )
         .replace("setSecs(0)", "setSecs(600)");
+    let kanban = "A board of guests: three columns, drag cards between them, add and edit cards.";
     let reading =
         "A reading list: add books with Enter, tick them read, filter all/unread/read; the list survives a reload.";
     let cases: Vec<(&str, String, Vec<bool>)> = vec![
@@ -626,6 +628,14 @@ fn kilns_checks_from_the_request_pass_on_working_apps_and_fail_on_broken_ones() 
             example("journal").into(),
             vec![true],
         ),
+        (kanban, example("seating-plan").into(), vec![true]),
+        (
+            kanban,
+            example("seating-plan")
+                .replace("if (!name.trim()) return", "")
+                .replace("name: name.trim(),", "name: 'Untitled',"),
+            vec![false],
+        ),
     ];
     for (request, app, want) in cases {
         let probes = kiln_core::agent::probes::for_request(request);
@@ -644,4 +654,112 @@ fn kilns_checks_from_the_request_pass_on_working_apps_and_fail_on_broken_ones() 
         let got: Vec<bool> = report.results.iter().map(|r| r.passed).collect();
         assert_eq!(got, want, "{request}: {out}");
     }
+}
+
+/// Kiln's stand-in for UI kits (`autofix::without_ui_kits`): an app written against Material
+/// UI's names, as the small model writes them though told not to, is pointed at
+/// `src/lib/ui.tsx`; it type-checks under the template's strict tsc, loads without an error
+/// and does what it says (Enter in its `TextField` adds a task, its `Checkbox` ticks it, a
+/// reload keeps it): Kiln's checks of that request pass on it.
+#[test]
+fn an_app_written_against_a_ui_kit_runs_on_kilns_stand_in() {
+    use kiln_core::agent::checks::CheckFile;
+    let s = svc();
+    let (id, t) = react_vite_project(s, "uikit");
+    let app = r#"import { useState } from 'react'
+import { usePersistentState } from './lib/persist'
+import {
+  Box,
+  Button,
+  Checkbox,
+  Container,
+  List,
+  ListItem,
+  ListItemText,
+  TextField,
+  Typography,
+} from '@material-ui/core'
+import { makeStyles, useTheme } from '@material-ui/core/styles'
+import { styled } from '@mui/material/styles'
+import Card from '@mui/material/Card'
+
+type Task = { id: number; text: string; done: boolean }
+const Title = styled(Typography)(({ theme }: any) => ({ color: theme.palette.primary.main }))
+const useStyles = makeStyles(() => ({ root: { padding: 16 } }))
+
+export default function App() {
+  const classes = useStyles()
+  const theme = useTheme()
+  const [tasks, setTasks] = usePersistentState<Task[]>('tasks', [])
+  const [text, setText] = useState('')
+  const [show, setShow] = useState<'all' | 'active' | 'done'>('all')
+  const add = () => {
+    if (!text.trim()) return
+    setTasks([...tasks, { id: Date.now(), text: text.trim(), done: false }])
+    setText('')
+  }
+  const shown = tasks.filter((t) => (show === 'all' ? true : show === 'active' ? !t.done : t.done))
+  return (
+    <Container className={classes.root} maxWidth="sm">
+      <Title variant="h4" gutterBottom style={{ borderColor: theme.palette.divider }}>
+        Tasks
+      </Title>
+      <Card>
+        <Box display="flex" sx={{ gap: 2 }}>
+          <TextField label="New task" value={text} onChange={(e: any) => setText(e.target.value)}
+            onKeyDown={(e: any) => e.key === 'Enter' && add()} fullWidth variant="outlined" />
+          <Button variant="contained" color="primary" onClick={add}>Add</Button>
+        </Box>
+      </Card>
+      <Box>
+        {(['all', 'active', 'done'] as const).map((f) => (
+          <Button key={f} variant={show === f ? 'contained' : 'text'} onClick={() => setShow(f)}>{f}</Button>
+        ))}
+      </Box>
+      <List>
+        {shown.map((t) => (
+          <ListItem key={t.id} dense button>
+            <Checkbox checked={t.done} onChange={() => setTasks(tasks.map((x) => (x.id === t.id ? { ...x, done: !x.done } : x)))} />
+            <ListItemText primary={t.text} />
+          </ListItem>
+        ))}
+      </List>
+    </Container>
+  )
+}
+"#;
+    let files = std::collections::BTreeMap::from([("src/App.tsx".to_owned(), app.to_owned())]);
+    let repair = kiln_core::agent::autofix::without_ui_kits(&files, &Default::default());
+    let standin = &repair.files[kiln_core::agent::autofix::UI_STANDIN];
+    let fixed = &repair.files["src/App.tsx"];
+    assert!(
+        !fixed.contains("@material-ui") && !fixed.contains("@mui"),
+        "{fixed}"
+    );
+    let request = "A todo list: add tasks with Enter, tick them done, filter all/active/done; the list survives a reload.";
+    let checks = CheckFile {
+        checks: kiln_core::agent::probes::for_request(request),
+    };
+    assert_eq!(checks.checks.len(), 2);
+    let w = s.write(
+        &id,
+        &t,
+        &[
+            ("src/App.tsx", fixed),
+            (kiln_core::agent::autofix::UI_STANDIN, standin),
+            (".kiln/checks.json", &checks.to_pretty()),
+        ],
+    );
+    assert_eq!(w.status, 200, "{}", w.body);
+    let (out, err, last) = s.exec(&id, &t, "npx", &["tsc", "--noEmit", "-p", "."], 120_000);
+    assert_eq!(last, ExecFrame::Exit { exit_code: 0 }, "{out}\n{err}");
+    start_dev_server(s, &id, &t);
+    let (report, out) = run_checks(
+        s,
+        &id,
+        &t,
+        &["/opt/kiln/check.mjs", ".kiln/checks.json", "--smoke"],
+    );
+    assert_eq!(report.results.len(), 4, "{out}");
+    assert!(report.results.iter().all(|r| r.passed), "{out}");
 }

@@ -224,6 +224,183 @@ pub fn repair(
     out
 }
 
+/// Packages a small model imports UI components from that export none of them (recorded:
+/// `@tailwindui/react`'s `Button, Input, List, ListItem, Text` in 73f13ec-1, `tailwindcss-react`
+/// in 92ccf79-1): their imports always go to the stand-in.
+const NOT_UI_KITS: &[&str] = &[
+    "@tailwindui/react",
+    "tailwindcss-react",
+    "tailwindcss-react-native",
+];
+
+/// UI kits, stood in for when they are not a dependency (`@material-ui/core` in 6824bc3-3 and
+/// 73f13ec-3 never installs beside React 19: its peers are React 16/17; `@mui/material` in
+/// 88b9210-6 and 92ccf79-7 needs two more packages the model does not name).
+const UI_KITS: &[&str] = &[
+    "@material-ui/core",
+    "@material-ui/styles",
+    "@material-ui/lab",
+    "@mui/material",
+    "@mui/system",
+    "@mui/styles",
+    "@mui/lab",
+    "@chakra-ui/react",
+    "react-bootstrap",
+];
+
+/// Where Kiln writes its stand-in for UI kits: plain elements under the kits' names.
+pub const UI_STANDIN: &str = "src/lib/ui.tsx";
+
+/// Imports of UI components from a kit the project does not have (the small profile is told
+/// to use plain elements, and imports them anyway: five recorded apps) point at
+/// [`UI_STANDIN`], which Kiln writes: `ui-standin.tsx`, plain elements with Tailwind classes
+/// under the kits' names, plus a `<div>` for each name it does not know. The app then runs
+/// as written, and its file says what it is. `deps` are package.json's dependencies.
+pub fn without_ui_kits(files: &BTreeMap<String, String>, deps: &BTreeSet<String>) -> Repair {
+    let mut out = Repair::default();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for (path, text) in files {
+        if !is_code(path) || path == UI_STANDIN {
+            continue;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let mut kept: Vec<String> = Vec::new();
+        let mut kits: BTreeSet<&str> = BTreeSet::new();
+        let mut i = 0;
+        while i < lines.len() {
+            // An import over several lines (`import {\n  Box,\n  Button,\n} from '…'`) is
+            // read as one.
+            let mut end = i;
+            let mut stmt = lines[i].to_owned();
+            let first = lines[i].trim_start();
+            if first.starts_with("import") && first.contains('{') && !first.contains('}') {
+                while end + 1 < lines.len() && end - i < 60 {
+                    end += 1;
+                    stmt.push(' ');
+                    stmt.push_str(lines[end].trim());
+                    if lines[end].contains('}') {
+                        break;
+                    }
+                }
+            }
+            let standin = Import::parse(&stmt).and_then(|imp| {
+                let pkg = package_name(imp.spec)?;
+                let kit =
+                    NOT_UI_KITS.contains(&pkg) || (UI_KITS.contains(&pkg) && !deps.contains(pkg));
+                if !kit {
+                    return None;
+                }
+                kits.insert(NOT_UI_KITS.iter().chain(UI_KITS).find(|k| **k == pkg)?);
+                Some(standin_import(&imp, path, &mut names))
+            });
+            match standin {
+                Some(new) => {
+                    kept.extend(new);
+                    i = end + 1;
+                }
+                None => {
+                    kept.push(lines[i].to_owned());
+                    i += 1;
+                }
+            }
+        }
+        if kits.is_empty() {
+            continue;
+        }
+        let mut new = kept.join("\n");
+        if text.ends_with('\n') {
+            new.push('\n');
+        }
+        let kits: Vec<String> = kits.iter().map(|k| format!("'{k}'")).collect();
+        out.notes.push(format!(
+            "{path}: imports from {} (not installed) now come from {UI_STANDIN}, plain elements under the same names",
+            kits.join(", ")
+        ));
+        out.files.insert(path.clone(), new);
+    }
+    if !out.files.is_empty() {
+        out.files
+            .insert(UI_STANDIN.to_owned(), standin_source(&names));
+    }
+    out
+}
+
+/// The import of a kit's names from the stand-in (`None` for a bare `import 'kit/x.css'`,
+/// which goes); the names it takes are added to `names`.
+fn standin_import(imp: &Import<'_>, file: &str, names: &mut BTreeSet<String>) -> Option<String> {
+    let spec = relative_spec(file, UI_STANDIN);
+    let clause = imp.clause.trim();
+    if clause.is_empty() {
+        return None;
+    }
+    // `import Button from '@mui/material/Button'`: the component the path names.
+    let sub = imp.spec.rsplit('/').next().unwrap_or("");
+    let (default, braces) = match clause.split_once('{') {
+        Some((d, rest)) => (d.trim().trim_end_matches(',').trim(), Some(rest)),
+        None => (clause, None),
+    };
+    let mut bindings: Vec<String> = Vec::new();
+    if let Some(ns) = default.strip_prefix("* as ") {
+        // Every name the stand-in has, under one namespace.
+        return Some(imp.with(&format!("* as {}", ns.trim()), &spec));
+    }
+    if !default.is_empty() && is_ident(default) {
+        let name = if sub.starts_with(|c: char| c.is_ascii_uppercase()) && is_ident(sub) {
+            sub
+        } else {
+            default
+        };
+        names.insert(name.to_owned());
+        bindings.push(if name == default {
+            default.to_owned()
+        } else {
+            format!("{name} as {default}")
+        });
+    }
+    for b in braces
+        .map(|r| r.split('}').next().unwrap_or(""))
+        .unwrap_or("")
+        .split(',')
+    {
+        let b = b.trim();
+        let b = b.strip_prefix("type ").unwrap_or(b).trim();
+        let (name, local) = match b.split_once(" as ") {
+            Some((n, l)) => (n.trim(), l.trim()),
+            None => (b, b),
+        };
+        if !is_ident(name) || !is_ident(local) {
+            continue;
+        }
+        names.insert(name.to_owned());
+        bindings.push(if name == local {
+            name.to_owned()
+        } else {
+            format!("{name} as {local}")
+        });
+    }
+    (!bindings.is_empty()).then(|| imp.with(&format!("{{ {} }}", bindings.join(", ")), &spec))
+}
+
+/// The stand-in's source with every name in `names`: those it lacks are a plain `<div>`
+/// (a component) or a value that is anything asked of it (a helper).
+fn standin_source(names: &BTreeSet<String>) -> String {
+    const STANDIN: &str = include_str!("ui-standin.tsx");
+    let has = Exports::scan(STANDIN);
+    let mut out = STANDIN.to_owned();
+    let missing: Vec<&String> = names.iter().filter(|n| !has.named.contains(*n)).collect();
+    if !missing.is_empty() {
+        out.push_str("\n// Names the app imported that the stand-in did not have.\n");
+    }
+    for name in missing {
+        if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            out.push_str(&format!("export const {name} = box('div')\n"));
+        } else {
+            out.push_str(&format!("export const {name}: any = anything\n"));
+        }
+    }
+    out
+}
+
 /// The entry code written into the app's file under its component, as main.tsx's job
 /// (recorded, 73f13ec: the markdown notes' `render(<App />, document.getElementById('root'))`
 /// with `import { render } from 'react-dom'` and no default export, so tsc found no
@@ -1553,5 +1730,77 @@ mod tests {
         assert_eq!(package_name("@a/b/c"), Some("@a/b"));
         assert_eq!(package_name("node:fs"), None);
         assert_eq!(package_name("Bad Name"), None);
+    }
+
+    #[test]
+    fn imports_from_ui_kits_the_project_lacks_come_from_the_stand_in() {
+        // Recorded: 73f13ec-1, the todo list's first answer imported five components from
+        // `@tailwindui/react` (which exports none of them); 88b9210-6, the bakery's from
+        // `@mui/material` over two lines, and `styled` from a subpath.
+        let todo = recorded_app(
+            include_str!("../../tests/recorded/73f13ec-1-todo-list.json"),
+            0,
+        );
+        let bakery = "import { useState } from 'react'\nimport {\n  Box,\n  Button as Btn,\n  TextField,\n} from '@mui/material'\nimport { styled } from '@mui/material/styles'\nimport Card from '@mui/material/Card'\nimport '@mui/material/styles.css'\nimport { Fancy } from '@mui/material'\n\nexport function Menu() {\n  return <Box />\n}\n";
+        let files = project(&[
+            ("src/App.tsx", todo.as_str()),
+            ("src/components/Menu.tsx", bakery),
+            ("src/lib/persist.ts", "export const x = 1\n"),
+        ]);
+        let r = without_ui_kits(&files, &deps(&["react"]));
+        let app = &r.files["src/App.tsx"];
+        assert!(
+            app.contains("import { Button, Input, List, ListItem, Text } from './lib/ui'\n"),
+            "{app}"
+        );
+        assert!(!app.contains("@tailwindui"), "{app}");
+        assert_eq!(
+            r.files["src/components/Menu.tsx"],
+            "import { useState } from 'react'\nimport { Box, Button as Btn, TextField } from '../lib/ui'\nimport { styled } from '../lib/ui'\nimport { Card } from '../lib/ui'\nimport { Fancy } from '../lib/ui'\n\nexport function Menu() {\n  return <Box />\n}\n"
+        );
+        // The stand-in has every name imported: the kits' it knows, and a <div> for the rest.
+        let ui = &r.files[UI_STANDIN];
+        let ex = Exports::scan(ui);
+        for name in [
+            "Button",
+            "Input",
+            "List",
+            "ListItem",
+            "Text",
+            "Box",
+            "TextField",
+            "styled",
+            "Card",
+            "Fancy",
+        ] {
+            assert!(ex.named.contains(name), "{name}");
+        }
+        assert!(ui.contains("export const Fancy = box('div')\n"), "{ui}");
+        assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+        // A kit the project installed is its own; the small profile's told-not-to is only
+        // stood in for when it is missing.
+        let installed = without_ui_kits(
+            &project(&[("src/App.tsx", "import { Button } from '@mui/material'\n")]),
+            &deps(&["@mui/material"]),
+        );
+        assert!(installed.is_empty());
+        // Packages that export none of the names are stood in for even when installed.
+        let fake = without_ui_kits(
+            &project(&[(
+                "src/App.tsx",
+                "import { Button } from 'tailwindcss-react'\n",
+            )]),
+            &deps(&["tailwindcss-react"]),
+        );
+        assert_eq!(
+            fake.files["src/App.tsx"],
+            "import { Button } from './lib/ui'\n"
+        );
+        // Nothing of a kit: nothing written.
+        assert!(without_ui_kits(
+            &project(&[("src/App.tsx", "import { useState } from 'react'\n")]),
+            &deps(&[])
+        )
+        .is_empty());
     }
 }

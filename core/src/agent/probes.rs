@@ -39,6 +39,9 @@ pub fn for_request(request: &str) -> Vec<Check> {
             out.push(f);
         }
     }
+    if !words.contains(&"enter") && words.contains(&"add") && ENTRIES.iter().any(|e| has(e)) {
+        out.push(button_adds());
+    }
     if let Some(t) = timer(&lower, &has) {
         out.push(t);
     }
@@ -101,6 +104,35 @@ fn enter_adds(persists: bool) -> Check {
         name: name.into(),
         phase: 0,
         steps,
+    }
+}
+
+/// Entries made of one text, which "add …" without "Enter" makes with a field and a button
+/// (not an expense or a note: those have more than one field, or none before "New").
+const ENTRIES: &[&str] = &[
+    "card", "task", "item", "todo", "to-do", "idea", "chore", "book", "movie", "guest",
+];
+
+/// "add and edit cards": typing the entry's text into the text field and clicking the add
+/// button shows it (recorded, 73f13ec-7: the kanban board's "Add card" added an untitled
+/// card, with no field to type one into).
+fn button_adds() -> Check {
+    Check {
+        name: "typing an entry's text into the text field and clicking Add shows it".into(),
+        phase: 0,
+        steps: vec![
+            CheckStep::Fill {
+                target: TEXT_FIELD.into(),
+                value: FIRST.into(),
+            },
+            CheckStep::Click {
+                target: "role=button[name=/add/i]".into(),
+            },
+            CheckStep::See {
+                text: FIRST.into(),
+                target: None,
+            },
+        ],
     }
 }
 
@@ -369,11 +401,38 @@ mod tests {
     }
 
     #[test]
+    fn adding_cards_without_enter_is_checked_with_a_field_and_the_add_button() {
+        let found = for_request(
+            "Kanban board: three columns, drag cards between them, add and edit cards.",
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].steps,
+            [
+                CheckStep::Fill {
+                    target: TEXT_FIELD.into(),
+                    value: FIRST.into()
+                },
+                CheckStep::Click {
+                    target: "role=button[name=/add/i]".into()
+                },
+                CheckStep::See {
+                    text: FIRST.into(),
+                    target: None
+                },
+            ]
+        );
+        // With Enter it is the Enter check; an entry of several fields is not checked so.
+        assert_eq!(names("a shopping list: add items with Enter").len(), 1);
+        assert!(names("a shopping list: add items with Enter")[0].contains("Enter"));
+        assert!(names("add an expense with amount and date").is_empty());
+    }
+
+    #[test]
     fn requests_that_ask_for_none_of_it_get_no_probes() {
         for request in [
             "Expense tracker: add an expense with amount, category and date; a running total; a chart of spending by category.",
             "QR code maker: type text or a URL, see its QR code, download it as PNG.",
-            "Kanban board: three columns, drag cards between them, add and edit cards.",
             "Unit converter: length, weight and temperature, both directions, live as you type.",
             "a page for my cat",
             // A filter without Enter: Kiln cannot add the entries it would filter.

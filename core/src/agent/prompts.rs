@@ -217,6 +217,10 @@ pub fn coder(
                 user += &format!("- {}\n", c.name);
             }
         }
+        for hint in package_hints(&format!("{} {}", bp.name, bp.summary)) {
+            user += hint;
+            user += "\n";
+        }
     }
     if !queued.is_empty() {
         user += "The user also asked, while you were working:\n";
@@ -288,6 +292,26 @@ pub fn edit_fix(
     }
     user += &format!("\nCurrent files:\n{}", quote_files(files));
     vec![ChatMessage::system(system), ChatMessage::user(user)]
+}
+
+/// The package to use for what a request needs and React has not (the small model, left to
+/// itself, named `react-qrcode` and called the `qrcode` package's API on it in every try of
+/// 73f13ec-5 and 92ccf79-5), with its one line of use; Kiln installs an imported package.
+fn package_hints(request: &str) -> Vec<&'static str> {
+    const HINTS: &[(&str, &str)] = &[(
+        "qr",
+        "For the QR code use the package qrcode.react: import { QRCodeCanvas } from \
+         'qrcode.react', then <QRCodeCanvas value={text} size={200} /> draws it on a canvas \
+         as the text changes; for a PNG download, the canvas's toDataURL('image/png') is the \
+         link's href.",
+    )];
+    let lower = request.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    HINTS
+        .iter()
+        .filter(|(w, _)| words.contains(w))
+        .map(|(_, hint)| *hint)
+        .collect()
 }
 
 /// The small profile's repair of a new app: the phase's files written again from the start,
@@ -451,6 +475,22 @@ mod tests {
         assert!(u.contains("Enter adds a task") && u.contains("TS1192: no default export"));
         assert!(u.contains("from the start"));
         assert!(u.contains("src/lib/persist.ts") && !u.contains("<file path=\"src/App.tsx\">"));
+    }
+
+    #[test]
+    fn a_small_coder_is_told_the_package_for_a_qr_code() {
+        let bp = Blueprint::from_request(
+            "QR code maker: type text or a URL, see its QR code, download it as PNG.",
+            Template::ReactVite,
+        );
+        let u = &coder(&bp, Profile::Small, 0, &[], &[], None)[1].content;
+        assert!(
+            u.contains("import { QRCodeCanvas } from 'qrcode.react'"),
+            "{u}"
+        );
+        let u = &coder(&bp, Profile::Large, 0, &[], &[], None)[1].content;
+        assert!(!u.contains("qrcode.react"), "{u}");
+        assert!(package_hints("a square of squares").is_empty());
     }
 
     #[test]

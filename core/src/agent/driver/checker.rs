@@ -7,6 +7,7 @@ use super::*;
 use crate::agent::autofix;
 use crate::agent::checks::{self, CheckFile, Ran, RunVerdict, CHECKS_PATH};
 use crate::agent::npm::NpmInstall;
+use crate::agent::profile::Profile;
 use crate::sandbox::{FileEncoding, WriteFiles};
 
 fn room_side(e: HostError) -> SandboxError {
@@ -41,7 +42,7 @@ pub(super) async fn compile_check<H: Host>(
             let args = ["tsc", "--noEmit", "-p", "."].map(String::from).to_vec();
             let tsc = exec("npx", args, CHECK_TIMEOUT_MS);
             let profile = super::profile(host);
-            restructure(host).await?;
+            restructure(host, profile).await?;
             let mut pass = 0;
             loop {
                 let r = host.exec(&tsc, &mut |_| {}).await?;
@@ -105,28 +106,37 @@ async fn repair<H: Host>(host: &H, tsc_output: &str) -> Result<bool, SandboxErro
     apply(host, repair).await
 }
 
-/// Before the type-check: entry code written into App.tsx comes out (`without_entry_code`),
-/// and hooks a model called at module scope go into their component (`hooks`): tsc accepts
-/// those, and the page would throw on load.
-async fn restructure<H: Host>(host: &H) -> Result<(), SandboxError> {
-    let (files, _) = project_code(host).map_err(room_side)?;
-    let mut repair = autofix::Repair::default();
-    for (path, text) in &files {
-        // App.tsx only: wrapping another file's script as `App` would rename its export.
-        if path != "src/App.tsx" {
-            continue;
-        }
+/// Before the type-check: imports from UI kits the project lacks point at Kiln's stand-in
+/// (`without_ui_kits`, the small profile only: a hosted model's kit gets installed), entry
+/// code written into App.tsx comes out (`without_entry_code`), and hooks a model called at
+/// module scope go into their component (`hooks`): tsc accepts those, and the page would
+/// throw on load.
+async fn restructure<H: Host>(host: &H, profile: Profile) -> Result<(), SandboxError> {
+    let (mut files, deps) = project_code(host).map_err(room_side)?;
+    let mut repair = if profile == Profile::Small {
+        autofix::without_ui_kits(&files, &deps)
+    } else {
+        autofix::Repair::default()
+    };
+    for (path, text) in &repair.files {
+        files.insert(path.clone(), text.clone());
+    }
+    // App.tsx only: wrapping another file's script as `App` would rename its export.
+    if let Some(text) = files.get("src/App.tsx") {
         let mut text = text.clone();
+        let mut changed = false;
         if let Some((new, note)) = autofix::without_entry_code(&text) {
-            repair.notes.push(format!("{path}: {note}"));
+            repair.notes.push(format!("src/App.tsx: {note}"));
             text = new;
+            changed = true;
         }
         if let Some((new, note)) = crate::agent::hooks::move_into_component(&text) {
-            repair.notes.push(format!("{path}: {note}"));
+            repair.notes.push(format!("src/App.tsx: {note}"));
             text = new;
+            changed = true;
         }
-        if !repair.notes.is_empty() {
-            repair.files.insert(path.clone(), text);
+        if changed {
+            repair.files.insert("src/App.tsx".into(), text);
         }
     }
     if !repair.is_empty() {
