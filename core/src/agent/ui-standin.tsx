@@ -41,6 +41,8 @@ export const Container = box('div', 'mx-auto max-w-5xl px-4')
 export const Paper = box('div', 'rounded bg-white p-4 shadow')
 export const Card = box('div', 'rounded bg-white shadow')
 export const CardContent = box('div', 'p-4')
+export const CardHeader = (p: P) =>
+  createElement('div', dom(p, { className: join('p-4 font-semibold', p.className) }), p.title, p.subheader != null ? createElement('small', { className: 'block' }, p.subheader) : null, p.action)
 export const CardActions = box('div', 'flex gap-2 p-4')
 export const Toolbar = box('div', 'flex items-center gap-2 p-2')
 export const AppBar = box('header', 'bg-slate-800 text-white')
@@ -54,6 +56,8 @@ export const DialogTitle = box('h2', 'p-4 text-xl font-semibold')
 export const List = box('ul', 'flex flex-col gap-1')
 export const ListItem = box('li', 'flex items-center gap-2')
 export const ListItemButton = box('li', 'flex cursor-pointer items-center gap-2')
+export const ListItemText = (p: P) =>
+  createElement('span', dom(p), p.primary, p.secondary != null ? createElement('small', { className: 'block text-slate-500' }, p.secondary) : null, p.children)
 export const ListItemIcon = box('span')
 export const ListItemAvatar = box('span')
 export const ListItemSecondaryAction = box('span', 'ml-auto')
@@ -91,8 +95,7 @@ export const Button = (p: P) =>
   createElement('button', dom(p, {
     type: p.type ?? 'button',
     className: join('rounded bg-blue-600 px-4 py-2 text-white disabled:opacity-50', p.className),
-    children: [p.startIcon, p.children, p.endIcon].filter((c) => c != null),
-  }))
+  }), p.startIcon, p.children, p.endIcon)
 export const IconButton = (p: P) =>
   createElement('button', dom(p, { type: p.type ?? 'button', 'aria-label': p['aria-label'] ?? p.title }))
 export const Fab = Button
@@ -102,7 +105,7 @@ export const Chip = (p: P) =>
   createElement('span', dom(p, { className: join('rounded-full bg-slate-200 px-2 py-1 text-sm', p.className), children: p.label ?? p.children }))
 export const Avatar = (p: P) =>
   p.src ? createElement('img', dom(p, { className: join('h-8 w-8 rounded-full', p.className) })) : box('span', 'rounded-full bg-slate-300 px-2')(p)
-export const Badge = (p: P) => createElement('span', dom(p, { children: [p.children, p.badgeContent != null ? ` ${p.badgeContent}` : null] }))
+export const Badge = (p: P) => createElement('span', dom(p), p.children, p.badgeContent != null ? ` ${p.badgeContent}` : null)
 export const Alert = (p: P) => createElement('div', dom(p, { role: 'alert', className: join('rounded border p-3', p.className) }))
 export const Tooltip = (p: P) => createElement('span', { title: typeof p.title === 'string' ? p.title : undefined, children: p.children })
 export const CircularProgress = (p: P) => createElement('progress', dom(p, { value: p.value, max: 100 }))
