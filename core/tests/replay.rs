@@ -172,6 +172,10 @@ impl Host for Double {
             .insert(path.to_string(), content.to_vec());
         Ok(())
     }
+    fn delete(&self, path: &ProjectPath) -> HostResult<()> {
+        self.tree.borrow_mut().remove(path.as_str());
+        Ok(())
+    }
     fn tree_writes(&self) -> HostResult<Vec<FileWrite>> {
         Ok(self
             .tree

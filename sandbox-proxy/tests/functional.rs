@@ -590,6 +590,29 @@ fn kilns_checks_from_the_request_pass_on_working_apps_and_fail_on_broken_ones() 
             "setSecs((s) => Math.max(0, s - 1))",
         )
         .replace("setSecs(0)", "setSecs(600)");
+    // A code drawn from the text on a canvas (no package, so no install): the shape
+    // qrcode.react's QRCodeCanvas has on the page.
+    let qr = "QR code maker: type text or a URL, see its QR code.";
+    let qr_app = r#"import { useEffect, useRef, useState } from 'react'
+
+export default function App() {
+  const [text, setText] = useState('')
+  const ref = useRef<HTMLCanvasElement>(null)
+  useEffect(() => {
+    const c = ref.current?.getContext('2d')
+    if (!c) return
+    c.clearRect(0, 0, 100, 100)
+    for (let i = 0; i < text.length; i++) c.fillRect((i * 7) % 100, (text.charCodeAt(i) * 3) % 100, 5, 5)
+  }, [text])
+  return (
+    <main>
+      <input value={text} onChange={(e) => setText(e.target.value)} placeholder="Text or URL" />
+      {text && <canvas ref={ref} width={100} height={100} />}
+    </main>
+  )
+}
+"#
+    .to_owned();
     let kanban = "A board of guests: three columns, drag cards between them, add and edit cards.";
     let reading =
         "A reading list: add books with Enter, tick them read, filter all/unread/read; the list survives a reload.";
@@ -627,6 +650,12 @@ fn kilns_checks_from_the_request_pass_on_working_apps_and_fail_on_broken_ones() 
             "a journal: a list of entries, a markdown editor with a live preview",
             example("journal").into(),
             vec![true],
+        ),
+        (qr, qr_app.clone(), vec![true]),
+        (
+            qr,
+            qr_app.replace("{text && <canvas", "{false && <canvas"),
+            vec![false],
         ),
         (kanban, example("seating-plan").into(), vec![true]),
         (

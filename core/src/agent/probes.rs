@@ -42,6 +42,9 @@ pub fn for_request(request: &str) -> Vec<Check> {
     if !words.contains(&"enter") && words.contains(&"add") && ENTRIES.iter().any(|e| has(e)) {
         out.push(button_adds());
     }
+    if words.contains(&"qr") {
+        out.push(qr_code_shows());
+    }
     if let Some(t) = timer(&lower, &has) {
         out.push(t);
     }
@@ -131,6 +134,27 @@ fn button_adds() -> Check {
             CheckStep::See {
                 text: FIRST.into(),
                 target: None,
+            },
+        ],
+    }
+}
+
+/// "type text, see its QR code": text typed into the field is drawn as a code, on the one
+/// canvas Kiln's hint names (`prompts::package_hints`: qrcode.react's `QRCodeCanvas`).
+/// Recorded, a6c4162-5: the app called `new QRCodeCanvas(…)` in a download handler and drew
+/// nothing on the page, which the smoke checks pass.
+fn qr_code_shows() -> Check {
+    Check {
+        name: "text typed into the text field shows as a QR code (one canvas)".into(),
+        phase: 0,
+        steps: vec![
+            CheckStep::Fill {
+                target: format!("{TEXT_FIELD}, input[type=url], textarea"),
+                value: "https://example.com/kiln".into(),
+            },
+            CheckStep::Count {
+                target: "canvas".into(),
+                equals: 1,
             },
         ],
     }
@@ -429,10 +453,21 @@ mod tests {
     }
 
     #[test]
+    fn a_qr_code_request_is_checked_for_the_code_on_the_page() {
+        let found =
+            for_request("QR code maker: type text or a URL, see its QR code, download it as PNG.");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].steps.contains(&CheckStep::Count {
+            target: "canvas".into(),
+            equals: 1
+        }));
+        assert!(names("a quarterly report").is_empty());
+    }
+
+    #[test]
     fn requests_that_ask_for_none_of_it_get_no_probes() {
         for request in [
             "Expense tracker: add an expense with amount, category and date; a running total; a chart of spending by category.",
-            "QR code maker: type text or a URL, see its QR code, download it as PNG.",
             "Unit converter: length, weight and temperature, both directions, live as you type.",
             "a page for my cat",
             // A filter without Enter: Kiln cannot add the entries it would filter.

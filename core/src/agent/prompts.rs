@@ -217,7 +217,7 @@ pub fn coder(
                 user += &format!("- {}\n", c.name);
             }
         }
-        for hint in package_hints(&format!("{} {}", bp.name, bp.summary)) {
+        for hint in request_hints(&format!("{} {}", bp.name, bp.summary)) {
             user += hint;
             user += "\n";
         }
@@ -294,17 +294,26 @@ pub fn edit_fix(
     vec![ChatMessage::system(system), ChatMessage::user(user)]
 }
 
-/// The package to use for what a request needs and React has not (the small model, left to
-/// itself, named `react-qrcode` and called the `qrcode` package's API on it in every try of
-/// 73f13ec-5 and 92ccf79-5), with its one line of use; Kiln installs an imported package.
-fn package_hints(request: &str) -> Vec<&'static str> {
-    const HINTS: &[(&str, &str)] = &[(
-        "qr",
-        "For the QR code use the package qrcode.react: import { QRCodeCanvas } from \
+/// What the small model gets wrong on its own about a kind of app: the package to use for
+/// what React has not (left to itself it named `react-qrcode` and called the `qrcode`
+/// package's API on it in every try of 73f13ec-5 and 92ccf79-5; Kiln installs an imported
+/// package), and a convention it did not keep (a6c4162-7's board: "To do, In progress,
+/// Completed").
+fn request_hints(request: &str) -> Vec<&'static str> {
+    const HINTS: &[(&str, &str)] = &[
+        (
+            "kanban",
+            "A kanban board's columns, unless the request names others, are To do, In \
+             progress and Done.",
+        ),
+        (
+            "qr",
+            "For the QR code use the package qrcode.react: import { QRCodeCanvas } from \
          'qrcode.react', then <QRCodeCanvas value={text} size={200} /> draws it on a canvas \
          as the text changes; for a PNG download, the canvas's toDataURL('image/png') is the \
          link's href.",
-    )];
+        ),
+    ];
     let lower = request.to_lowercase();
     let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).collect();
     HINTS
@@ -490,7 +499,10 @@ mod tests {
         );
         let u = &coder(&bp, Profile::Large, 0, &[], &[], None)[1].content;
         assert!(!u.contains("qrcode.react"), "{u}");
-        assert!(package_hints("a square of squares").is_empty());
+        assert!(request_hints("a square of squares").is_empty());
+        assert!(
+            request_hints("Kanban board: three columns")[0].contains("To do, In progress and Done")
+        );
     }
 
     #[test]

@@ -124,6 +124,14 @@ impl Host for RoomHost<'_> {
         Ok(())
     }
 
+    fn delete(&self, path: &ProjectPath) -> HostResult<()> {
+        let slot = self.room.store().slot(path).map_err(text)?;
+        match kiln_core::tree::check_delete(slot, slot.rev) {
+            Ok(rev) => self.room.apply_delete(AGENT, path, rev).map_err(text),
+            Err(_) => Ok(()),
+        }
+    }
+
     fn tree_writes(&self) -> HostResult<Vec<FileWrite>> {
         let store = self.room.store();
         let mut files = Vec::new();

@@ -61,6 +61,8 @@ pub trait Host {
     fn read(&self, path: &ProjectPath) -> HostResult<Option<Vec<u8>>>;
     /// Writes a file as the agent: the next rev, within the project's limits.
     fn write(&self, path: &ProjectPath, content: &[u8]) -> HostResult<()>;
+    /// Deletes a file as the agent; a file that is not there is no error.
+    fn delete(&self, path: &ProjectPath) -> HostResult<()>;
     /// The whole working tree as sandbox writes (binary files base64).
     fn tree_writes(&self) -> HostResult<Vec<FileWrite>>;
     fn broadcast(&self, event: ServerEvent) -> HostResult<()>;

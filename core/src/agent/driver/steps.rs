@@ -380,11 +380,18 @@ async fn keep_the_best_try<H: Host>(
     let key = format!("best_try:{}:{phase}", g.id);
     let best: Option<Try> = host.memo(&key)?.and_then(|s| serde_json::from_str(&s).ok());
     let own: Vec<&str> = bp.phases[phase].files.iter().map(|p| p.as_str()).collect();
+    let extras = extra_code(host, &bp.phases[phase].files)?;
     match best {
         Some(b) if b.badness() <= badness => {
             let last = g.fix_round >= crate::agent::machine::MAX_FIX_ROUNDS;
             if !last || b.badness() == badness {
                 return Ok(errors);
+            }
+            for extra in extras
+                .iter()
+                .filter(|e| !b.files.iter().any(|(p, _)| p == e.as_str()))
+            {
+                host.delete(extra)?;
             }
             for (path, content) in &b.files {
                 let p = ProjectPath::parse(path).map_err(|e| e.to_string())?;
@@ -406,10 +413,12 @@ async fn keep_the_best_try<H: Host>(
         }
         _ => {
             let mut files = Vec::new();
-            for path in own {
-                let Ok(p) = ProjectPath::parse(path) else {
-                    continue;
-                };
+            let paths = own
+                .iter()
+                .filter_map(|p| ProjectPath::parse(p).ok())
+                .chain(extras);
+            for p in paths {
+                let path = p.as_str();
                 if let Some(bytes) = host.read(&p)? {
                     files.push((
                         path.to_owned(),
@@ -428,6 +437,25 @@ async fn keep_the_best_try<H: Host>(
     }
 }
 
+/// Code a new app's earlier answers wrote beyond its phase's files and Kiln's scaffolding
+/// (a small model's `src/lib/chart.ts` or `src/components/*.tsx`, though told to write one
+/// file): what a fresh try starts without.
+fn extra_code<H: Host>(host: &H, own: &[ProjectPath]) -> HostResult<Vec<ProjectPath>> {
+    Ok(host
+        .files()?
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            let s = p.as_str();
+            crate::agent::autofix::is_code(s)
+                && !context::is_scaffolding(s)
+                && !s.starts_with(".kiln/")
+                && s != "src/App.tsx"
+                && !own.contains(p)
+        })
+        .collect())
+}
+
 /// Repairs for what the check found.
 async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
     let bp = g.blueprint.clone().ok_or("no blueprint")?;
@@ -442,9 +470,20 @@ async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<
         // it, a small model writes it back; its edits of it changed nothing that mattered in
         // runs 5 and 6). `keep_the_best_try` keeps whichever try does best.
         let own = &bp.phases[phase].files;
+        // What earlier tries wrote beyond the phase's files goes too: a stale file stays in
+        // tsc's view whether the new try imports it or not (recorded, a6c4162: the expense
+        // tracker's broken `src/lib/chart.ts` failed all three fresh tries of App.tsx).
+        // The best try keeps its own (`keep_the_best_try`).
+        for extra in extra_code(host, own)? {
+            host.delete(&extra)?;
+        }
+        // Of the rest, the code it may use (the persistence helper): index.html and
+        // package.json only cost prefill.
         let files: Vec<(String, String)> = context_files(host, std::iter::empty())?
             .into_iter()
-            .filter(|(p, _)| !own.iter().any(|o| o.as_str() == p))
+            .filter(|(p, _)| {
+                crate::agent::autofix::is_code(p) && !own.iter().any(|o| o.as_str() == p)
+            })
             .collect();
         example = examples::for_coder(&bp, profile(host), 0);
         prompts::rewrite(&bp, profile(host), phase, &g.check_errors, &files, example)
