@@ -613,6 +613,40 @@ export default function App() {
 }
 "#
     .to_owned();
+    // A converter laid out as `prompts::request_hints` tells the small coder.
+    let converter = "Unit converter: length and temperature, both directions, live as you type.";
+    let converter_app = r#"import { useState } from 'react'
+
+const KINDS = {
+  Length: { a: 'mile', b: 'km', to: (x: number) => x * 1.609344, from: (y: number) => y / 1.609344 },
+  Temperature: { a: '°C', b: '°F', to: (x: number) => (x * 9) / 5 + 32, from: (y: number) => ((y - 32) * 5) / 9 },
+}
+type Kind = keyof typeof KINDS
+const round = (n: number) => String(Math.round(n * 1000) / 1000)
+
+export default function App() {
+  const [kind, setKind] = useState<Kind>('Length')
+  const [a, setA] = useState('1')
+  const [b, setB] = useState(round(KINDS.Length.to(1)))
+  const k = KINDS[kind]
+  const pick = (next: Kind) => {
+    setKind(next)
+    setA('1')
+    setB(round(KINDS[next].to(1)))
+  }
+  return (
+    <main>
+      {(Object.keys(KINDS) as Kind[]).map((n) => (
+        <button key={n} onClick={() => pick(n)}>{n}</button>
+      ))}
+      <input type="number" value={a} onChange={(e) => { setA(e.target.value); setB(round(k.to(Number(e.target.value)))) }} />
+      <input type="number" value={b} onChange={(e) => { setB(e.target.value); setA(round(k.from(Number(e.target.value)))) }} />
+      <p>{a} {k.a} = {b} {k.b}</p>
+    </main>
+  )
+}
+"#
+    .to_owned();
     let kanban = "A board of guests: three columns, drag cards between them, add and edit cards.";
     let reading =
         "A reading list: add books with Enter, tick them read, filter all/unread/read; the list survives a reload.";
@@ -655,6 +689,12 @@ export default function App() {
         (
             qr,
             qr_app.replace("{text && <canvas", "{false && <canvas"),
+            vec![false],
+        ),
+        (converter, converter_app.clone(), vec![true]),
+        (
+            converter,
+            converter_app.replace("(x * 9) / 5 + 32", "(x * 9) / 5"),
             vec![false],
         ),
         (kanban, example("seating-plan").into(), vec![true]),

@@ -418,31 +418,36 @@ pub fn apply_edit(content: &str, search: &str, replace: &str) -> Result<String, 
     Ok(out)
 }
 
-/// Whether a file being written ends in the same block of 1–8 lines four times over: a small
-/// model in a loop (e.g. the same imports until max_tokens). Blocks under 16 characters
-/// (`}`, `</div>`: closing nested elements) do not count.
+/// Whether a file being written ends in the same block of lines over and over: a small model
+/// in a loop (e.g. the same imports until max_tokens). A block of 1–16 lines counts four times
+/// over, a longer one (17–48 lines) three times. Blocks under 16 characters (`}`, `</div>`:
+/// closing nested elements) do not count.
 pub fn repeats_at_end(text: &str) -> bool {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .rev()
-        .take(64)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    const TIMES: usize = 4;
-    // Blocks of up to 16 lines: a JSX element with its attributes is ~10 (the baseline's
-    // Kanban coder nested the same 9-line <div> ever deeper until the cap).
-    (1..=16).any(|period| {
-        if lines.len() < period * TIMES {
+    const SHORT: usize = 16;
+    const LONG: usize = 48;
+    let mut lines: Vec<&str> = text.lines().rev().take(LONG * 3).map(str::trim).collect();
+    lines.reverse();
+    // Short blocks: a JSX element with its attributes is ~10 lines (the baseline's Kanban
+    // coder nested the same 9-line <div> ever deeper until the cap). Long ones: run 10's unit
+    // converter declared the same 25 lines of constants again and again for 3,000 tokens.
+    (1..=LONG).any(|period| {
+        let times = if period <= SHORT { 4 } else { 3 };
+        if lines.len() < period * times {
             return false;
         }
-        let tail = &lines[lines.len() - period * TIMES..];
+        let tail = &lines[lines.len() - period * times..];
         let block = &tail[..period];
         block.iter().map(|l| l.len()).sum::<usize>() >= 16
+            && (period <= SHORT || distinct(block) >= 8)
             && tail.chunks(period).all(|c| c == block)
     })
+}
+
+fn distinct(block: &[&str]) -> usize {
+    let mut seen: Vec<&str> = block.iter().copied().filter(|l| !l.is_empty()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
 }
 
 #[cfg(test)]
@@ -484,6 +489,31 @@ mod tests {
             "{}const b = 2\n",
             "x()\n".repeat(5)
         )));
+    }
+
+    #[test]
+    fn a_long_block_written_three_times_is_a_loop() {
+        // Recorded (bench run a6c4162, the unit converter): 25 lines of constants declared
+        // again and again until the 3,000-token cap.
+        let block: String = [
+            "PRECISION = 2",
+            "STEP = 0.01",
+            "MIN = 0",
+            "MAX = 1000",
+            "DEFAULT = 0",
+        ]
+        .iter()
+        .map(|k| {
+            ["LENGTH", "WEIGHT", "TEMP_C", "TEMP_F"]
+                .iter()
+                .map(|u| format!("const {u}_{k}\n"))
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+        let head = "import { useState } from 'react'\n\nconst UNITS = ['m', 'km']\n";
+        assert!(repeats_at_end(&format!("{head}{}", block.repeat(3))));
+        assert!(!repeats_at_end(&format!("{head}{}", block.repeat(2))));
     }
 
     fn p(s: &str) -> ProjectPath {

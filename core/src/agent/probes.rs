@@ -45,6 +45,9 @@ pub fn for_request(request: &str) -> Vec<Check> {
     if words.contains(&"qr") {
         out.push(qr_code_shows());
     }
+    if (has("convert") || words.contains(&"units")) && has("temperature") {
+        out.push(celsius_to_fahrenheit());
+    }
     if let Some(t) = timer(&lower, &has) {
         out.push(t);
     }
@@ -155,6 +158,29 @@ fn qr_code_shows() -> Check {
             CheckStep::Count {
                 target: "canvas".into(),
                 equals: 1,
+            },
+        ],
+    }
+}
+
+/// "a unit converter … temperature": with Temperature picked, 100 typed into the first field
+/// (°C, as `prompts::request_hints` says) shows 212. Recorded, a6c4162-8 and 73f13ec-8: the
+/// converters' answers looped or had no field, which nothing but the person's check saw.
+fn celsius_to_fahrenheit() -> Check {
+    Check {
+        name: "with Temperature picked, 100 typed into the first (°C) field shows 212 (°F)".into(),
+        phase: 0,
+        steps: vec![
+            CheckStep::Click {
+                target: "role=button[name=/temperature/i]".into(),
+            },
+            CheckStep::Fill {
+                target: "input[type=number], input[type=text], input:not([type])".into(),
+                value: "100".into(),
+            },
+            CheckStep::See {
+                text: "212".into(),
+                target: None,
             },
         ],
     }
@@ -468,13 +494,30 @@ mod tests {
     fn requests_that_ask_for_none_of_it_get_no_probes() {
         for request in [
             "Expense tracker: add an expense with amount, category and date; a running total; a chart of spending by category.",
-            "Unit converter: length, weight and temperature, both directions, live as you type.",
             "a page for my cat",
             // A filter without Enter: Kiln cannot add the entries it would filter.
             "a list of books, filter all/unread/read",
         ] {
             assert!(names(request).is_empty(), "{request}: {:?}", names(request));
         }
+    }
+
+    #[test]
+    fn a_converter_with_temperature_is_checked_at_100_celsius() {
+        let found = for_request(
+            "Unit converter: length, weight and temperature, both directions, live as you type.",
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].steps.last(),
+            Some(&CheckStep::See {
+                text: "212".into(),
+                target: None
+            })
+        );
+        found[0].validate().unwrap();
+        assert!(names("a temperature chart of my city").is_empty());
+        assert!(names("convert kilometres to miles").is_empty());
     }
 
     #[test]

@@ -297,14 +297,23 @@ pub fn edit_fix(
 /// What the small model gets wrong on its own about a kind of app: the package to use for
 /// what React has not (left to itself it named `react-qrcode` and called the `qrcode`
 /// package's API on it in every try of 73f13ec-5 and 92ccf79-5; Kiln installs an imported
-/// package), and a convention it did not keep (a6c4162-7's board: "To do, In progress,
-/// Completed").
+/// package), a convention it did not keep (a6c4162-7's board: "To do, In progress,
+/// Completed"), and a layout for a kind of app it never got working (the converters of runs
+/// 3–10: no field the check found, or a loop).
 fn request_hints(request: &str) -> Vec<&'static str> {
     const HINTS: &[(&str, &str)] = &[
         (
             "kanban",
             "A kanban board's columns, unless the request names others, are To do, In \
              progress and Done.",
+        ),
+        (
+            "converter",
+            "A unit converter has one button per kind of unit the request names (Length, \
+             Weight, Temperature), which picks the kind shown; the kind shown has two number \
+             fields (°C then °F, mile then km, kg then lb), typing in either updates the other \
+             at once, as the example's grams and ounces do, and a line of text under them says \
+             the conversion (100 °C = 212 °F).",
         ),
         (
             "qr",
@@ -500,6 +509,10 @@ mod tests {
         let u = &coder(&bp, Profile::Large, 0, &[], &[], None)[1].content;
         assert!(!u.contains("qrcode.react"), "{u}");
         assert!(request_hints("a square of squares").is_empty());
+        assert!(
+            request_hints("Unit converter: length, weight and temperature")[0]
+                .contains("°C then °F")
+        );
         assert!(
             request_hints("Kanban board: three columns")[0].contains("To do, In progress and Done")
         );
