@@ -156,6 +156,26 @@ pub fn repair(
             }
             continue;
         }
+        // `<Button …>Start</button>`: a closing tag that differs from its opening one only
+        // in case (recorded, ce54a22-3: four in one answer). Several can share a line.
+        if d.code == 17002 {
+            if let Some(name) = quoted(&d.message, '\'') {
+                let current = match edit.lines.get(&d.line) {
+                    Some(Some(l)) => l.clone(),
+                    Some(None) => continue,
+                    None => line.to_owned(),
+                };
+                if let Some(new) = closing_tag_cased(&current, d.column, name) {
+                    if edit.lines.insert(d.line, Some(new)).is_none() {
+                        out.notes.push(format!(
+                            "{}:{}: closed `<{name}>` with `</{name}>`",
+                            d.file, d.line
+                        ));
+                    }
+                }
+            }
+            continue;
+        }
         if matches!(d.code, 2304 | 18004) {
             if let Some(name) = quoted(&d.message, '\'') {
                 if let Some((lines, note)) = field_state(text, name) {
@@ -257,6 +277,7 @@ pub const UI_STANDIN: &str = "src/lib/ui.tsx";
 /// under the kits' names, plus a `<div>` for each name it does not know. The app then runs
 /// as written, and its file says what it is. `deps` are package.json's dependencies.
 pub fn without_ui_kits(files: &BTreeMap<String, String>, deps: &BTreeSet<String>) -> Repair {
+    let known = Exports::scan(include_str!("ui-standin.tsx")).named;
     let mut out = Repair::default();
     let mut names: BTreeSet<String> = BTreeSet::new();
     for (path, text) in files {
@@ -265,7 +286,7 @@ pub fn without_ui_kits(files: &BTreeMap<String, String>, deps: &BTreeSet<String>
         }
         let lines: Vec<&str> = text.lines().collect();
         let mut kept: Vec<String> = Vec::new();
-        let mut kits: BTreeSet<&str> = BTreeSet::new();
+        let mut kits: BTreeSet<String> = BTreeSet::new();
         let mut i = 0;
         while i < lines.len() {
             // An import over several lines (`import {\n  Box,\n  Button,\n} from '…'`) is
@@ -284,13 +305,20 @@ pub fn without_ui_kits(files: &BTreeMap<String, String>, deps: &BTreeSet<String>
                 }
             }
             let standin = Import::parse(&stmt).and_then(|imp| {
+                if imp.spec.starts_with('.') {
+                    if !ui_from_nowhere(&imp, path, files, &known) {
+                        return None;
+                    }
+                    kits.insert(format!("'{}' (no such file)", imp.spec));
+                    return Some(standin_import(&imp, path, &mut names));
+                }
                 let pkg = package_name(imp.spec)?;
                 let kit =
                     NOT_UI_KITS.contains(&pkg) || (UI_KITS.contains(&pkg) && !deps.contains(pkg));
                 if !kit {
                     return None;
                 }
-                kits.insert(NOT_UI_KITS.iter().chain(UI_KITS).find(|k| **k == pkg)?);
+                kits.insert(format!("'{pkg}' (not installed)"));
                 Some(standin_import(&imp, path, &mut names))
             });
             match standin {
@@ -311,10 +339,9 @@ pub fn without_ui_kits(files: &BTreeMap<String, String>, deps: &BTreeSet<String>
         if text.ends_with('\n') {
             new.push('\n');
         }
-        let kits: Vec<String> = kits.iter().map(|k| format!("'{k}'")).collect();
         out.notes.push(format!(
-            "{path}: imports from {} (not installed) now come from {UI_STANDIN}, plain elements under the same names",
-            kits.join(", ")
+            "{path}: imports from {} now come from {UI_STANDIN}, plain elements under the same names",
+            kits.into_iter().collect::<Vec<_>>().join(", ")
         ));
         out.files.insert(path.clone(), new);
     }
@@ -323,6 +350,36 @@ pub fn without_ui_kits(files: &BTreeMap<String, String>, deps: &BTreeSet<String>
             .insert(UI_STANDIN.to_owned(), standin_source(&names));
     }
     out
+}
+
+/// Whether `imp` (in `file`) takes UI components from a project file that is nowhere
+/// (recorded: `import { Input, Button, List, ListItem, Text } from './components'` in
+/// a6c4162-8 and, with `P`, in ce54a22-3, neither written): two or more names, every one a
+/// component's, at least half of them the stand-in's (`known`). One name (`{ Card } from
+/// './components/Card'`, a kanban board's card) is the app's own part, which the model is
+/// told to write in place.
+fn ui_from_nowhere(
+    imp: &Import<'_>,
+    file: &str,
+    files: &BTreeMap<String, String>,
+    known: &BTreeSet<String>,
+) -> bool {
+    // Nor a file of that name elsewhere, which the type-check's repair points the import at.
+    let stem = file_stem(imp.spec.rsplit('/').next().unwrap_or(imp.spec));
+    if resolve(file, imp.spec, files).is_some()
+        || files
+            .keys()
+            .any(|p| under(file, imp.spec, p) || (is_code(p) && file_stem(file_name(p)) == stem))
+    {
+        return false;
+    }
+    let names = local_names(imp.clause);
+    let standin = names.iter().filter(|n| known.contains(*n)).count();
+    names.len() >= 2
+        && names
+            .iter()
+            .all(|n| n.starts_with(|c: char| c.is_ascii_uppercase()))
+        && 2 * standin >= names.len()
 }
 
 /// The import of a kit's names from the stand-in (`None` for a bare `import 'kit/x.css'`,
@@ -1223,6 +1280,19 @@ fn package_name(spec: &str) -> Option<&str> {
     ok.then_some(name)
 }
 
+/// `line` with the closing tag whose name starts at `column` (1-based, in characters, where
+/// tsc points) written as `</name>`, when it is `name` in other case; `None` otherwise (a
+/// closing tag of another element is a nesting mistake, not this one).
+fn closing_tag_cased(line: &str, column: usize, name: &str) -> Option<String> {
+    let at = line.char_indices().nth(column.checked_sub(1)?)?.0;
+    if !line[..at].ends_with("</") {
+        return None;
+    }
+    let found = ident_prefix(&line[at..]);
+    (found != name && found.eq_ignore_ascii_case(name))
+        .then(|| format!("{}{name}{}", &line[..at], &line[at + found.len()..]))
+}
+
 fn quoted(s: &str, q: char) -> Option<&str> {
     let start = s.find(q)? + 1;
     let len = s[start..].find(q)?;
@@ -1255,6 +1325,33 @@ pub fn manifest_dependencies(package_json: &[u8]) -> std::collections::BTreeSet<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closing_tag_in_other_case_is_written_as_its_opening_tag() {
+        // Recorded (bench run ce54a22, the pomodoro timer's third try): four buttons opened
+        // as `<Button` and closed as `</button>`; tsc's TS17002 points at the closing name.
+        let app = "export default function App() {\n  return (\n      <div>\n        <Button data-testid=\"start\" onClick={start}>\n          Start\n        </button>\n        <Button onClick={pause}>Pause</button> <Button onClick={reset}>Reset</button>\n        <Section>\n        </div>\n      </div>\n  )\n}\n";
+        let files = BTreeMap::from([("src/App.tsx".to_owned(), app.to_owned())]);
+        let tsc = "src/App.tsx(6,11): error TS17002: Expected corresponding JSX closing tag for 'Button'.\n\
+                   src/App.tsx(7,40): error TS17002: Expected corresponding JSX closing tag for 'Button'.\n\
+                   src/App.tsx(7,79): error TS17002: Expected corresponding JSX closing tag for 'Button'.\n\
+                   src/App.tsx(9,11): error TS17002: Expected corresponding JSX closing tag for 'Section'.\n";
+        let r = repair(tsc, &files, &BTreeSet::new());
+        let fixed = &r.files["src/App.tsx"];
+        assert!(
+            fixed.contains("          Start\n        </Button>\n"),
+            "{fixed}"
+        );
+        assert!(
+            fixed.contains(
+                "<Button onClick={pause}>Pause</Button> <Button onClick={reset}>Reset</Button>"
+            ),
+            "{fixed}"
+        );
+        // A closing tag of another element is a nesting mistake: left to the model.
+        assert!(fixed.contains("<Section>\n        </div>"), "{fixed}");
+        assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+    }
 
     #[test]
     fn a_data_testid_written_as_a_prop_to_destructure_is_dropped() {
@@ -1802,5 +1899,50 @@ mod tests {
             &deps(&[])
         )
         .is_empty());
+    }
+    #[test]
+    fn ui_components_from_a_project_file_that_is_nowhere_come_from_the_stand_in() {
+        // Recorded: a6c4162-8, the unit converter's second answer, imported five components
+        // from './components', which it never wrote (and ce54a22-3's pomodoro, with `P`).
+        let converter = recorded_app(
+            include_str!("../../tests/recorded/a6c4162-8-unit-converter.json"),
+            1,
+        );
+        assert!(converter.contains("from './components'\n"), "{converter}");
+        let r = without_ui_kits(&project(&[("src/App.tsx", converter.as_str())]), &deps(&[]));
+        let app = &r.files["src/App.tsx"];
+        assert!(
+            app.contains("import { Input, Button, List, ListItem, Text } from './lib/ui'\n"),
+            "{app}"
+        );
+        assert_eq!(
+            r.notes,
+            ["src/App.tsx: imports from './components' (no such file) now come from src/lib/ui.tsx, plain elements under the same names"]
+        );
+        let pomodoro = "import { Button, Input, List, ListItem, P, Text } from './components'\n";
+        let r = without_ui_kits(&project(&[("src/App.tsx", pomodoro)]), &deps(&[]));
+        assert!(r.files[UI_STANDIN].contains("export const P = box('div')\n"));
+        // The app's own parts, and components that are written, are the app's.
+        for (app, other) in [
+            ("import { Hero } from './components/Hero'\n", None),
+            ("import { Card } from './components/Card'\n", None),
+            ("import { Button, Hero, Menu } from './sections'\n", None),
+            (
+                "import { Button, Input } from './components'\n",
+                Some("src/components/Button.tsx"),
+            ),
+            (
+                "import { Input } from './components/Input'\n",
+                Some("src/Input.tsx"),
+            ),
+            ("import { Button } from './ui'\n", Some("src/ui.tsx")),
+        ] {
+            let mut files = vec![("src/App.tsx", app)];
+            files.extend(other.map(|p| (p, "export const Button = 1\n")));
+            assert!(
+                without_ui_kits(&project(&files), &deps(&[])).is_empty(),
+                "{app}"
+            );
+        }
     }
 }

@@ -419,7 +419,33 @@ pub fn failure_text(check: &Check, r: &CheckReport) -> String {
             e.chars().take(300).collect::<String>()
         );
     }
+    let seen: Vec<&str> = r
+        .error
+        .iter()
+        .chain(&r.console_errors)
+        .map(String::as_str)
+        .collect();
+    if let Some(name) = seen.iter().find_map(|e| component_called_with_new(e)) {
+        s += &format!(
+            "\n  {name} is a React component, not a class: render it in the JSX as <{name} … />, \
+             never new {name}(…)."
+        );
+    }
     s
+}
+
+/// `QRCodeCanvas is not a constructor`: a component called with `new` (recorded, a6c4162-5
+/// and ce54a22-5: `new QRCodeCanvas({ value, size })` in a download handler, in three tries
+/// of two runs). The name, where it reads as a component's.
+fn component_called_with_new(error: &str) -> Option<&str> {
+    let before = error.split(" is not a constructor").next()?;
+    if before.len() == error.len() {
+        return None;
+    }
+    let name = before
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()?;
+    (name.starts_with(|c: char| c.is_ascii_uppercase()) && name.len() > 1).then_some(name)
 }
 
 /// The JSON schema for providers that support `response_format: json_schema`.
@@ -934,5 +960,30 @@ mod tests {
         ] {
             assert!(t.contains(needle), "{needle} missing in {t}");
         }
+        assert!(!t.contains("React component"), "{t}");
+    }
+
+    #[test]
+    fn a_component_called_with_new_is_explained() {
+        // Recorded (ce54a22-5, the QR code maker): the smoke check's click on Download.
+        let r = CheckReport {
+            name: "its fields and buttons can be used without errors".into(),
+            passed: false,
+            step: Some(1),
+            error: Some("using the page raised an error: QRCodeCanvas is not a constructor".into()),
+            page_text: None,
+            console_errors: vec!["QRCodeCanvas is not a constructor".into()],
+        };
+        let t = failure_text(&smoke_controls(), &r);
+        assert!(
+            t.contains("QRCodeCanvas is a React component, not a class: render it in the JSX as <QRCodeCanvas … />"),
+            "{t}"
+        );
+        assert_eq!(
+            component_called_with_new("TypeError: l.Foo is not a constructor"),
+            Some("Foo")
+        );
+        assert_eq!(component_called_with_new("x is not a constructor"), None);
+        assert_eq!(component_called_with_new("Foo is not a function"), None);
     }
 }

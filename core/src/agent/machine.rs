@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PLAN_ATTEMPTS: u32 = 2;
 /// Transient failures (5xx, 429, timeouts, truncated streams) tolerated per step.
 pub const MAX_STEP_ATTEMPTS: u32 = 4;
-/// Fix rounds per phase after a failing check.
+/// Fix rounds per phase after a failing check, unless the profile allows more
+/// (`Profile::fix_rounds`).
 pub const MAX_FIX_ROUNDS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +199,8 @@ pub enum Outcome {
     TestsWritten,
     Checked {
         errors: Vec<String>,
+        /// The fix rounds this phase may have in all (`Profile::fix_rounds`).
+        fix_rounds: u32,
     },
     Fixed {
         edit_errors: Vec<String>,
@@ -460,10 +463,10 @@ impl Generation {
                 }
                 self.goto(Step::Check);
             }
-            (Step::Check, Outcome::Checked { errors }) => {
+            (Step::Check, Outcome::Checked { errors, fix_rounds }) => {
                 if errors.is_empty() {
                     self.phase_done();
-                } else if self.fix_round < MAX_FIX_ROUNDS {
+                } else if self.fix_round < fix_rounds {
                     self.check_errors = errors;
                     self.goto(Step::Fix);
                 } else {
@@ -759,11 +762,17 @@ mod tests {
         );
         g.apply(Outcome::Installed);
         assert_eq!(g.next(), Next::Check { phase: 0 });
-        g.apply(Outcome::Checked { errors: vec![] });
+        g.apply(Outcome::Checked {
+            errors: vec![],
+            fix_rounds: MAX_FIX_ROUNDS,
+        });
         assert_eq!(g.next(), Next::CallCoder { phase: 1 });
         g.apply(written(vec![]));
         assert_eq!(g.next(), Next::Check { phase: 1 });
-        g.apply(Outcome::Checked { errors: vec![] });
+        g.apply(Outcome::Checked {
+            errors: vec![],
+            fix_rounds: MAX_FIX_ROUNDS,
+        });
         assert_eq!(g.next(), Next::Serve);
         g.apply(Outcome::Served {
             url: "/preview/p/".into(),
@@ -788,13 +797,17 @@ mod tests {
         // A failing check goes to the fixer and back to checking, not to the tester again.
         g.apply(Outcome::Checked {
             errors: vec!["Browser check \"Enter adds a task\" failed".into()],
+            fix_rounds: MAX_FIX_ROUNDS,
         });
         assert_eq!(g.next(), Next::CallFixer { phase: 0 });
         g.apply(Outcome::Fixed {
             edit_errors: vec![],
         });
         assert_eq!(g.next(), Next::Check { phase: 0 });
-        g.apply(Outcome::Checked { errors: vec![] });
+        g.apply(Outcome::Checked {
+            errors: vec![],
+            fix_rounds: MAX_FIX_ROUNDS,
+        });
         // Phase 1 has no acceptance points: straight to the check.
         g.apply(written(vec![]));
         assert_eq!(g.next(), Next::Check { phase: 1 });
@@ -824,6 +837,7 @@ mod tests {
         for round in 0..MAX_FIX_ROUNDS {
             g.apply(Outcome::Checked {
                 errors: vec![format!("error {round}")],
+                fix_rounds: MAX_FIX_ROUNDS,
             });
             assert_eq!(g.next(), Next::CallFixer { phase: 0 });
             assert_eq!(g.check_errors, vec![format!("error {round}")]);
@@ -834,6 +848,7 @@ mod tests {
         }
         g.apply(Outcome::Checked {
             errors: vec!["still broken".into()],
+            fix_rounds: MAX_FIX_ROUNDS,
         });
         assert_eq!(g.next(), Next::Serve, "out of rounds: go on");
         assert_eq!(g.unresolved, vec!["still broken".to_owned()]);
@@ -869,7 +884,10 @@ mod tests {
         assert_eq!(g.next(), Next::CallEditor);
         g.apply(round(true));
         assert_eq!(g.next(), Next::Check { phase: 1 });
-        g.apply(Outcome::Checked { errors: vec![] });
+        g.apply(Outcome::Checked {
+            errors: vec![],
+            fix_rounds: MAX_FIX_ROUNDS,
+        });
         assert_eq!(g.next(), Next::Serve);
         let mut capped = Generation::follow_up("g3".into(), "x".into(), Template::Static, None, 0);
         for _ in 0..crate::agent::tools::MAX_TOOL_ROUNDS {
@@ -1064,7 +1082,10 @@ mod tests {
         assert_eq!(g.follow_up_prompt(), None, "not while it runs");
         g.apply(Outcome::Planned(bp(1)));
         g.apply(written(vec![]));
-        g.apply(Outcome::Checked { errors: vec![] });
+        g.apply(Outcome::Checked {
+            errors: vec![],
+            fix_rounds: MAX_FIX_ROUNDS,
+        });
         g.apply(Outcome::Served { url: "/p/".into() });
         g.apply(Outcome::Snapshotted { version: 1 });
         assert_eq!(

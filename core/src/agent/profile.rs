@@ -48,6 +48,20 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Fix rounds per phase. A small model's new app is repaired by fresh tries, and it
+    /// passes on one try in a few: in runs 9–12 most apps that failed had used their three
+    /// rounds by 200–400 s of their 10 minutes (a try is 30–110 s), and a pass came as late as
+    /// the fourth try. So it gets six, where the rest (a large model, a follow-up's edits)
+    /// gets three.
+    pub fn fix_rounds(self, new_app: bool) -> u32 {
+        match self {
+            Profile::Small if new_app => 6,
+            _ => super::machine::MAX_FIX_ROUNDS,
+        }
+    }
+}
+
 /// The longest answer the small profile waits for, in tokens. Its answers are one file: the
 /// longest that ended of run 9's 22 was 1,162 tokens. The unit converter of that run wrote
 /// near-repeats (the same `if` with other units, which no exact-repeat guard sees) for all
@@ -86,6 +100,13 @@ mod tests {
         ] {
             assert_eq!(Profile::choose(model, set), want, "{model} {set:?}");
         }
+    }
+
+    #[test]
+    fn a_small_models_new_app_gets_more_fresh_tries() {
+        assert_eq!(Profile::Small.fix_rounds(true), 6);
+        assert_eq!(Profile::Small.fix_rounds(false), 3);
+        assert_eq!(Profile::Large.fix_rounds(true), 3);
     }
 
     #[test]

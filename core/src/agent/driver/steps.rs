@@ -298,6 +298,11 @@ async fn store_checks<H: Host>(
     Ok(Outcome::TestsWritten)
 }
 
+/// The fix rounds a phase of `g` may have (`Profile::fix_rounds`).
+fn fix_rounds<H: Host>(host: &H, g: &Generation) -> u32 {
+    profile(host).fix_rounds(!g.is_follow_up())
+}
+
 /// The compile check, then the acceptance checks.
 async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<Outcome> {
     sync_sandbox(host, g.template, Sync::IfNew)
@@ -331,7 +336,10 @@ async fn check<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResul
         checks: found.reports,
     })?;
     let errors = keep_the_best_try(host, g, phase, errors, badness).await?;
-    Ok(Outcome::Checked { errors })
+    Ok(Outcome::Checked {
+        errors,
+        fix_rounds: fix_rounds(host, g),
+    })
 }
 
 /// What the small profile's new app is checked for beyond the smoke checks: the items of
@@ -383,7 +391,7 @@ async fn keep_the_best_try<H: Host>(
     let extras = extra_code(host, &bp.phases[phase].files)?;
     match best {
         Some(b) if b.badness() <= badness => {
-            let last = g.fix_round >= crate::agent::machine::MAX_FIX_ROUNDS;
+            let last = g.fix_round >= fix_rounds(host, g);
             if !last || b.badness() == badness {
                 return Ok(errors);
             }
@@ -461,7 +469,7 @@ async fn fix<H: Host>(host: &H, g: &mut Generation, phase: usize) -> HostResult<
     let bp = g.blueprint.clone().ok_or("no blueprint")?;
     let tree = tree_paths(host)?;
     let small = profile(host) == crate::agent::profile::Profile::Small;
-    let last_round = g.fix_round + 1 >= crate::agent::machine::MAX_FIX_ROUNDS;
+    let last_round = g.fix_round + 1 >= fix_rounds(host, g);
     let fresh = small && !g.is_follow_up();
     let mut example = None;
     let messages = if fresh {
